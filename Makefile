@@ -1,0 +1,58 @@
+# The project's commands. Each target installs what it needs (pinned) and is safe to run
+# twice. `make help` lists them.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed-$(shell sha256sum local/requirements.txt | cut -c1-12)
+PYTHON ?= python3
+SAM := $(VENV)/bin/sam
+CFN_LINT := $(VENV)/bin/cfn-lint
+CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+
+# Offline tools must never try to reach AWS, and the SDK needs a region to sign locally.
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+export CARGO_TERM_COLOR ?= auto
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.PHONY: venv
+venv: $(VENV_STAMP) ## Install the pinned Python tools (moto, SAM CLI, cfn-lint, cargo-lambda) into .venv
+
+$(VENV_STAMP): local/requirements.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/requirements.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+.PHONY: nextest
+nextest:
+	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest@0.9.143
+
+.PHONY: test
+test: venv nextest lint-template ## Format check, clippy, every test, template lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo nextest run --workspace --locked --no-fail-fast
+
+.PHONY: lint-template
+lint-template: venv ## Validate and lint template.yaml offline
+	$(SAM) validate --lint --template template.yaml
+
+.PHONY: build
+build: venv ## Release arm64 bootstraps for Lambda, as `sam build` makes them
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
+
+.PHONY: fmt
+fmt: ## Format the code
+	cargo fmt --all
+
+.PHONY: clean
+clean: ## Remove build output and the .venv
+	cargo clean
+	rm -rf $(VENV) .aws-sam

@@ -1,0 +1,335 @@
+//! `POST /orders`: validate an order, store it exactly once, and answer.
+//!
+//! The handler is a plain async function of a request, so tests call it directly with
+//! real SDK clients pointed at the emulator; `main.rs` only wires it to the Lambda runtime.
+//!
+//! What makes it safe to retry:
+//! - the client's `Idempotency-Key` (IETF draft "The Idempotency-Key HTTP Header Field")
+//!   maps each logical request to one stored response;
+//! - the order, its `OrderPlaced` outbox row and the completed idempotency record are
+//!   written in **one** DynamoDB transaction, so there is never an order without its
+//!   event, a key without its order, or a 201 for something not stored.
+
+mod idempotency_key;
+mod responses;
+pub mod wiring;
+
+use chrono::Utc;
+use lambda_http::{Body, Request, RequestExt, Response};
+use shared::events::{Envelope, Event, OrderPlaced};
+use shared::hashing::fingerprint;
+use shared::http_api;
+use shared::idempotency::{IdempotencyRecord, Verdict, judge};
+use shared::ids::{CorrelationId, OrderId};
+use shared::order::Order;
+use shared::ports::{IdempotencyStore, OrderStore, PlaceOutcome, StoreError};
+use shared::problem::{Problem, ProblemKind};
+use shared::validation::{CreateOrderRequest, RequestError};
+use tracing::Instrument;
+
+pub use idempotency_key::{IDEMPOTENCY_HEADER, parse_idempotency_key};
+use responses::StoredResponse;
+
+/// Largest request body accepted. Orders are small; anything bigger is a mistake or an
+/// attack, and is refused before it is parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Scope prefix of this function's keys in the shared idempotency table.
+const KEY_SCOPE: &str = "create-order";
+
+/// The function's dependencies, built once per cold start in `main`.
+pub struct App<O, I> {
+    orders: O,
+    idempotency: I,
+}
+
+impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
+    /// Wires the handler to its stores.
+    pub fn new(orders: O, idempotency: I) -> Self {
+        Self {
+            orders,
+            idempotency,
+        }
+    }
+
+    /// Handles one request. Never fails: every error becomes a problem+json response.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
+        let correlation_id = http_api::correlation_id(request.headers(), request_id.as_deref());
+        let span = tracing::info_span!("create_order", correlation_id = %correlation_id);
+        let response = match self
+            .create(&request, &correlation_id)
+            .instrument(span)
+            .await
+        {
+            Ok(response) => response,
+            Err(problem) => {
+                http_api::problem(&problem.with_correlation_id(correlation_id.as_str()))
+            }
+        };
+        http_api::with_correlation_id(response, &correlation_id).map(Body::from)
+    }
+
+    async fn create(
+        &self,
+        request: &Request,
+        correlation_id: &CorrelationId,
+    ) -> Result<http::Response<String>, Problem> {
+        let body = checked_body(request)?;
+        let key = request
+            .headers()
+            .get(IDEMPOTENCY_HEADER)
+            .ok_or_else(|| {
+                Problem::new(
+                    ProblemKind::InvalidIdempotencyKey,
+                    "POST /orders requires an Idempotency-Key header (e.g. a UUID) so that a retry never places a second order",
+                )
+            })
+            .and_then(parse_idempotency_key)?;
+        let order_request = CreateOrderRequest::from_json(body).map_err(request_problem)?;
+        // Hash the parsed request, re-serialised: the same order sent with different
+        // whitespace or key order is still the same request.
+        let payload_hash = fingerprint(&serde_json::to_vec(&order_request).map_err(internal)?);
+        let new_order = order_request.into_new_order().map_err(request_problem)?;
+        let record_key = format!("{KEY_SCOPE}#{key}");
+
+        // Seen before? Replay, refuse, or ask the client to wait.
+        let now = Utc::now();
+        if let Some(response) = self
+            .earlier_response(&record_key, &payload_hash, now.timestamp())
+            .await?
+        {
+            return Ok(response);
+        }
+
+        let order = Order::place(&new_order, OrderId::new(), correlation_id.clone(), now)
+            .ok_or_else(|| internal("order total overflowed after validation"))?;
+        let event = Envelope::new(
+            order.order_id,
+            correlation_id.clone(),
+            now,
+            Event::OrderPlaced(OrderPlaced {
+                customer_id: order.customer_id.clone(),
+                items: order.items.clone(),
+                total: order.total,
+                payment_token: new_order.payment_token.clone(),
+            }),
+        );
+        let created = StoredResponse::created(&order).map_err(internal)?;
+        let record = IdempotencyRecord::completed(
+            record_key.clone(),
+            payload_hash.clone(),
+            created.to_json().map_err(internal)?,
+            now.timestamp(),
+        );
+        match self
+            .orders
+            .place(&order, &event, &record)
+            .await
+            .map_err(store_problem)?
+        {
+            PlaceOutcome::Placed => {
+                tracing::info!(
+                    order_id = %order.order_id,
+                    event_id = %event.id,
+                    total_minor = order.total.amount_minor,
+                    currency = %order.total.currency,
+                    "order placed"
+                );
+                Ok(created.into_response(false))
+            }
+            // A concurrent request with the same key won the race: answer as it did.
+            PlaceOutcome::KeyTaken => self
+                .earlier_response(&record_key, &payload_hash, now.timestamp())
+                .await?
+                .ok_or_else(|| {
+                    Problem::new(
+                        ProblemKind::RequestInProgress,
+                        "a request with this Idempotency-Key is being processed; retry shortly",
+                    )
+                    .with_retry_after(1)
+                }),
+        }
+    }
+
+    /// The response owed to a request whose key was used before, or `None` if the key is
+    /// free.
+    async fn earlier_response(
+        &self,
+        record_key: &str,
+        payload_hash: &str,
+        now: i64,
+    ) -> Result<Option<http::Response<String>>, Problem> {
+        let existing = self
+            .idempotency
+            .get(record_key)
+            .await
+            .map_err(store_problem)?;
+        match judge(existing.as_ref(), payload_hash, now) {
+            Verdict::Free => Ok(None),
+            Verdict::Replay(stored) => {
+                tracing::info!("idempotent replay");
+                let stored = StoredResponse::from_json(&stored).map_err(internal)?;
+                Ok(Some(stored.into_response(true)))
+            }
+            Verdict::InProgress {
+                retry_after_seconds,
+            } => Err(Problem::new(
+                ProblemKind::RequestInProgress,
+                "a request with this Idempotency-Key is being processed; retry shortly",
+            )
+            .with_retry_after(retry_after_seconds)),
+            Verdict::Mismatch => Err(Problem::new(
+                ProblemKind::IdempotencyKeyReused,
+                "this Idempotency-Key was already used with a different request body; use a new key for a new order",
+            )),
+        }
+    }
+}
+
+/// The body as UTF-8 text, if it has the right media type and size.
+fn checked_body(request: &Request) -> Result<&str, Problem> {
+    let media_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(str::trim)
+        .unwrap_or_default();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(Problem::new(
+            ProblemKind::UnsupportedMediaType,
+            format!("Content-Type must be application/json, got {media_type:?}"),
+        ));
+    }
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Problem::new(
+            ProblemKind::PayloadTooLarge,
+            format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                bytes.len()
+            ),
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        Problem::new(
+            ProblemKind::MalformedRequest,
+            format!("the body is not valid UTF-8 ({e})"),
+        )
+    })
+}
+
+fn request_problem(error: RequestError) -> Problem {
+    match error {
+        RequestError::Malformed(violation) => Problem::new(
+            ProblemKind::MalformedRequest,
+            format!(
+                "the body is not a valid order document: {}",
+                violation.message
+            ),
+        )
+        .with_errors(vec![violation]),
+        RequestError::Invalid(violations) => Problem::new(
+            ProblemKind::ValidationFailed,
+            format!("{} rule(s) broken; see `errors`", violations.len()),
+        )
+        .with_errors(violations),
+    }
+}
+
+fn store_problem(error: StoreError) -> Problem {
+    tracing::error!(error = %error, transient = error.is_transient(), "order store failed");
+    if error.is_transient() {
+        Problem::new(
+            ProblemKind::ServiceUnavailable,
+            "the order store is busy; retry with the same Idempotency-Key",
+        )
+        .with_retry_after(1)
+    } else {
+        Problem::new(
+            ProblemKind::Internal,
+            "the order could not be stored; the error is logged with this correlation id",
+        )
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %error, "unexpected failure");
+    Problem::new(
+        ProblemKind::Internal,
+        "unexpected failure; the error is logged with this correlation id",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    //! Handler logic against in-memory fakes; the same rules run against DynamoDB in the
+    //! integration tests.
+
+    use lambda_http::Body;
+    use shared::fakes::InMemoryOrderStore;
+
+    use super::*;
+
+    fn app() -> (
+        App<InMemoryOrderStore, shared::fakes::InMemoryIdempotencyStore>,
+        InMemoryOrderStore,
+    ) {
+        let store = InMemoryOrderStore::default();
+        (App::new(store.clone(), store.idempotency.clone()), store)
+    }
+
+    fn request(key: &str, body: &str) -> Request {
+        http::Request::builder()
+            .method("POST")
+            .uri("/orders")
+            .header("content-type", "application/json; charset=utf-8")
+            .header(IDEMPOTENCY_HEADER, key)
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    }
+
+    const ORDER: &str = r#"{"customer_id":"cust-0001","currency":"USD","items":[{"sku":"SKU-1","quantity":3,"unit_price_minor":500}],"payment_token":"tok_visa"}"#;
+
+    #[tokio::test]
+    async fn a_new_order_is_stored_with_exactly_one_outbox_event() {
+        let (app, store) = app();
+        let response = app.handle(request("key-1", ORDER)).await;
+        assert_eq!(response.status(), 201);
+        let outbox = store.outbox();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(
+            outbox[0].event_type(),
+            shared::events::EventType::OrderPlaced
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeat_replays_and_a_different_body_is_refused() {
+        let (app, store) = app();
+        let first = app.handle(request("key-1", ORDER)).await;
+        let again = app.handle(request("key-1", ORDER)).await;
+        assert_eq!(again.status(), 201);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.body(), first.body());
+        let other = ORDER.replace("\"quantity\":3", "\"quantity\":4");
+        assert_eq!(app.handle(request("key-1", &other)).await.status(), 422);
+        assert_eq!(store.order_count(), 1);
+        assert_eq!(store.outbox().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_store_nothing() {
+        let (app, store) = app();
+        assert_eq!(app.handle(request("key-1", "{")).await.status(), 400);
+        let wrong_type = http::Request::builder()
+            .method("POST")
+            .header("content-type", "application/xml")
+            .header(IDEMPOTENCY_HEADER, "key-2")
+            .body(Body::from(ORDER))
+            .unwrap();
+        assert_eq!(app.handle(wrong_type).await.status(), 415);
+        assert_eq!(store.order_count(), 0);
+    }
+}

@@ -1,0 +1,40 @@
+//! How the function is assembled from its settings: shared by `main` and the tests, so
+//! the tests run the function exactly as Lambda does, configured from template.yaml.
+
+use aws_config::SdkConfig;
+use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore};
+use shared::config::{Lookup, MissingSetting, required};
+
+use crate::App;
+
+/// The function's settings (see `CreateOrderFunction` in template.yaml).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Table holding orders and their outbox rows.
+    pub orders_table: String,
+    /// Table holding idempotency records.
+    pub idempotency_table: String,
+}
+
+impl Config {
+    /// Reads the settings; fails the cold start if one is missing.
+    pub fn load(lookup: Lookup) -> Result<Self, MissingSetting> {
+        Ok(Self {
+            orders_table: required(lookup, "ORDERS_TABLE")?,
+            idempotency_table: required(lookup, "IDEMPOTENCY_TABLE")?,
+        })
+    }
+}
+
+/// The function wired to DynamoDB.
+pub type LiveApp = App<DynamoDbOrderStore, DynamoDbIdempotencyStore>;
+
+/// Builds the live function from an SDK configuration and its settings.
+pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    App::new(
+        DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table)
+            .with_idempotency_table(&config.idempotency_table),
+        DynamoDbIdempotencyStore::new(dynamodb, &config.idempotency_table),
+    )
+}

@@ -1,0 +1,34 @@
+//! How the function is assembled from its settings: shared by `main` and the tests.
+
+use aws_config::SdkConfig;
+use shared::adapters::DynamoDbOrderStore;
+use shared::config::{Lookup, MissingSetting, required};
+
+use crate::App;
+
+/// The function's settings (see `GetOrderFunction` in template.yaml).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Table holding orders.
+    pub orders_table: String,
+}
+
+impl Config {
+    /// Reads the settings; fails the cold start if one is missing.
+    pub fn load(lookup: Lookup) -> Result<Self, MissingSetting> {
+        Ok(Self {
+            orders_table: required(lookup, "ORDERS_TABLE")?,
+        })
+    }
+}
+
+/// The function wired to DynamoDB.
+pub type LiveApp = App<DynamoDbOrderStore>;
+
+/// Builds the live function from an SDK configuration and its settings.
+pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
+    App::new(DynamoDbOrderStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &config.orders_table,
+    ))
+}

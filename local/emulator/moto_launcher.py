@@ -1,0 +1,68 @@
+"""Starts moto's AWS emulator on a free loopback port for the local host and the tests.
+
+Why not plain `moto_server`:
+- It binds the port we ask for, so callers race for a "free" port. Here the OS picks one
+  and we print it (`READY <port>`), so any number of emulators can run side by side.
+- Real DynamoDB applies each conditional write and transaction atomically. moto serves
+  requests on threads without a lock, so two concurrent conditional writes can both pass.
+  We serialise DynamoDB requests (only those: SQS long polls must not block everything),
+  which makes the emulator honest about the guarantees our idempotency code relies on.
+- When our parent goes away (its end of stdin closes) we exit, so a killed test run never
+  leaves an orphan emulator behind.
+"""
+
+import os
+import sys
+import threading
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+DYNAMODB_TARGET_PREFIXES = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
+
+
+class SerialDynamoDb:
+    """WSGI middleware: one DynamoDB request at a time, everything else concurrent."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(DYNAMODB_TARGET_PREFIXES):
+            with self.lock:
+                # Materialise the body inside the lock: the work happens while iterating.
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
+def exit_when_parent_goes_away():
+    sys.stdin.read()
+    os._exit(0)
+
+
+def main():
+    host = os.environ.get("MOTO_HOST", "127.0.0.1")
+    port = int(os.environ.get("MOTO_PORT", "0"))
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server(
+        host,
+        port,
+        SerialDynamoDb(app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+    # moto builds URLs (e.g. SQS queue URLs) from MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(server.server_port)
+    threading.Thread(target=exit_when_parent_goes_away, daemon=True).start()
+    print(f"READY {server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

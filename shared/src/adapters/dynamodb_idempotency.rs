@@ -1,0 +1,161 @@
+//! [`IdempotencyStore`] on a DynamoDB table keyed by `pk` with TTL on `expires_at`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Put};
+
+use super::store_error;
+use crate::idempotency::IdempotencyRecord;
+use crate::ports::{IdempotencyStore, StoreError};
+
+/// Idempotency records in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoDbIdempotencyStore {
+    client: Client,
+    table: String,
+}
+
+/// Condition under which a new record may take a key: no record, an expired one, or an
+/// abandoned claim. DynamoDB evaluates it atomically with the write, which is what makes
+/// two concurrent claims impossible.
+const KEY_IS_FREE: &str = "attribute_not_exists(pk) OR expires_at <= :now \
+     OR (#status = :in_progress AND in_progress_until <= :now)";
+
+impl DynamoDbIdempotencyStore {
+    /// Uses `table` through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The conditional put that takes a key, for composing into a transaction with the
+    /// effect itself (see [`crate::ports::OrderStore::place`]).
+    pub fn put_if_absent_request(
+        &self,
+        record: &IdempotencyRecord,
+        now_epoch: i64,
+    ) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            .condition_expression(KEY_IS_FREE)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", AttributeValue::N(now_epoch.to_string()))
+            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .build()
+            .map_err(|e| StoreError::Permanent(format!("building idempotency put: {e}")))
+    }
+}
+
+fn to_item(record: &IdempotencyRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
+        .map_err(|e| StoreError::Permanent(format!("encoding idempotency record: {e}")))?;
+    if let Some(key) = item.remove("key") {
+        item.insert("pk".into(), key);
+    }
+    Ok(item)
+}
+
+fn from_item(mut item: HashMap<String, AttributeValue>) -> Result<IdempotencyRecord, StoreError> {
+    if let Some(key) = item.remove("pk") {
+        item.insert("key".into(), key);
+    }
+    serde_dynamo::from_item(item)
+        .map_err(|e| StoreError::Permanent(format!("decoding idempotency record: {e}")))
+}
+
+impl IdempotencyStore for DynamoDbIdempotencyStore {
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem idempotency", &e))?;
+        output.item.map(from_item).transpose()
+    }
+
+    async fn put_if_absent(
+        &self,
+        record: &IdempotencyRecord,
+        now_epoch: i64,
+    ) -> Result<bool, StoreError> {
+        let put = self.put_if_absent_request(record, now_epoch)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(put.table_name)
+            .set_item(Some(put.item))
+            .set_condition_expression(put.condition_expression)
+            .set_expression_attribute_names(put.expression_attribute_names)
+            .set_expression_attribute_values(put.expression_attribute_values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error("PutItem idempotency", &e)),
+        }
+    }
+
+    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("#status = :in_progress AND payload_hash = :hash")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(":hash", AttributeValue::S(record.payload_hash.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Permanent(format!(
+                    "idempotency key {} is no longer ours to complete",
+                    record.key
+                )))
+            }
+            Err(e) => Err(store_error("PutItem idempotency (complete)", &e)),
+        }
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .condition_expression("attribute_not_exists(pk) OR #status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception())
+                {
+                    // Completed meanwhile (by us, on an earlier try): nothing to release.
+                    Ok(())
+                } else {
+                    Err(store_error("DeleteItem idempotency", &e))
+                }
+            })
+    }
+}

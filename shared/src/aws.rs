@@ -1,0 +1,81 @@
+//! The one place AWS SDK configuration is built, and how SDK errors are classified.
+//!
+//! `aws_config` reads region and credentials from the environment Lambda provides and
+//! honours `AWS_ENDPOINT_URL`, so the same binary talks to AWS when deployed and to the
+//! local emulator on a laptop. Build it once per cold start and share the clients: they
+//! hold connection pools that warm invocations reuse.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// Loads the SDK configuration from the environment: region, credentials, endpoint.
+///
+/// Retries use the SDK's standard mode (exponential backoff with jitter, 3 attempts),
+/// and timeouts are short because a Lambda invocation has a budget of seconds.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(3))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// Error codes AWS services use for "slow down" or "try again".
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "KMSThrottlingException",
+];
+
+/// Whether a failed SDK call may succeed if retried later. Network failures, timeouts,
+/// throttling and 5xx responses are transient; everything else (bad request, access
+/// denied, missing resource) is permanent, and retrying it only wastes time.
+pub fn is_transient<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            TRANSIENT_CODES.contains(&code)
+        }
+        _ => false,
+    }
+}
+
+/// Renders an SDK error with its service code and message, which `Display` alone hides.
+pub fn describe<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error {
+        SdkError::ServiceError(service) => format!(
+            "{}: {}",
+            service.err().code().unwrap_or("UnknownError"),
+            service.err().message().unwrap_or("no message")
+        ),
+        other => format!("{other}: {:?}", std::error::Error::source(other)),
+    }
+}

@@ -1,0 +1,24 @@
+//! The order domain shared by every function in the pipeline.
+//!
+//! Everything a function needs to agree on with the others lives here, once: the domain
+//! types and the allowed status transitions, the event envelope and event payloads, input
+//! validation, the problem+json error shape, and the idempotency protocol. AWS appears
+//! only at the edges: the [`ports`] are traits, and [`adapters`] implement them with the
+//! DynamoDB and SNS SDK clients built by [`aws`].
+
+pub mod adapters;
+pub mod aws;
+pub mod config;
+pub mod events;
+#[cfg(feature = "fakes")]
+pub mod fakes;
+pub mod hashing;
+pub mod http_api;
+pub mod idempotency;
+pub mod ids;
+pub mod money;
+pub mod order;
+pub mod ports;
+pub mod problem;
+pub mod telemetry;
+pub mod validation;

@@ -1,0 +1,111 @@
+//! The ports: what the domain needs from the outside world, as traits.
+//!
+//! Handlers depend on these traits, not on SDK clients, so their logic can be unit-tested
+//! with in-memory fakes, while the integration tests run the DynamoDB and SNS
+//! [`crate::adapters`] against the emulator.
+
+use std::future::Future;
+
+use crate::events::Envelope;
+use crate::idempotency::IdempotencyRecord;
+use crate::ids::OrderId;
+use crate::order::Order;
+
+/// A store failed. Transient and permanent failures are different types of error, not
+/// different strings: callers retry the first and give up on the second.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// Throttling, a timeout, a conflict, an outage: retrying later may succeed.
+    #[error("transient store failure: {0}")]
+    Transient(String),
+    /// A bug, missing permission, missing table, or corrupt data: retrying cannot help.
+    #[error("permanent store failure: {0}")]
+    Permanent(String),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Transient(_))
+    }
+}
+
+/// What happened to an attempt to place an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceOutcome {
+    /// The order, its event and the idempotency record were stored together.
+    Placed,
+    /// Nothing was stored: the idempotency key is held by an earlier (or concurrent)
+    /// request. The caller reads that record and replays its response.
+    KeyTaken,
+}
+
+/// Where orders live.
+pub trait OrderStore: Send + Sync {
+    /// Stores a new order, its event (the outbox row the relay publishes) and the
+    /// completed idempotency record in one transaction: all three or none. This is what
+    /// makes "a 201 for an order that was not stored" and "an order whose event is never
+    /// published" impossible.
+    fn place(
+        &self,
+        order: &Order,
+        event: &Envelope,
+        idempotency: &IdempotencyRecord,
+    ) -> impl Future<Output = Result<PlaceOutcome, StoreError>> + Send;
+
+    /// Reads an order; `None` if there is no such order.
+    fn get(&self, id: OrderId) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+}
+
+/// Publishes an event to the order-events topic.
+pub trait EventPublisher: Send + Sync {
+    /// Publishes one event with its routing attributes. At-least-once: a retry after a
+    /// lost acknowledgement publishes it again, and consumers deduplicate on its id.
+    fn publish(
+        &self,
+        event_type: &str,
+        correlation_id: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// Publishing failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    /// Throttling, a timeout, an outage: retry.
+    #[error("transient publish failure: {0}")]
+    Transient(String),
+    /// Missing topic, missing permission, invalid message: retrying cannot help.
+    #[error("permanent publish failure: {0}")]
+    Permanent(String),
+}
+
+/// Records which side effects have been done, so a repeated request or message does not
+/// do them again. See [`crate::idempotency`] for the protocol built on it.
+pub trait IdempotencyStore: Send + Sync {
+    /// Reads a record with a strongly consistent read; expired records are returned too
+    /// (callers decide with [`IdempotencyRecord::is_expired`]).
+    fn get(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+
+    /// Writes `record` only if there is no live record under its key: none at all, one
+    /// whose TTL has passed, or an in-progress one whose holder ran out of time.
+    /// Returns `false` (and writes nothing) when a live record exists.
+    fn put_if_absent(
+        &self,
+        record: &IdempotencyRecord,
+        now_epoch: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Replaces an in-progress record with its completed form, only if it is still ours
+    /// (same key, still in progress with the same payload hash).
+    fn complete(
+        &self,
+        record: &IdempotencyRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes an in-progress record after a failure, so a retry can take the key again.
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,9 @@
+//! Integration tests: real handlers, real AWS SDK clients, the moto emulator provisioned
+//! from template.yaml. One binary, one module per area.
+
+mod errors;
+mod idempotency_keys;
+mod idempotency_protocol;
+mod orders;
+mod outbox;
+mod sample_events;

@@ -1,0 +1,345 @@
+//! The test harness: a fresh emulator per test, provisioned from template.yaml, and the
+//! real function handlers wired exactly as their `main` wires them, with real AWS SDK
+//! clients talking HTTP to the emulator.
+//!
+//! Handlers are called in-process (fast, debuggable); the event sources that feed them
+//! (the relay's DynamoDB stream mapping) are emulated by `local/`, which the local
+//! Lambda host builds on.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use http::HeaderMap;
+use lambda_http::Body;
+use local::emulator::Emulator;
+use local::invoke::InvokeError;
+use local::provision::{Stack, provision};
+use local::streams::StreamPoller;
+use local::template::Template;
+use serde_json::Value;
+
+/// How long a test waits for something to happen before failing.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running emulator with the template's resources and the functions under test.
+pub struct Harness {
+    /// The emulator process (stopped when the harness drops).
+    pub emulator: Emulator,
+    /// The provisioned resources, by logical id.
+    pub stack: Stack,
+    /// SDK configuration pointing at the emulator.
+    pub sdk: SdkConfig,
+    /// DynamoDB client for assertions.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SNS client for assertions and fault injection.
+    pub sns: aws_sdk_sns::Client,
+    /// SQS client for observing published events.
+    pub sqs: aws_sdk_sqs::Client,
+    create_order: create_order::wiring::LiveApp,
+    get_order: get_order::wiring::LiveApp,
+}
+
+/// An HTTP response, read fully.
+#[derive(Debug)]
+pub struct ApiResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body as text.
+    pub body: String,
+}
+
+impl ApiResponse {
+    /// The body as JSON (panics with the body if it is not JSON: this is test code).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {}", self.body))
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json response with the given status and `type` slug.
+    pub fn assert_problem(&self, status: u16, slug: &str) -> Value {
+        assert_eq!(self.status, status, "status of {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "content type of {}",
+            self.body
+        );
+        let problem = self.json();
+        assert_eq!(
+            problem["type"],
+            format!("{}{slug}", shared::problem::TYPE_BASE),
+            "type of {problem}"
+        );
+        assert_eq!(problem["status"], status);
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "detail in {problem}"
+        );
+        problem
+    }
+}
+
+impl Harness {
+    /// Starts an emulator, provisions template.yaml on it and wires the functions.
+    pub async fn start() -> Harness {
+        let emulator = Emulator::start().await.expect("emulator starts");
+        let sdk = emulator.sdk_config();
+        let template = Template::load(&Template::workspace_template()).expect("template loads");
+        let stack = provision(&sdk, &template)
+            .await
+            .expect("template provisions");
+        let create_env = stack.function_env("CreateOrderFunction").expect("env");
+        let create_config = create_order::wiring::Config::load(&lookup(&create_env))
+            .expect("template sets CreateOrderFunction's settings");
+        let get_env = stack.function_env("GetOrderFunction").expect("env");
+        let get_config = get_order::wiring::Config::load(&lookup(&get_env))
+            .expect("template sets GetOrderFunction's settings");
+        Harness {
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            create_order: create_order::wiring::live(&sdk, &create_config),
+            get_order: get_order::wiring::live(&sdk, &get_config),
+            emulator,
+            stack,
+            sdk,
+        }
+    }
+
+    /// `POST /orders` with a JSON body and an optional idempotency key.
+    pub async fn post_order(&self, body: &Value, key: Option<&str>) -> ApiResponse {
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri("/orders")
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        self.send(request.body(Body::from(body.to_string())).expect("request"))
+            .await
+    }
+
+    /// Sends any request to the function that owns its route.
+    pub async fn send(&self, request: lambda_http::Request) -> ApiResponse {
+        let response = if request.method() == http::Method::POST {
+            self.create_order.handle(request).await
+        } else {
+            self.get_order.handle(request).await
+        };
+        let (parts, body) = response.into_parts();
+        let body = match body {
+            Body::Empty => String::new(),
+            Body::Text(text) => text,
+            Body::Binary(bytes) => String::from_utf8(bytes).expect("UTF-8 response"),
+            _ => String::new(),
+        };
+        ApiResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// `GET /orders/{id}`, with the path parameter as API Gateway passes it.
+    pub async fn get_order(&self, id: &str) -> ApiResponse {
+        use lambda_http::RequestExt;
+        let request = http::Request::builder()
+            .method("GET")
+            .uri(format!("/orders/{id}"))
+            .body(Body::Empty)
+            .expect("request")
+            .with_path_parameters(std::collections::HashMap::from([(
+                "id".to_string(),
+                id.to_string(),
+            )]));
+        self.send(request).await
+    }
+
+    /// The event relay's stream mapping from the template, as a poller.
+    pub fn relay_poller(&self) -> StreamPoller {
+        let mapping = self
+            .stack
+            .stream_mappings()
+            .into_iter()
+            .find(|m| m.function == "EventRelayFunction")
+            .expect("template maps the orders stream to EventRelayFunction");
+        StreamPoller::new(&self.sdk, mapping)
+    }
+
+    /// The relay handler behind Lambda's JSON interface, configured from the template.
+    pub fn relay_function(&self) -> impl local::invoke::Invoke + use<> {
+        let env = self.stack.function_env("EventRelayFunction").expect("env");
+        let config = event_relay::wiring::Config::load(&lookup(&env))
+            .expect("template sets EventRelayFunction's settings");
+        let publisher = event_relay::wiring::live(&self.sdk, &config);
+        local::invoke::from_fn(move |event: Value| {
+            let publisher = publisher.clone();
+            async move {
+                let payload = serde_json::from_value(event)
+                    .map_err(|e| InvokeError::new("Runtime.UnmarshalError", e.to_string()))?;
+                let event = lambda_runtime::LambdaEvent::new(payload, Default::default());
+                let response = event_relay::handle(&publisher, event)
+                    .await
+                    .map_err(|e| InvokeError::new("Handler.Error", e.to_string()))?;
+                serde_json::to_value(response)
+                    .map_err(|e| InvokeError::new("Runtime.MarshalError", e.to_string()))
+            }
+        })
+    }
+
+    /// Runs the relay until the stream is drained (or the deadline passes).
+    pub async fn relay_until_idle(&self, poller: &mut StreamPoller) {
+        let relay = self.relay_function();
+        poller
+            .run_until_idle(&relay, Instant::now() + DEADLINE)
+            .await
+            .expect("relay drains the stream");
+    }
+
+    /// A queue subscribed to the order-events topic with raw delivery, filtered to the
+    /// given event types: a stand-in consumer that lets tests see what was published.
+    pub async fn subscribe_queue(&self, name: &str, types: &[&str]) -> String {
+        let queue_url = self
+            .sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        let filter = serde_json::json!({ "type": types }).to_string();
+        self.sns
+            .subscribe()
+            .topic_arn(self.topic_arn())
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .attributes("FilterPolicy", filter)
+            .send()
+            .await
+            .expect("subscribe");
+        queue_url
+    }
+
+    /// The order-events topic's ARN.
+    pub fn topic_arn(&self) -> String {
+        self.stack
+            .topic_arn("OrderEventsTopic")
+            .expect("template declares OrderEventsTopic")
+            .to_string()
+    }
+
+    /// Receives until `expected` messages arrived, then keeps listening briefly to catch
+    /// any extra (duplicate) ones; fails at the deadline.
+    pub async fn receive(&self, queue_url: &str, expected: usize) -> Vec<Message> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut messages = Vec::new();
+        let mut quiet_polls = 0;
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(if messages.len() >= expected { 1 } else { 2 })
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive")
+                .messages
+                .unwrap_or_default();
+            for message in &batch {
+                if let Some(handle) = &message.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+            quiet_polls = if batch.is_empty() { quiet_polls + 1 } else { 0 };
+            messages.extend(batch);
+            if messages.len() >= expected && quiet_polls >= 1 {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "got {} of {expected} messages before the deadline",
+                messages.len()
+            );
+        }
+    }
+
+    /// Counts the items of a table (test-sized tables only).
+    pub async fn count_items(&self, logical_table: &str, sk_prefix: &str) -> usize {
+        let table = self
+            .stack
+            .table_name(logical_table)
+            .expect("table")
+            .to_string();
+        let items = self
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan")
+            .items
+            .unwrap_or_default();
+        items
+            .iter()
+            .filter(|item| {
+                item.get("sk")
+                    .and_then(|sk| sk.as_s().ok())
+                    .is_some_and(|sk| sk.starts_with(sk_prefix))
+            })
+            .count()
+    }
+}
+
+/// A settings lookup over a function's resolved template environment.
+pub fn lookup(env: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| env.get(name).cloned()
+}
+
+/// A valid order body.
+pub fn order_body() -> Value {
+    serde_json::json!({
+        "customer_id": "cust-4711",
+        "currency": "EUR",
+        "items": [
+            {"sku": "SKU-MUG", "quantity": 2, "unit_price_minor": 1250},
+            {"sku": "SKU-TEE", "quantity": 1, "unit_price_minor": 1999}
+        ],
+        "payment_token": "tok_visa"
+    })
+}
+
+/// A fresh idempotency key.
+pub fn new_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
