@@ -46,6 +46,7 @@ lint-template: venv ## Validate and lint template.yaml offline
 
 .PHONY: build
 build: venv ## Release arm64 bootstraps for Lambda, as `sam build` makes them
+	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
 
 .PHONY: fmt

@@ -1,1 +1,19 @@
+//! The local cloud: template.yaml's topology on the moto emulator, and Lambda's event
+//! sources emulated around real handlers.
+//!
+//! - [`emulator`] starts moto on a free loopback port and stops it again;
+//! - [`template`] reads template.yaml and resolves its intrinsics to local names;
+//! - [`provision`] creates the template's tables, topics, queues and subscriptions;
+//! - [`invoke`] is the JSON-in/JSON-out shape of a Lambda invocation;
+//! - [`streams`] emulates a DynamoDB stream event source mapping.
+//!
+//! The template is the only source of truth: nothing here names a table, a queue or a
+//! function of this project.
 
+pub mod emulator;
+pub mod filter;
+pub mod intrinsics;
+pub mod invoke;
+pub mod provision;
+pub mod streams;
+pub mod template;

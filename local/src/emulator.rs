@@ -1,0 +1,149 @@
+//! Starting and stopping the moto emulator.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+/// The region every local resource lives in.
+pub const REGION: &str = "us-east-1";
+
+/// moto's default account id: what local ARNs contain.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+/// How long the emulator may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Starting the emulator failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// The launcher could not be spawned (is `.venv` installed? run `make venv`).
+    #[error("cannot start the emulator with {python}: {source} (run `make venv`)")]
+    Spawn {
+        /// The python interpreter tried.
+        python: String,
+        /// Why spawning failed.
+        source: std::io::Error,
+    },
+    /// The launcher exited or said nothing sensible before it was ready.
+    #[error("the emulator did not start: {0}")]
+    NotReady(String),
+}
+
+/// A running moto server, stopped when dropped.
+#[derive(Debug)]
+pub struct Emulator {
+    port: u16,
+    _child: Child,
+    // The launcher exits when this pipe closes, even if we are killed without a Drop.
+    _stdin: Option<ChildStdin>,
+}
+
+/// The repository root (the workspace this crate belongs to).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+impl Emulator {
+    /// Starts moto through `local/emulator/moto_launcher.py` with the project's `.venv`
+    /// python (or `$MOTO_PYTHON`) and waits until it serves.
+    pub async fn start() -> Result<Emulator, EmulatorError> {
+        let root = workspace_root();
+        let python = std::env::var("MOTO_PYTHON")
+            .unwrap_or_else(|_| root.join(".venv/bin/python").to_string_lossy().into_owned());
+        let mut child = Command::new(&python)
+            .arg(root.join("local/emulator/moto_launcher.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| EmulatorError::Spawn {
+                python: python.clone(),
+                source,
+            })?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| EmulatorError::NotReady("no stdout".into()))?;
+        let ready = async {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(line) = lines.next_line().await.ok().flatten() {
+                if let Some(port) = line.strip_prefix("READY ") {
+                    return port.trim().parse::<u16>().ok();
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(START_TIMEOUT, ready).await {
+            Ok(Some(port)) => {
+                // Keep draining stderr so moto never blocks on a full pipe.
+                if let Some(mut stderr) = child.stderr.take() {
+                    tokio::spawn(async move {
+                        let mut sink = Vec::new();
+                        loop {
+                            sink.clear();
+                            match stderr.read_buf(&mut sink).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) => {}
+                            }
+                        }
+                    });
+                }
+                Ok(Emulator {
+                    port,
+                    _child: child,
+                    _stdin: stdin,
+                })
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.start_kill();
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        pipe.read_to_string(&mut stderr),
+                    )
+                    .await;
+                }
+                Err(EmulatorError::NotReady(stderr))
+            }
+        }
+    }
+
+    /// The emulator's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The endpoint to give the SDK (`AWS_ENDPOINT_URL`).
+    pub fn endpoint_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SDK configuration for the emulator: its endpoint, the local region and dummy
+    /// credentials (moto accepts any).
+    pub fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(&self.endpoint_url())
+    }
+}
+
+/// SDK configuration for an emulator at `endpoint_url`.
+pub fn sdk_config_for(endpoint_url: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint_url)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "local",
+        )))
+        .build()
+}
