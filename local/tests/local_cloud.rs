@@ -1,0 +1,334 @@
+//! The local cloud against a real emulator: provisioning from templates, and the stream
+//! event source mapping's batching, partial failures, retries and failure destination.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use local::emulator::Emulator;
+use local::invoke::{InvokeError, from_fn};
+use local::provision::provision;
+use local::streams::StreamPoller;
+use local::template::Template;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn the_repository_template_provisions_twice() {
+    let emulator = Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let template = Template::load(&Template::workspace_template()).unwrap();
+    provision(&sdk, &template).await.unwrap();
+    let stack = provision(&sdk, &template)
+        .await
+        .expect("provisioning is idempotent");
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let orders = stack.table_name("OrdersTable").unwrap();
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(orders)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.attribute_name()),
+        Some("expires_at")
+    );
+    assert!(
+        stack.stream_arn("OrdersTable").is_ok(),
+        "orders table has a stream"
+    );
+    let env = stack.function_env("EventRelayFunction").unwrap();
+    assert_eq!(
+        env.get("ORDER_EVENTS_TOPIC_ARN").map(String::as_str),
+        Some(stack.topic_arn("OrderEventsTopic").unwrap())
+    );
+    assert_eq!(
+        env.get("RUST_LOG").map(String::as_str),
+        Some("info"),
+        "Globals merged"
+    );
+    let routes = stack.api_routes();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/orders/{id}")
+    );
+}
+
+/// A template the project does not have: a new queue with a DLQ, subscribed to a topic
+/// with a filter, consumed by a new function. Nothing in local/ names any of it.
+const FANOUT_TEMPLATE: &str = r#"
+Resources:
+  Events:
+    Type: AWS::SNS::Topic
+  ShippingDeadLetterQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      MessageRetentionPeriod: 1209600
+  ShippingQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt ShippingDeadLetterQueue.Arn
+        maxReceiveCount: 5
+  ShippingSubscription:
+    Type: AWS::SNS::Subscription
+    Properties:
+      TopicArn: !Ref Events
+      Protocol: sqs
+      Endpoint: !GetAtt ShippingQueue.Arn
+      RawMessageDelivery: true
+      FilterPolicy:
+        type: [OrderConfirmed]
+  ShippingFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          QUEUE_URL: !Ref ShippingQueue
+          DLQ_NAME: !GetAtt ShippingDeadLetterQueue.QueueName
+          WHERE: !Sub "${AWS::Region}/${ShippingQueue.QueueName}"
+      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt ShippingQueue.Arn
+            BatchSize: 5
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig:
+              MaximumConcurrency: 2
+"#;
+
+#[tokio::test]
+async fn a_new_queue_and_consumer_need_no_change_here() {
+    let emulator = Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let stack = provision(&sdk, &Template::parse(FANOUT_TEMPLATE).unwrap())
+        .await
+        .unwrap();
+    let queue_url = stack.queue_url("ShippingQueue").unwrap().to_owned();
+
+    let env = stack.function_env("ShippingFunction").unwrap();
+    assert_eq!(env["QUEUE_URL"], queue_url);
+    assert_eq!(env["DLQ_NAME"], "ShippingDeadLetterQueue");
+    assert_eq!(env["WHERE"], "us-east-1/ShippingQueue");
+    let mappings = stack.queue_mappings();
+    assert_eq!(mappings.len(), 1);
+    assert_eq!(mappings[0].queue_url, queue_url);
+    assert_eq!(mappings[0].batch_size, 5);
+    assert!(mappings[0].report_batch_item_failures);
+    assert_eq!(mappings[0].maximum_concurrency, Some(2));
+
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap();
+    let redrive = attributes.attributes().unwrap()
+        [&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy]
+        .clone();
+    assert!(redrive.contains(stack.queue_arn("ShippingDeadLetterQueue").unwrap()));
+
+    // The subscription filters on the `type` attribute and delivers raw bodies.
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    for event_type in ["OrderPlaced", "OrderConfirmed"] {
+        sns.publish()
+            .topic_arn(stack.topic_arn("Events").unwrap())
+            .message(format!("{{\"type\":\"{event_type}\"}}"))
+            .message_attributes(
+                "type",
+                aws_sdk_sns::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(event_type)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<_> = received
+        .messages()
+        .iter()
+        .filter_map(|m| m.body())
+        .collect();
+    assert_eq!(bodies, ["{\"type\":\"OrderConfirmed\"}"]);
+}
+
+const STREAM_TEMPLATE: &str = r#"
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Failures:
+    Type: AWS::SQS::Queue
+  Reader:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Changes:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 3
+            MaximumRetryAttempts: 2
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"dynamodb": {"NewImage": {"pk": {"S": [{"prefix": "keep"}]}}}}'
+            DestinationConfig:
+              OnFailure:
+                Destination: !GetAtt Failures.Arn
+"#;
+
+struct Setup {
+    _emulator: Emulator,
+    poller: StreamPoller,
+    sqs: aws_sdk_sqs::Client,
+    failures_url: String,
+}
+
+async fn stream_setup(items: &[&str]) -> Setup {
+    let emulator = Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let stack = provision(&sdk, &Template::parse(STREAM_TEMPLATE).unwrap())
+        .await
+        .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    for pk in items {
+        dynamodb
+            .put_item()
+            .table_name(stack.table_name("Table").unwrap())
+            .item("pk", AttributeValue::S((*pk).into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mapping = stack.stream_mappings().remove(0);
+    Setup {
+        poller: StreamPoller::new(&sdk, mapping),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        failures_url: stack.queue_url("Failures").unwrap().to_owned(),
+        _emulator: emulator,
+    }
+}
+
+fn pks(event: &Value) -> Vec<String> {
+    event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["dynamodb"]["NewImage"]["pk"]["S"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn records_arrive_filtered_in_order_and_a_partial_failure_resumes_at_the_failed_record() {
+    let mut setup = stream_setup(&["keep-1", "drop-1", "keep-2", "keep-3", "keep-4"]).await;
+    let seen = Arc::new(Mutex::new(Vec::<Vec<String>>::new()));
+    let failed_once = Arc::new(Mutex::new(false));
+    let function = {
+        let seen = seen.clone();
+        from_fn(move |event: Value| {
+            let seen = seen.clone();
+            let failed_once = failed_once.clone();
+            async move {
+                // The event is what aws_lambda_events (and so every Rust handler) reads.
+                serde_json::from_value::<aws_lambda_events::event::dynamodb::Event>(event.clone())
+                    .map_err(|e| InvokeError::new("Runtime.UnmarshalError", e.to_string()))?;
+                let batch = pks(&event);
+                seen.lock().unwrap().push(batch.clone());
+                // keep-3 fails the first time it is seen.
+                let mut failed = failed_once.lock().unwrap();
+                let position = batch.iter().position(|pk| pk == "keep-3");
+                match position {
+                    Some(index) if !*failed => {
+                        *failed = true;
+                        let sequence =
+                            event["Records"][index]["dynamodb"]["SequenceNumber"].clone();
+                        Ok(json!({"batchItemFailures": [{"itemIdentifier": sequence}]}))
+                    }
+                    _ => Ok(json!({"batchItemFailures": []})),
+                }
+            }
+        })
+    };
+    let report = setup
+        .poller
+        .run_until_idle(&function, Instant::now() + DEADLINE)
+        .await
+        .unwrap();
+    let batches = seen.lock().unwrap().clone();
+    assert_eq!(
+        batches,
+        [vec!["keep-1", "keep-2", "keep-3"], vec!["keep-3", "keep-4"],],
+        "filtered, batched by 3, retried from the failed record"
+    );
+    assert_eq!(report.filtered_out, 1);
+    assert_eq!(report.succeeded, 4);
+}
+
+#[tokio::test]
+async fn a_record_failing_every_retry_goes_to_the_failure_destination() {
+    let mut setup = stream_setup(&["keep-1", "keep-2"]).await;
+    let attempts = Arc::new(Mutex::new(0));
+    let function = {
+        let attempts = attempts.clone();
+        from_fn(move |_event: Value| {
+            let attempts = attempts.clone();
+            async move {
+                *attempts.lock().unwrap() += 1;
+                Err::<Value, _>(InvokeError::new("Handler.Error", "always fails"))
+            }
+        })
+    };
+    let report = setup
+        .poller
+        .run_until_idle(&function, Instant::now() + DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(*attempts.lock().unwrap(), 3, "the first try and 2 retries");
+    assert_eq!(report.sent_to_failure_destination, 2);
+
+    let messages = setup
+        .sqs
+        .receive_message()
+        .queue_url(&setup.failures_url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_str(messages.messages()[0].body().unwrap()).unwrap();
+    assert_eq!(
+        body["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(body["DDBStreamBatchInfo"]["batchSize"], 2);
+    assert!(body["DDBStreamBatchInfo"]["startSequenceNumber"].is_string());
+}
