@@ -57,3 +57,7 @@ fmt: ## Format the code
 clean: ## Remove build output and the .venv
 	cargo clean
 	rm -rf $(VENV) .aws-sam
+
+.PHONY: emulator
+emulator: venv ## Run the emulator on :5000 with template.yaml provisioned (for cargo lambda watch/invoke)
+	cargo run --quiet -p local --bin emulator

@@ -52,14 +52,21 @@ pub fn workspace_root() -> PathBuf {
 }
 
 impl Emulator {
-    /// Starts moto through `local/emulator/moto_launcher.py` with the project's `.venv`
-    /// python (or `$MOTO_PYTHON`) and waits until it serves.
+    /// Starts moto on a free port: see [`Emulator::start_on`].
     pub async fn start() -> Result<Emulator, EmulatorError> {
+        Self::start_on(0).await
+    }
+
+    /// Starts moto through `local/emulator/moto_launcher.py` with the project's `.venv`
+    /// python (or `$MOTO_PYTHON`) on `port` of 127.0.0.1 (0: any free port), and waits
+    /// until it serves.
+    pub async fn start_on(port: u16) -> Result<Emulator, EmulatorError> {
         let root = workspace_root();
         let python = std::env::var("MOTO_PYTHON")
             .unwrap_or_else(|_| root.join(".venv/bin/python").to_string_lossy().into_owned());
         let mut child = Command::new(&python)
             .arg(root.join("local/emulator/moto_launcher.py"))
+            .env("MOTO_PORT", port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
