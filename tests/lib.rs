@@ -6,15 +6,18 @@
 //! (the relay's DynamoDB stream mapping) are emulated by `local/`, which the local
 //! Lambda host builds on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use http::HeaderMap;
 use lambda_http::Body;
 use local::emulator::Emulator;
-use local::invoke::InvokeError;
+use local::invoke::{Invoke, InvokeError, from_fn};
+use local::pipeline::Pipeline;
 use local::provision::{Stack, provision};
 use local::streams::StreamPoller;
 use local::template::Template;
@@ -176,22 +179,18 @@ impl Harness {
     }
 
     /// The relay handler behind Lambda's JSON interface, configured from the template.
-    pub fn relay_function(&self) -> impl local::invoke::Invoke + use<> {
+    pub fn relay_function(&self) -> impl Invoke + use<> {
         let env = self.stack.function_env("EventRelayFunction").expect("env");
         let config = event_relay::wiring::Config::load(&lookup(&env))
             .expect("template sets EventRelayFunction's settings");
         let publisher = event_relay::wiring::live(&self.sdk, &config);
-        local::invoke::from_fn(move |event: Value| {
+        from_fn(move |event: Value| {
             let publisher = publisher.clone();
             async move {
-                let payload = serde_json::from_value(event)
-                    .map_err(|e| InvokeError::new("Runtime.UnmarshalError", e.to_string()))?;
-                let event = lambda_runtime::LambdaEvent::new(payload, Default::default());
-                let response = event_relay::handle(&publisher, event)
+                let response = event_relay::handle(&publisher, lambda_event(event)?)
                     .await
                     .map_err(|e| InvokeError::new("Handler.Error", e.to_string()))?;
-                serde_json::to_value(response)
-                    .map_err(|e| InvokeError::new("Runtime.MarshalError", e.to_string()))
+                lambda_response(response)
             }
         })
     }
@@ -342,4 +341,274 @@ pub fn order_body() -> Value {
 /// A fresh idempotency key.
 pub fn new_key() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// Turns Lambda's JSON event into the typed event a handler takes.
+fn lambda_event<T: serde::de::DeserializeOwned>(
+    event: Value,
+) -> Result<lambda_runtime::LambdaEvent<T>, InvokeError> {
+    let payload = serde_json::from_value(event)
+        .map_err(|e| InvokeError::new("Runtime.UnmarshalError", e.to_string()))?;
+    Ok(lambda_runtime::LambdaEvent::new(
+        payload,
+        Default::default(),
+    ))
+}
+
+/// Turns a handler's response into Lambda's JSON response.
+fn lambda_response<T: serde::Serialize>(response: T) -> Result<Value, InvokeError> {
+    serde_json::to_value(response)
+        .map_err(|e| InvokeError::new("Runtime.MarshalError", e.to_string()))
+}
+
+/// The pipeline's functions, wired from the template like their `main`s wire them.
+pub struct Consumers {
+    /// payment
+    pub payment: Arc<payment::wiring::LiveApp>,
+    /// inventory
+    pub inventory: Arc<inventory::wiring::LiveApp>,
+    /// notification
+    pub notification: Arc<notification::wiring::LiveApp>,
+}
+
+impl Harness {
+    /// Builds payment, inventory and notification from the template's settings.
+    pub async fn consumers(&self) -> Consumers {
+        let env = |id: &str| self.stack.function_env(id).expect("env");
+        let payment_env = env("PaymentFunction");
+        let payment = payment::wiring::live(
+            &self.sdk,
+            &payment::wiring::Config::load(&lookup(&payment_env)).expect("payment settings"),
+        )
+        .await
+        .expect("payment reads its secret");
+        let inventory_env = env("InventoryFunction");
+        let inventory = inventory::wiring::live(
+            &self.sdk,
+            &inventory::wiring::Config::load(&lookup(&inventory_env)).expect("inventory settings"),
+        );
+        let notification_env = env("NotificationFunction");
+        let notification = notification::wiring::live(
+            &self.sdk,
+            &notification::wiring::Config::load(&lookup(&notification_env))
+                .expect("notification settings"),
+        );
+        Consumers {
+            payment: Arc::new(payment),
+            inventory: Arc::new(inventory),
+            notification: Arc::new(notification),
+        }
+    }
+
+    /// Every function behind Lambda's JSON interface, by logical id.
+    pub fn functions(&self, consumers: &Consumers) -> HashMap<String, Arc<dyn Invoke>> {
+        let payment = consumers.payment.clone();
+        let inventory = consumers.inventory.clone();
+        let notification = consumers.notification.clone();
+        let mut functions: HashMap<String, Arc<dyn Invoke>> = HashMap::new();
+        functions.insert("EventRelayFunction".into(), Arc::new(self.relay_function()));
+        functions.insert(
+            "PaymentFunction".into(),
+            Arc::new(from_fn(move |event| {
+                let app = payment.clone();
+                async move { lambda_response(app.handle(lambda_event::<SqsEvent>(event)?).await) }
+            })),
+        );
+        functions.insert(
+            "InventoryFunction".into(),
+            Arc::new(from_fn(move |event| {
+                let app = inventory.clone();
+                async move { lambda_response(app.handle(lambda_event::<SqsEvent>(event)?).await) }
+            })),
+        );
+        functions.insert(
+            "NotificationFunction".into(),
+            Arc::new(from_fn(move |event| {
+                let app = notification.clone();
+                async move { lambda_response(app.handle(lambda_event::<SqsEvent>(event)?).await) }
+            })),
+        );
+        functions
+    }
+
+    /// The whole pipeline: the relay's stream mapping and every consumer's queue mapping.
+    pub async fn pipeline(&self) -> (Pipeline, Consumers) {
+        let consumers = self.consumers().await;
+        let pipeline = Pipeline::new(&self.sdk, &self.stack, &self.functions(&consumers));
+        (pipeline, consumers)
+    }
+
+    /// Runs the pipeline until nothing moves any more.
+    pub async fn settle(&self, pipeline: &mut Pipeline) {
+        pipeline
+            .run_until_quiet(Instant::now() + Duration::from_secs(60))
+            .await
+            .expect("the pipeline settles");
+    }
+
+    /// Sets a SKU's stock.
+    pub async fn seed_stock(&self, consumers: &Consumers, sku: &str, units: u64) {
+        let sku = shared::ids::Sku::parse(sku).expect("valid SKU");
+        consumers
+            .inventory
+            .reservations()
+            .set_stock(&sku, units)
+            .await
+            .expect("seed stock");
+    }
+
+    /// A SKU's stock.
+    pub async fn stock(&self, consumers: &Consumers, sku: &str) -> Option<u64> {
+        let sku = shared::ids::Sku::parse(sku).expect("valid SKU");
+        consumers
+            .inventory
+            .reservations()
+            .stock(&sku)
+            .await
+            .expect("read stock")
+    }
+
+    /// An order's status as the API reports it.
+    pub async fn status_of(&self, order_id: &str) -> String {
+        let read = self.get_order(order_id).await;
+        assert_eq!(read.status, 200, "{}", read.body);
+        read.json()["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The payment provider's ledger entries of one kind (`charge` or `refund`) for an order.
+    pub async fn ledger(
+        &self,
+        kind: &str,
+        order_id: &str,
+    ) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let prefix = if kind == "charge" {
+            "CHARGE#charge-"
+        } else {
+            "REFUND#refund-"
+        };
+        let table = self
+            .stack
+            .table_name("PaymentsTable")
+            .expect("payments table")
+            .to_string();
+        self.dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan ledger")
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|item| {
+                item.get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(&format!("{prefix}{order_id}"))
+            })
+            .collect()
+    }
+
+    /// A queue subscribed (raw) to the customer-notifications topic, to see what customers
+    /// are told.
+    pub async fn watch_notifications(&self) -> String {
+        let queue_url = self
+            .sqs
+            .create_queue()
+            .queue_name("notifications-watch")
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        let topic = self
+            .stack
+            .topic_arn("CustomerNotificationsTopic")
+            .expect("template declares CustomerNotificationsTopic")
+            .to_string();
+        self.sns
+            .subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .expect("subscribe");
+        queue_url
+    }
+
+    /// Everything on a queue right now (received and deleted), as JSON bodies.
+    pub async fn drain(&self, queue_url: &str) -> Vec<Message> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive")
+                .messages
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return all;
+            }
+            for message in &batch {
+                if let Some(handle) = &message.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+            all.extend(batch);
+        }
+    }
+}
+
+/// The `kind` of each notification message, for one order.
+pub fn notification_kinds(messages: &[Message], order_id: &str) -> Vec<String> {
+    let mut kinds: Vec<String> = messages
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m.body.as_deref()?).ok())
+        .filter(|n| n["order_id"] == order_id)
+        .map(|n| n["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// An order body with its own SKUs, quantities and token.
+pub fn order_with(lines: &[(&str, u32)], token: &str) -> Value {
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|(sku, quantity)| serde_json::json!({"sku": sku, "quantity": quantity, "unit_price_minor": 1000}))
+        .collect();
+    serde_json::json!({
+        "customer_id": "cust-4711",
+        "currency": "EUR",
+        "items": items,
+        "payment_token": token,
+    })
 }

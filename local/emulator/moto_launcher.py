@@ -7,6 +7,12 @@ Why not plain `moto_server`:
   requests on threads without a lock, so two concurrent conditional writes can both pass.
   We serialise DynamoDB requests (only those: SQS long polls must not block everything),
   which makes the emulator honest about the guarantees our idempotency code relies on.
+- A cancelled DynamoDB transaction must leave no trace, in the table or in its stream.
+  moto applies the items one by one and on cancellation swaps in a copy of each table
+  taken before; open stream iterators keep reading the *old* stream shard, which holds
+  the records of the cancelled writes and never sees later ones. We keep the shard the
+  iterators know, truncated back to where it was: cancelled writes vanish from the
+  stream, later writes appear in it, as in DynamoDB.
 - When our parent goes away (its end of stdin closes) we exit, so a killed test run never
   leaves an orphan emulator behind.
 """
@@ -41,6 +47,31 @@ class SerialDynamoDb:
         return self.app(environ, start_response)
 
 
+def keep_stream_shards_on_rollback():
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        shards = {
+            name: (table.stream_shard, len(table.stream_shard.items))
+            for name, table in self.tables.items()
+            if getattr(table, "stream_shard", None) is not None
+        }
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for name, (shard, length) in shards.items():
+                del shard.items[length:]
+                restored = self.tables.get(name)
+                if restored is not None:
+                    restored.stream_shard = shard
+                    shard.table = restored
+            raise
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def exit_when_parent_goes_away():
     sys.stdin.read()
     os._exit(0)
@@ -49,6 +80,7 @@ def exit_when_parent_goes_away():
 def main():
     host = os.environ.get("MOTO_HOST", "127.0.0.1")
     port = int(os.environ.get("MOTO_PORT", "0"))
+    keep_stream_shards_on_rollback()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(
         host,

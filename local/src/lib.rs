@@ -14,6 +14,8 @@ pub mod emulator;
 pub mod filter;
 pub mod intrinsics;
 pub mod invoke;
+pub mod pipeline;
 pub mod provision;
+pub mod queues;
 pub mod streams;
 pub mod template;

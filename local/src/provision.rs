@@ -70,6 +70,7 @@ fn aws_error<E: std::fmt::Debug>(resource: &str, operation: &'static str, e: E) 
 /// The resource types provisioned on the emulator.
 const PROVISIONED: &[&str] = &[
     "AWS::DynamoDB::Table",
+    "AWS::SecretsManager::Secret",
     "AWS::SNS::Topic",
     "AWS::SQS::Queue",
     "AWS::SNS::Subscription",
@@ -162,6 +163,7 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
 
     let clients = Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(config),
+        secrets: aws_sdk_secretsmanager::Client::new(config),
         sns: aws_sdk_sns::Client::new(config),
         sqs: aws_sdk_sqs::Client::new(config),
     };
@@ -227,6 +229,7 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
 
 struct Clients {
     dynamodb: aws_sdk_dynamodb::Client,
+    secrets: aws_sdk_secretsmanager::Client,
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
 }
@@ -285,6 +288,7 @@ impl Clients {
             "AWS::SNS::Topic" => self.create_topic(id, properties, names).await,
             "AWS::SQS::Queue" => self.create_queue(id, properties, names).await,
             "AWS::SNS::Subscription" => self.subscribe(id, properties, names).await,
+            "AWS::SecretsManager::Secret" => self.create_secret(id, properties, names).await,
             _ => Ok(()),
         }
     }
@@ -427,6 +431,56 @@ impl Clients {
         if let Some(stream) = table.latest_stream_arn {
             names.set_attribute(id, "StreamArn", stream);
         }
+        Ok(())
+    }
+
+    async fn create_secret(
+        &self,
+        id: &str,
+        p: &Map<String, Value>,
+        names: &mut Names,
+    ) -> Result<(), ProvisionError> {
+        let name = text(p, "Name").unwrap_or_else(|| id.to_owned());
+        // Like GenerateSecretString: a fresh random value, different on every emulator.
+        let value = match text(p, "SecretString") {
+            Some(value) => value,
+            None => self
+                .secrets
+                .get_random_password()
+                .password_length(40)
+                .exclude_punctuation(true)
+                .send()
+                .await
+                .map_err(|e| aws_error(id, "GetRandomPassword", e))?
+                .random_password
+                .unwrap_or_default(),
+        };
+        let created = self
+            .secrets
+            .create_secret()
+            .name(&name)
+            .secret_string(value)
+            .send()
+            .await;
+        let arn = match created {
+            Ok(output) => output.arn.unwrap_or_default(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_exists_exception()) =>
+            {
+                self.secrets
+                    .describe_secret()
+                    .secret_id(&name)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(id, "DescribeSecret", e))?
+                    .arn
+                    .unwrap_or_default()
+            }
+            Err(e) => return Err(aws_error(id, "CreateSecret", e)),
+        };
+        names.set_ref(id, arn.as_str());
+        names.set_attribute(id, "Id", arn);
         Ok(())
     }
 

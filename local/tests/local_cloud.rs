@@ -203,6 +203,7 @@ Resources:
 "#;
 
 struct Setup {
+    sdk: aws_config::SdkConfig,
     _emulator: Emulator,
     poller: StreamPoller,
     sqs: aws_sdk_sqs::Client,
@@ -230,6 +231,7 @@ async fn stream_setup(items: &[&str]) -> Setup {
         poller: StreamPoller::new(&sdk, mapping),
         sqs: aws_sdk_sqs::Client::new(&sdk),
         failures_url: stack.queue_url("Failures").unwrap().to_owned(),
+        sdk,
         _emulator: emulator,
     }
 }
@@ -331,4 +333,62 @@ async fn a_record_failing_every_retry_goes_to_the_failure_destination() {
     );
     assert_eq!(body["DDBStreamBatchInfo"]["batchSize"], 2);
     assert!(body["DDBStreamBatchInfo"]["startSequenceNumber"].is_string());
+}
+
+#[tokio::test]
+async fn a_cancelled_transaction_leaves_nothing_in_the_stream() {
+    let mut setup = stream_setup(&["keep-first"]).await;
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let function = {
+        let seen = seen.clone();
+        from_fn(move |event: Value| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().extend(pks(&event));
+                Ok(json!({"batchItemFailures": []}))
+            }
+        })
+    };
+    // The poller holds its shard iterator across the cancelled transaction.
+    setup
+        .poller
+        .run_until_idle(&function, Instant::now() + DEADLINE)
+        .await
+        .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&setup.sdk);
+    let put = |pk: &str, condition: &str| {
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(
+                aws_sdk_dynamodb::types::Put::builder()
+                    .table_name("Table")
+                    .item("pk", AttributeValue::S(pk.into()))
+                    .condition_expression(condition)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let cancelled = dynamodb
+        .transact_write_items()
+        .transact_items(put("keep-cancelled", "attribute_not_exists(pk)"))
+        .transact_items(put("keep-first", "attribute_not_exists(pk)"))
+        .send()
+        .await;
+    assert!(
+        cancelled.is_err(),
+        "keep-first exists, so the transaction is cancelled"
+    );
+    dynamodb
+        .put_item()
+        .table_name("Table")
+        .item("pk", AttributeValue::S("keep-later".into()))
+        .send()
+        .await
+        .unwrap();
+    setup
+        .poller
+        .run_until_idle(&function, Instant::now() + DEADLINE)
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["keep-first", "keep-later"]);
 }

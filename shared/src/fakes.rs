@@ -11,7 +11,9 @@ use crate::events::Envelope;
 use crate::idempotency::{IdempotencyRecord, IdempotencyStatus};
 use crate::ids::OrderId;
 use crate::order::Order;
-use crate::ports::{IdempotencyStore, OrderStore, PlaceOutcome, StoreError};
+use crate::ports::{
+    IdempotencyStore, OrderStore, PlaceOutcome, StoreError, Transition, TransitionOutcome,
+};
 
 /// Idempotency records in a map.
 #[derive(Debug, Clone, Default)]
@@ -126,6 +128,30 @@ impl OrderStore for InMemoryOrderStore {
             .unwrap_or_else(PoisonError::into_inner)
             .push(event.clone());
         Ok(PlaceOutcome::Placed)
+    }
+
+    async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, StoreError> {
+        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if transition
+            .events
+            .iter()
+            .any(|e| outbox.iter().any(|stored| stored.id == e.id))
+        {
+            return Ok(TransitionOutcome::AlreadyApplied);
+        }
+        let Some(order) = orders.get_mut(&transition.order_id) else {
+            return Ok(TransitionOutcome::NotAllowed { current: None });
+        };
+        if order.status != transition.from || !transition.from.can_become(transition.to) {
+            return Ok(TransitionOutcome::NotAllowed {
+                current: Some(order.status),
+            });
+        }
+        order.status = transition.to;
+        order.updated_at = transition.at;
+        outbox.extend(transition.events.iter().cloned());
+        Ok(TransitionOutcome::Applied)
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {

@@ -9,6 +9,7 @@
 pub mod adapters;
 pub mod aws;
 pub mod config;
+pub mod consumer;
 pub mod events;
 #[cfg(feature = "fakes")]
 pub mod fakes;

@@ -6,10 +6,12 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use crate::events::Envelope;
 use crate::idempotency::IdempotencyRecord;
 use crate::ids::OrderId;
-use crate::order::Order;
+use crate::order::{Order, OrderStatus};
 
 /// A store failed. Transient and permanent failures are different types of error, not
 /// different strings: callers retry the first and give up on the second.
@@ -40,6 +42,37 @@ pub enum PlaceOutcome {
     KeyTaken,
 }
 
+/// A status change and the events that announce it, applied together or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The order that moves.
+    pub order_id: OrderId,
+    /// The status it must be in now (checked by a conditional write).
+    pub from: OrderStatus,
+    /// The status it moves to; `from.can_become(to)` must hold.
+    pub to: OrderStatus,
+    /// The events written to the outbox in the same transaction. Their ids are derived
+    /// from the event that caused the change, so a retry writes the very same events.
+    pub events: Vec<Envelope>,
+    /// When the change happened.
+    pub at: DateTime<Utc>,
+}
+
+/// What happened to a [`Transition`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionOutcome {
+    /// The order moved and its events were stored.
+    Applied,
+    /// A previous attempt already applied it (its events exist): nothing to do.
+    AlreadyApplied,
+    /// The order is not in `from` (or does not exist): the change would move it
+    /// backwards or skip a step, so nothing was written.
+    NotAllowed {
+        /// The order's current status, if it exists.
+        current: Option<OrderStatus>,
+    },
+}
+
 /// Where orders live.
 pub trait OrderStore: Send + Sync {
     /// Stores a new order, its event (the outbox row the relay publishes) and the
@@ -52,6 +85,13 @@ pub trait OrderStore: Send + Sync {
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> impl Future<Output = Result<PlaceOutcome, StoreError>> + Send;
+
+    /// Moves an order from one status to the next and stores the events announcing it,
+    /// in one transaction: no state change without its events, no events without it.
+    fn transition(
+        &self,
+        transition: &Transition,
+    ) -> impl Future<Output = Result<TransitionOutcome, StoreError>> + Send;
 
     /// Reads an order; `None` if there is no such order.
     fn get(&self, id: OrderId) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;

@@ -1,9 +1,11 @@
 //! Integration tests: real handlers, real AWS SDK clients, the moto emulator provisioned
 //! from template.yaml. One binary, one module per area.
 
+mod deliveries;
 mod errors;
 mod idempotency_keys;
 mod idempotency_protocol;
 mod orders;
 mod outbox;
+mod saga;
 mod sample_events;

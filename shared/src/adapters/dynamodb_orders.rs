@@ -4,15 +4,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
-use super::{DynamoDbIdempotencyStore, store_error};
+use super::{DynamoDbIdempotencyStore, cancellation_codes, store_error};
 use crate::events::Envelope;
 use crate::idempotency::IdempotencyRecord;
 use crate::ids::OrderId;
 use crate::order::Order;
-use crate::ports::{OrderStore, PlaceOutcome, StoreError};
+use crate::ports::{OrderStore, PlaceOutcome, StoreError, Transition, TransitionOutcome};
 
 /// Sort-key prefix of outbox rows; the relay's stream filter matches on it.
 pub const OUTBOX_SK_PREFIX: &str = "EVENT#";
@@ -50,6 +49,84 @@ impl DynamoDbOrderStore {
             idempotency_table,
         ));
         self
+    }
+}
+
+impl DynamoDbOrderStore {
+    /// The transaction items of a [`Transition`]: the conditional status update first,
+    /// then one conditional put per event. Exposed so a function whose change spans
+    /// more tables (inventory) can add its own items to the same transaction.
+    pub fn transition_items(
+        &self,
+        transition: &Transition,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        if !transition.from.can_become(transition.to) {
+            return Err(StoreError::Permanent(format!(
+                "{} -> {} is not an allowed transition",
+                transition.from, transition.to
+            )));
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(order_pk(transition.order_id)))
+            .key("sk", AttributeValue::S(ORDER_SK.into()))
+            .update_expression("SET #status = :to, updated_at = :at")
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", AttributeValue::S(transition.to.as_str().into()))
+            .expression_attribute_values(
+                ":from",
+                AttributeValue::S(transition.from.as_str().into()),
+            )
+            .expression_attribute_values(
+                ":at",
+                AttributeValue::S(
+                    transition
+                        .at
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                ),
+            )
+            .build()
+            .map_err(|e| StoreError::Permanent(format!("building status update: {e}")))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(self.event_items(&transition.events)?);
+        Ok(items)
+    }
+
+    /// The transaction items that write `events` to the outbox, each only once.
+    pub fn event_items(&self, events: &[Envelope]) -> Result<Vec<TransactWriteItem>, StoreError> {
+        events
+            .iter()
+            .map(|event| new_item_put(&self.table, outbox_item(event)?))
+            .collect()
+    }
+
+    /// Interprets a cancelled transaction whose items start with
+    /// [`DynamoDbOrderStore::transition_items`] at `offset`.
+    pub async fn transition_outcome(
+        &self,
+        transition: &Transition,
+        codes: &[Option<String>],
+        offset: usize,
+    ) -> Result<TransitionOutcome, StoreError> {
+        let failed =
+            |i: usize| codes.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
+        let events = transition.events.len();
+        if (offset + 1..offset + 1 + events).any(failed) {
+            return Ok(TransitionOutcome::AlreadyApplied);
+        }
+        if failed(offset) {
+            let current = self.get(transition.order_id).await?.map(|o| o.status);
+            return Ok(TransitionOutcome::NotAllowed { current });
+        }
+        Err(StoreError::Transient(format!(
+            "transaction cancelled for another reason: {codes:?}"
+        )))
+    }
+
+    /// The client, for adapters composing transactions with this table.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 }
 
@@ -133,22 +210,32 @@ impl OrderStore for DynamoDbOrderStore {
             Ok(_) => Ok(PlaceOutcome::Placed),
             Err(e) => {
                 // The idempotency put is item 0: if its condition failed, the key is taken.
-                let key_taken = match e.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                        cancelled
-                            .cancellation_reasons()
-                            .first()
-                            .and_then(|reason| reason.code())
-                            == Some("ConditionalCheckFailed")
-                    }
-                    _ => false,
-                };
+                let key_taken = cancellation_codes(&e)
+                    .and_then(|codes| codes.first().cloned().flatten())
+                    .as_deref()
+                    == Some("ConditionalCheckFailed");
                 if key_taken {
                     Ok(PlaceOutcome::KeyTaken)
                 } else {
                     Err(store_error("TransactWriteItems place order", &e))
                 }
             }
+        }
+    }
+
+    async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(self.transition_items(transition)?))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TransitionOutcome::Applied),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) => self.transition_outcome(transition, &codes, 0).await,
+                None => Err(store_error("TransactWriteItems transition", &e)),
+            },
         }
     }
 
@@ -159,6 +246,7 @@ impl OrderStore for DynamoDbOrderStore {
             .table_name(&self.table)
             .key("pk", AttributeValue::S(order_pk(id)))
             .key("sk", AttributeValue::S(ORDER_SK.into()))
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| store_error("GetItem order", &e))?;

@@ -12,17 +12,20 @@
 mod dynamodb_idempotency;
 mod dynamodb_orders;
 mod sns_publisher;
+mod sqs_dead_letters;
 
 pub use dynamodb_idempotency::DynamoDbIdempotencyStore;
 pub use dynamodb_orders::{DynamoDbOrderStore, OUTBOX_SK_PREFIX, OUTBOX_TTL};
 pub use sns_publisher::SnsEventPublisher;
+pub use sqs_dead_letters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE, SqsDeadLetters};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
 use crate::ports::StoreError;
 
-/// Maps an SDK error to the store's transient/permanent split.
-pub(crate) fn store_error<E, R>(operation: &str, error: &SdkError<E, R>) -> StoreError
+/// Maps an SDK error to the store's transient/permanent split (for adapters in function crates too).
+pub fn store_error<E, R>(operation: &str, error: &SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -32,5 +35,22 @@ where
         StoreError::Transient(message)
     } else {
         StoreError::Permanent(message)
+    }
+}
+
+/// The per-item cancellation codes of a cancelled transaction (`None` for items that
+/// were fine), or `None` if the error is something else.
+pub fn cancellation_codes<R>(
+    error: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<Option<String>>> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(
+            cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|reason| reason.code().filter(|c| *c != "None").map(str::to_owned))
+                .collect(),
+        ),
+        _ => None,
     }
 }

@@ -1,0 +1,173 @@
+//! Inventory: reserves stock for paid orders.
+//!
+//! On `PaymentSucceeded` it reserves every line atomically: one transaction decrements
+//! each SKU's stock only if enough is left, writes a reservation record keyed by the
+//! order and the event's idempotency key, moves the order PAID -> CONFIRMED and stores
+//! `InventoryReserved` and `OrderConfirmed`. If any SKU is short, nothing is reserved and
+//! `InventoryFailed` (naming the short SKUs) is stored instead, so payment refunds.
+//! Every effect is a DynamoDB write, so the idempotency key is taken in the same
+//! transaction as the effect: a replay changes nothing.
+
+pub mod reservations;
+pub mod wiring;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use lambda_runtime::LambdaEvent;
+use shared::consumer::{DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, process_batch};
+use shared::events::{
+    Envelope, Event, InventoryFailed, InventoryReserved, OrderConfirmed, PaymentSucceeded,
+    ReservedLine,
+};
+use shared::hashing::fingerprint;
+use shared::idempotency::IdempotencyRecord;
+use shared::ids::EventId;
+use shared::order::OrderStatus;
+use shared::ports::{StoreError, Transition};
+
+use reservations::{DynamoDbReservations, ReserveOutcome};
+
+/// The function's dependencies, built once per cold start.
+pub struct App<D> {
+    reservations: DynamoDbReservations,
+    dead_letters: D,
+}
+
+fn store(error: StoreError) -> RecordError {
+    if error.is_transient() {
+        RecordError::Transient(error.to_string())
+    } else {
+        RecordError::Permanent(error.to_string())
+    }
+}
+
+/// A new event caused by `cause`, with an id derived from it: a retry writes the same id.
+fn caused_by(cause: &Envelope, event: Event) -> Envelope {
+    Envelope::with_id(
+        EventId::derived(cause.id.as_uuid(), event.event_type().as_str()),
+        cause.order_id,
+        cause.correlation_id.clone(),
+        Utc::now(),
+        event,
+    )
+}
+
+impl<D: DeadLetterSink> App<D> {
+    /// Wires the function.
+    pub fn new(reservations: DynamoDbReservations, dead_letters: D) -> Self {
+        Self {
+            reservations,
+            dead_letters,
+        }
+    }
+
+    /// The stock store (for seeding and audits).
+    pub fn reservations(&self) -> &DynamoDbReservations {
+        &self.reservations
+    }
+
+    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        process_batch(
+            event.payload,
+            DEFAULT_CONCURRENCY,
+            &self.dead_letters,
+            |envelope| self.on_event(envelope),
+        )
+        .await
+    }
+
+    async fn on_event(&self, envelope: Envelope) -> Result<(), RecordError> {
+        match &envelope.event {
+            Event::PaymentSucceeded(paid) => self.reserve(&envelope, paid).await,
+            other => Err(RecordError::Permanent(format!(
+                "inventory does not handle {} events",
+                other.event_type()
+            ))),
+        }
+    }
+
+    async fn reserve(
+        &self,
+        envelope: &Envelope,
+        paid: &PaymentSucceeded,
+    ) -> Result<(), RecordError> {
+        let now = Utc::now();
+        let body = envelope
+            .to_json()
+            .map_err(|e| RecordError::Permanent(e.to_string()))?;
+        let key = IdempotencyRecord::completed(
+            format!("inventory#{}", envelope.id),
+            fingerprint(body.as_bytes()),
+            "handled".into(),
+            now.timestamp(),
+        );
+        let lines: Vec<ReservedLine> = paid
+            .items
+            .iter()
+            .map(|item| ReservedLine {
+                sku: item.sku.clone(),
+                quantity: item.quantity,
+            })
+            .collect();
+        let confirm = Transition {
+            order_id: envelope.order_id,
+            from: OrderStatus::Paid,
+            to: OrderStatus::Confirmed,
+            events: vec![
+                caused_by(
+                    envelope,
+                    Event::InventoryReserved(InventoryReserved {
+                        customer_id: paid.customer_id.clone(),
+                        lines: lines.clone(),
+                    }),
+                ),
+                caused_by(
+                    envelope,
+                    Event::OrderConfirmed(OrderConfirmed {
+                        customer_id: paid.customer_id.clone(),
+                        total: paid.amount,
+                    }),
+                ),
+            ],
+            at: now,
+        };
+        match self
+            .reservations
+            .reserve(&lines, &key, &confirm)
+            .await
+            .map_err(store)?
+        {
+            ReserveOutcome::Reserved => {
+                tracing::info!(lines = lines.len(), "stock reserved; order confirmed");
+                Ok(())
+            }
+            ReserveOutcome::Duplicate => {
+                tracing::info!("duplicate event suppressed");
+                Ok(())
+            }
+            ReserveOutcome::NotAllowed(outcome) => {
+                tracing::warn!(outcome = ?outcome, "order is not PAID; nothing reserved (no backwards moves)");
+                Ok(())
+            }
+            ReserveOutcome::Short(short) => {
+                let names: Vec<&str> = short.iter().map(|s| s.as_str()).collect();
+                tracing::info!(short_skus = %names.join(","), "out of stock; asking payment to refund");
+                let failed = caused_by(
+                    envelope,
+                    Event::InventoryFailed(InventoryFailed {
+                        customer_id: paid.customer_id.clone(),
+                        short_skus: short.clone(),
+                        charge_id: paid.charge_id.clone(),
+                        amount: paid.amount,
+                    }),
+                );
+                self.reservations
+                    .record_shortage(envelope.order_id, &short, &key, &[failed], now.timestamp())
+                    .await
+                    .map_err(store)?;
+                Ok(())
+            }
+        }
+    }
+}

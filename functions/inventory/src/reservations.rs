@@ -1,0 +1,234 @@
+//! Stock and reservations in DynamoDB: every line of an order reserved in **one**
+//! `TransactWriteItems`, together with the order's status change and its events.
+//!
+//! Items of the inventory table: `SKU#<sku>` holds `stock`; `RESERVATION#<order id>` is
+//! written once per order (reserved or failed), which makes a replay a no-op.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, cancellation_codes};
+use shared::events::{Envelope, ReservedLine};
+use shared::idempotency::IdempotencyRecord;
+use shared::ids::{OrderId, Sku};
+use shared::ports::{StoreError, Transition, TransitionOutcome};
+
+/// What a reservation attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Every line reserved, the order confirmed, the events stored.
+    Reserved,
+    /// This order (or this event) was handled before: nothing changed.
+    Duplicate,
+    /// These SKUs lacked stock: nothing was reserved.
+    Short(Vec<Sku>),
+    /// The order is not PAID: nothing was reserved, no status moved.
+    NotAllowed(TransitionOutcome),
+}
+
+/// Stock and reservations.
+#[derive(Debug, Clone)]
+pub struct DynamoDbReservations {
+    table: String,
+    orders: DynamoDbOrderStore,
+    idempotency: DynamoDbIdempotencyStore,
+}
+
+fn reservation_pk(order_id: OrderId) -> String {
+    format!("RESERVATION#{order_id}")
+}
+
+fn sku_pk(sku: &Sku) -> String {
+    format!("SKU#{sku}")
+}
+
+fn permanent(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Permanent(format!("building {what}: {e}"))
+}
+
+impl DynamoDbReservations {
+    /// Stock in `table`; order changes through `orders`; keys through `idempotency`.
+    pub fn new(
+        table: impl Into<String>,
+        orders: DynamoDbOrderStore,
+        idempotency: DynamoDbIdempotencyStore,
+    ) -> Self {
+        Self {
+            table: table.into(),
+            orders,
+            idempotency,
+        }
+    }
+
+    /// Sets a SKU's stock level (seeding for demos and tests).
+    pub async fn set_stock(&self, sku: &Sku, units: u64) -> Result<(), StoreError> {
+        self.orders
+            .client()
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(sku_pk(sku)))
+            .item("stock", AttributeValue::N(units.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Transient(shared::aws::describe(&e)))
+    }
+
+    /// A SKU's stock level, if the SKU is stocked at all.
+    pub async fn stock(&self, sku: &Sku) -> Result<Option<u64>, StoreError> {
+        let item = self
+            .orders
+            .client()
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(sku_pk(sku)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Transient(shared::aws::describe(&e)))?
+            .item;
+        Ok(item
+            .and_then(|i| i.get("stock").and_then(|s| s.as_n().ok()).cloned())
+            .and_then(|n| n.parse().ok()))
+    }
+
+    fn reservation_put(
+        &self,
+        order_id: OrderId,
+        status: &str,
+        detail: String,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(reservation_pk(order_id))),
+                ("status".to_owned(), AttributeValue::S(status.into())),
+                ("detail".to_owned(), AttributeValue::S(detail)),
+            ])))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| permanent("reservation", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn key_put(&self, key: &IdempotencyRecord, now: i64) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .put(self.idempotency.put_if_absent_request(key, now)?)
+            .build())
+    }
+
+    /// Reserves every line, records the reservation and the idempotency key, and applies
+    /// `confirm` (PAID -> CONFIRMED with its events): all in one transaction.
+    pub async fn reserve(
+        &self,
+        lines: &[ReservedLine],
+        key: &IdempotencyRecord,
+        confirm: &Transition,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let mut items = Vec::with_capacity(lines.len() + 4);
+        for line in lines {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(sku_pk(&line.sku)))
+                // Stock never goes negative: the decrement only applies if enough is left.
+                .update_expression("SET stock = stock - :units")
+                .condition_expression("stock >= :units")
+                .expression_attribute_values(
+                    ":units",
+                    AttributeValue::N(line.quantity.get().to_string()),
+                )
+                .build()
+                .map_err(|e| permanent("stock update", e))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let detail = serde_json::to_string(lines).map_err(|e| permanent("reservation", e))?;
+        items.push(self.reservation_put(confirm.order_id, "RESERVED", detail)?);
+        items.push(self.key_put(key, confirm.at.timestamp())?);
+        let offset = items.len();
+        items.extend(self.orders.transition_items(confirm)?);
+
+        let result = self
+            .orders
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(ReserveOutcome::Reserved);
+        };
+        let Some(codes) = cancellation_codes(&error) else {
+            return Err(shared::adapters::store_error(
+                "TransactWriteItems reserve",
+                &error,
+            ));
+        };
+        let failed =
+            |i: usize| codes.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
+        if failed(lines.len()) || failed(lines.len() + 1) {
+            return Ok(ReserveOutcome::Duplicate);
+        }
+        let outcome = self
+            .orders
+            .transition_outcome(confirm, &codes, offset)
+            .await;
+        match outcome {
+            Ok(TransitionOutcome::AlreadyApplied) => return Ok(ReserveOutcome::Duplicate),
+            Ok(not_allowed @ TransitionOutcome::NotAllowed { .. }) => {
+                return Ok(ReserveOutcome::NotAllowed(not_allowed));
+            }
+            _ => {}
+        }
+        let short: Vec<Sku> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| failed(*i))
+            .map(|(_, line)| line.sku.clone())
+            .collect();
+        if short.is_empty() {
+            Err(StoreError::Transient(format!(
+                "reservation cancelled: {codes:?}"
+            )))
+        } else {
+            Ok(ReserveOutcome::Short(short))
+        }
+    }
+
+    /// Records that the order could not be reserved and stores `events` (the
+    /// `InventoryFailed`), once: the order's status does not change here.
+    pub async fn record_shortage(
+        &self,
+        order_id: OrderId,
+        short: &[Sku],
+        key: &IdempotencyRecord,
+        events: &[Envelope],
+        now: i64,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let detail = short.iter().map(Sku::as_str).collect::<Vec<_>>().join(",");
+        let mut items = vec![
+            self.reservation_put(order_id, "FAILED", detail)?,
+            self.key_put(key, now)?,
+        ];
+        items.extend(self.orders.event_items(events)?);
+        let result = self
+            .orders
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(ReserveOutcome::Short(short.to_vec())),
+            Err(e)
+                if cancellation_codes(&e)
+                    .is_some_and(|codes| codes.iter().any(Option::is_some)) =>
+            {
+                Ok(ReserveOutcome::Duplicate)
+            }
+            Err(e) => Err(shared::adapters::store_error(
+                "TransactWriteItems shortage",
+                &e,
+            )),
+        }
+    }
+}

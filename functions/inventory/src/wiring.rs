@@ -1,0 +1,49 @@
+//! How the function is assembled from its settings: shared by `main` and the tests.
+
+use aws_config::SdkConfig;
+use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
+use shared::config::{Lookup, MissingSetting, required};
+
+use crate::App;
+use crate::reservations::DynamoDbReservations;
+
+/// The function's settings (see `InventoryFunction` in template.yaml).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Orders and their outbox.
+    pub orders_table: String,
+    /// Idempotency records.
+    pub idempotency_table: String,
+    /// Stock and reservations.
+    pub inventory_table: String,
+    /// Where poison messages go.
+    pub dead_letter_queue_url: String,
+}
+
+impl Config {
+    /// Reads the settings; fails the cold start if one is missing.
+    pub fn load(lookup: Lookup) -> Result<Self, MissingSetting> {
+        Ok(Self {
+            orders_table: required(lookup, "ORDERS_TABLE")?,
+            idempotency_table: required(lookup, "IDEMPOTENCY_TABLE")?,
+            inventory_table: required(lookup, "INVENTORY_TABLE")?,
+            dead_letter_queue_url: required(lookup, "DEAD_LETTER_QUEUE_URL")?,
+        })
+    }
+}
+
+/// The function wired to AWS.
+pub type LiveApp = App<SqsDeadLetters>;
+
+/// Builds the live function.
+pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    App::new(
+        DynamoDbReservations::new(
+            &config.inventory_table,
+            DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table),
+            DynamoDbIdempotencyStore::new(dynamodb, &config.idempotency_table),
+        ),
+        SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), &config.dead_letter_queue_url),
+    )
+}

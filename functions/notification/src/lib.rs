@@ -1,0 +1,181 @@
+//! Notification: tells the customer about their order, exactly once per notable event.
+//!
+//! Order received (`OrderPlaced`), confirmed (`OrderConfirmed`), payment failed
+//! (`PaymentFailed`), cancelled and refunded (`OrderCancelled`). Sending is a side effect
+//! outside DynamoDB (a publish to the customer-notifications topic), so each event goes
+//! through the shared idempotency protocol keyed by its event id; the completed record
+//! *is* the record of the notification sent, and a duplicate event sends nothing.
+
+pub mod wiring;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use shared::consumer::{DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, process_batch};
+use shared::events::{Envelope, Event};
+use shared::hashing::fingerprint;
+use shared::idempotency::{Claim, Idempotency};
+use shared::ports::{EventPublisher, IdempotencyStore, PublishError, StoreError};
+
+/// What the customer is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    /// The kind, e.g. `order_confirmed`; also the message's `type` attribute.
+    pub kind: &'static str,
+    /// The order it is about.
+    pub order_id: String,
+    /// Who is told.
+    pub customer_id: String,
+    /// The text.
+    pub message: String,
+    /// The event that caused it, for tracing.
+    pub event_id: String,
+}
+
+/// The notification an event warrants, or `None` for events this function ignores.
+pub fn notification_for(envelope: &Envelope) -> Option<Notification> {
+    let order = envelope.order_id.to_string();
+    let (kind, customer, message) = match &envelope.event {
+        Event::OrderPlaced(e) => (
+            "order_received",
+            &e.customer_id,
+            format!("We received your order {order} for {}.", e.total),
+        ),
+        Event::OrderConfirmed(e) => (
+            "order_confirmed",
+            &e.customer_id,
+            format!("Your order {order} is confirmed: {} paid.", e.total),
+        ),
+        Event::PaymentFailed(e) => (
+            "payment_failed",
+            &e.customer_id,
+            format!("Payment for order {order} failed: {}.", e.reason),
+        ),
+        Event::OrderCancelled(e) => (
+            "order_cancelled",
+            &e.customer_id,
+            format!(
+                "Order {order} was cancelled ({}) and your payment refunded.",
+                e.reason
+            ),
+        ),
+        _ => return None,
+    };
+    Some(Notification {
+        kind,
+        order_id: order,
+        customer_id: customer.to_string(),
+        message,
+        event_id: envelope.id.to_string(),
+    })
+}
+
+/// The function's dependencies, built once per cold start.
+pub struct App<P, I, D> {
+    sender: P,
+    idempotency: Idempotency<I>,
+    dead_letters: D,
+}
+
+fn store(error: StoreError) -> RecordError {
+    if error.is_transient() {
+        RecordError::Transient(error.to_string())
+    } else {
+        RecordError::Permanent(error.to_string())
+    }
+}
+
+impl<P, I, D> App<P, I, D>
+where
+    P: EventPublisher,
+    I: IdempotencyStore,
+    D: DeadLetterSink,
+{
+    /// Wires the function.
+    pub fn new(sender: P, idempotency: I, dead_letters: D) -> Self {
+        Self {
+            sender,
+            idempotency: Idempotency::new(idempotency),
+            dead_letters,
+        }
+    }
+
+    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        let deadline = i64::try_from(event.context.deadline)
+            .ok()
+            .filter(|d| *d > 0);
+        process_batch(
+            event.payload,
+            DEFAULT_CONCURRENCY,
+            &self.dead_letters,
+            |envelope| self.on_event(envelope, deadline),
+        )
+        .await
+    }
+
+    async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
+        let notification = notification_for(&envelope).ok_or_else(|| {
+            RecordError::Permanent(format!(
+                "notification does not handle {} events",
+                envelope.event_type()
+            ))
+        })?;
+        let body = serde_json::to_string(&notification)
+            .map_err(|e| RecordError::Permanent(e.to_string()))?;
+        let key = format!("notification#{}", envelope.id);
+        let claimed = match self
+            .idempotency
+            .claim(
+                &key,
+                &fingerprint(body.as_bytes()),
+                deadline,
+                Utc::now().timestamp_millis(),
+            )
+            .await
+            .map_err(store)?
+        {
+            Claim::Acquired(record) => record,
+            Claim::Replay(_) => {
+                tracing::info!(
+                    kind = notification.kind,
+                    "notification already sent; duplicate suppressed"
+                );
+                return Ok(());
+            }
+            Claim::InProgress { .. } => {
+                return Err(RecordError::Transient(
+                    "notification being sent by another invocation".into(),
+                ));
+            }
+            Claim::Mismatch => {
+                return Err(RecordError::Permanent(
+                    "event id reused with different content".into(),
+                ));
+            }
+        };
+        match self
+            .sender
+            .publish(notification.kind, envelope.correlation_id.as_str(), &body)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(kind = notification.kind, "notification sent");
+                self.idempotency
+                    .complete(&claimed, "sent".into(), Utc::now().timestamp())
+                    .await
+                    .map_err(store)
+            }
+            Err(error) => {
+                if let Err(release) = self.idempotency.release(&claimed).await {
+                    tracing::warn!(error = %release, "releasing the claim failed; it expires with the invocation");
+                }
+                Err(match error {
+                    PublishError::Transient(e) => RecordError::Transient(e),
+                    PublishError::Permanent(e) => RecordError::Permanent(e),
+                })
+            }
+        }
+    }
+}

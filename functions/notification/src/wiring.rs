@@ -1,0 +1,44 @@
+//! How the function is assembled from its settings: shared by `main` and the tests.
+
+use aws_config::SdkConfig;
+use shared::adapters::{DynamoDbIdempotencyStore, SnsEventPublisher, SqsDeadLetters};
+use shared::config::{Lookup, MissingSetting, required};
+
+use crate::App;
+
+/// The function's settings (see `NotificationFunction` in template.yaml).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Idempotency records (the record of each notification sent).
+    pub idempotency_table: String,
+    /// Where customer notifications are published.
+    pub topic_arn: String,
+    /// Where poison messages go.
+    pub dead_letter_queue_url: String,
+}
+
+impl Config {
+    /// Reads the settings; fails the cold start if one is missing.
+    pub fn load(lookup: Lookup) -> Result<Self, MissingSetting> {
+        Ok(Self {
+            idempotency_table: required(lookup, "IDEMPOTENCY_TABLE")?,
+            topic_arn: required(lookup, "CUSTOMER_NOTIFICATIONS_TOPIC_ARN")?,
+            dead_letter_queue_url: required(lookup, "DEAD_LETTER_QUEUE_URL")?,
+        })
+    }
+}
+
+/// The function wired to AWS.
+pub type LiveApp = App<SnsEventPublisher, DynamoDbIdempotencyStore, SqsDeadLetters>;
+
+/// Builds the live function.
+pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
+    App::new(
+        SnsEventPublisher::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
+        DynamoDbIdempotencyStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &config.idempotency_table,
+        ),
+        SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), &config.dead_letter_queue_url),
+    )
+}

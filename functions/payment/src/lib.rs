@@ -1,0 +1,294 @@
+//! Payment: charges placed orders, refunds orders whose stock could not be reserved.
+//!
+//! Reacts to `OrderPlaced` (charge) and `InventoryFailed` (refund: the compensation step
+//! of the saga). The provider call is a side effect outside DynamoDB, so each event goes
+//! through the shared idempotency protocol, keyed by the **event id**: claim, call the
+//! provider with a key derived from the **order** (so no retry, duplicate or redelivery
+//! ever charges twice), store the status change with its events in one transaction, then
+//! complete the claim.
+
+pub mod gateway;
+pub mod simulated;
+pub mod wiring;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use lambda_runtime::LambdaEvent;
+use shared::consumer::{DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, process_batch};
+use shared::events::{
+    Envelope, Event, InventoryFailed, OrderCancelled, OrderPlaced, PaymentFailed, PaymentRefunded,
+    PaymentSucceeded,
+};
+use shared::hashing::fingerprint;
+use shared::idempotency::{Claim, Idempotency};
+use shared::ids::EventId;
+use shared::order::OrderStatus;
+use shared::ports::{IdempotencyStore, OrderStore, StoreError, Transition, TransitionOutcome};
+
+use gateway::{ChargeOutcome, GatewayError, PaymentGateway};
+
+/// The function's dependencies, built once per cold start.
+pub struct App<O, I, G, D> {
+    orders: O,
+    idempotency: Idempotency<I>,
+    gateway: G,
+    dead_letters: D,
+}
+
+fn store(error: StoreError) -> RecordError {
+    if error.is_transient() {
+        RecordError::Transient(error.to_string())
+    } else {
+        RecordError::Permanent(error.to_string())
+    }
+}
+
+fn gateway(error: GatewayError) -> RecordError {
+    match error {
+        GatewayError::Transient(e) => RecordError::Transient(e),
+        GatewayError::Permanent(e) => RecordError::Permanent(e),
+    }
+}
+
+/// A new event caused by `cause`, with an id derived from it: a retry writes the same id.
+fn caused_by(cause: &Envelope, event: Event) -> Envelope {
+    Envelope::with_id(
+        EventId::derived(cause.id.as_uuid(), event.event_type().as_str()),
+        cause.order_id,
+        cause.correlation_id.clone(),
+        Utc::now(),
+        event,
+    )
+}
+
+impl<O, I, G, D> App<O, I, G, D>
+where
+    O: OrderStore,
+    I: IdempotencyStore,
+    G: PaymentGateway,
+    D: DeadLetterSink,
+{
+    /// Wires the function.
+    pub fn new(orders: O, idempotency: I, gateway: G, dead_letters: D) -> Self {
+        Self {
+            orders,
+            idempotency: Idempotency::new(idempotency),
+            gateway,
+            dead_letters,
+        }
+    }
+
+    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
+    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        let deadline = i64::try_from(event.context.deadline)
+            .ok()
+            .filter(|d| *d > 0);
+        process_batch(
+            event.payload,
+            DEFAULT_CONCURRENCY,
+            &self.dead_letters,
+            |envelope| self.on_event(envelope, deadline),
+        )
+        .await
+    }
+
+    async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
+        let key = format!("payment#{}", envelope.id);
+        let hash = fingerprint(
+            envelope
+                .to_json()
+                .map_err(|e| RecordError::Permanent(e.to_string()))?
+                .as_bytes(),
+        );
+        let claim = self
+            .idempotency
+            .claim(&key, &hash, deadline, Utc::now().timestamp_millis())
+            .await
+            .map_err(store)?;
+        let claimed = match claim {
+            Claim::Acquired(record) => record,
+            Claim::Replay(_) => {
+                tracing::info!(event_id = %envelope.id, "duplicate event suppressed");
+                return Ok(());
+            }
+            Claim::InProgress { .. } => {
+                return Err(RecordError::Transient(
+                    "another invocation is handling this event".into(),
+                ));
+            }
+            Claim::Mismatch => {
+                return Err(RecordError::Permanent(
+                    "an event with this id but different content was already handled".into(),
+                ));
+            }
+        };
+        let result = match &envelope.event {
+            Event::OrderPlaced(placed) => self.charge(&envelope, placed).await,
+            Event::InventoryFailed(failed) => self.refund(&envelope, failed).await,
+            other => Err(RecordError::Permanent(format!(
+                "payment does not handle {} events",
+                other.event_type()
+            ))),
+        };
+        match result {
+            Ok(summary) => self
+                .idempotency
+                .complete(&claimed, summary, Utc::now().timestamp())
+                .await
+                .map_err(store),
+            Err(error) => {
+                if let Err(release) = self.idempotency.release(&claimed).await {
+                    tracing::warn!(error = %release, "releasing the claim failed; it expires with the invocation");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether the order is in `expected`; otherwise the event is stale or out of order
+    /// and must not cause a side effect.
+    async fn order_is(
+        &self,
+        envelope: &Envelope,
+        expected: OrderStatus,
+    ) -> Result<bool, RecordError> {
+        let current = self
+            .orders
+            .get(envelope.order_id)
+            .await
+            .map_err(store)?
+            .map(|o| o.status);
+        if current == Some(expected) {
+            return Ok(true);
+        }
+        tracing::warn!(
+            current = ?current,
+            expected = %expected,
+            "order is not where this event expects it; nothing to do"
+        );
+        Ok(false)
+    }
+
+    async fn charge(
+        &self,
+        envelope: &Envelope,
+        placed: &OrderPlaced,
+    ) -> Result<String, RecordError> {
+        if !self.order_is(envelope, OrderStatus::Pending).await? {
+            return Ok("skipped: order not pending".into());
+        }
+        let outcome = self
+            .gateway
+            .charge(
+                &format!("charge-{}", envelope.order_id),
+                placed.total,
+                placed.payment_token.expose(),
+            )
+            .await
+            .map_err(gateway)?;
+        let (to, event, summary) = match outcome {
+            ChargeOutcome::Approved(charge) => {
+                tracing::info!(charge_id = %charge.charge_id, amount = %placed.total, "payment succeeded");
+                (
+                    OrderStatus::Paid,
+                    Event::PaymentSucceeded(PaymentSucceeded {
+                        customer_id: placed.customer_id.clone(),
+                        charge_id: charge.charge_id.clone(),
+                        amount: placed.total,
+                        items: placed.items.clone(),
+                    }),
+                    format!("charged {}", charge.charge_id),
+                )
+            }
+            ChargeOutcome::Declined { reason } => {
+                tracing::info!(reason = %reason, "payment declined");
+                (
+                    OrderStatus::PaymentFailed,
+                    Event::PaymentFailed(PaymentFailed {
+                        customer_id: placed.customer_id.clone(),
+                        reason: reason.clone(),
+                    }),
+                    format!("declined: {reason}"),
+                )
+            }
+        };
+        self.apply(
+            envelope,
+            OrderStatus::Pending,
+            to,
+            vec![caused_by(envelope, event)],
+        )
+        .await?;
+        Ok(summary)
+    }
+
+    async fn refund(
+        &self,
+        envelope: &Envelope,
+        failed: &InventoryFailed,
+    ) -> Result<String, RecordError> {
+        if !self.order_is(envelope, OrderStatus::Paid).await? {
+            return Ok("skipped: order not paid".into());
+        }
+        let refund = self
+            .gateway
+            .refund(
+                &format!("refund-{}", envelope.order_id),
+                &failed.charge_id,
+                failed.amount,
+            )
+            .await
+            .map_err(gateway)?;
+        tracing::info!(refund_id = %refund.refund_id, amount = %failed.amount, "payment refunded");
+        let short: Vec<&str> = failed.short_skus.iter().map(|s| s.as_str()).collect();
+        let events = vec![
+            caused_by(
+                envelope,
+                Event::PaymentRefunded(PaymentRefunded {
+                    customer_id: failed.customer_id.clone(),
+                    charge_id: failed.charge_id.clone(),
+                    refund_id: refund.refund_id.clone(),
+                    amount: failed.amount,
+                }),
+            ),
+            caused_by(
+                envelope,
+                Event::OrderCancelled(OrderCancelled {
+                    customer_id: failed.customer_id.clone(),
+                    reason: format!("out of stock: {}", short.join(", ")),
+                }),
+            ),
+        ];
+        self.apply(envelope, OrderStatus::Paid, OrderStatus::Cancelled, events)
+            .await?;
+        Ok(format!("refunded {}", refund.refund_id))
+    }
+
+    async fn apply(
+        &self,
+        envelope: &Envelope,
+        from: OrderStatus,
+        to: OrderStatus,
+        events: Vec<Envelope>,
+    ) -> Result<(), RecordError> {
+        let transition = Transition {
+            order_id: envelope.order_id,
+            from,
+            to,
+            events,
+            at: Utc::now(),
+        };
+        match self.orders.transition(&transition).await.map_err(store)? {
+            TransitionOutcome::Applied => {
+                tracing::info!(from = %from, to = %to, "order status changed");
+            }
+            TransitionOutcome::AlreadyApplied => {
+                tracing::info!(to = %to, "status change already stored by an earlier attempt");
+            }
+            TransitionOutcome::NotAllowed { current } => {
+                tracing::warn!(current = ?current, from = %from, to = %to, "status change refused: no backwards moves");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! How the function is assembled from its settings: shared by `main` and the tests.
+
+use aws_config::SdkConfig;
+use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
+use shared::config::{Lookup, MissingSetting, required};
+
+use crate::App;
+use crate::simulated::SimulatedGateway;
+
+/// The function's settings (see `PaymentFunction` in template.yaml).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Orders and their outbox.
+    pub orders_table: String,
+    /// Idempotency records.
+    pub idempotency_table: String,
+    /// The simulated provider's ledger.
+    pub payments_table: String,
+    /// ARN of the provider's API key in Secrets Manager (the ARN, never the key).
+    pub gateway_secret_arn: String,
+    /// Where poison messages go.
+    pub dead_letter_queue_url: String,
+}
+
+impl Config {
+    /// Reads the settings; fails the cold start if one is missing.
+    pub fn load(lookup: Lookup) -> Result<Self, MissingSetting> {
+        Ok(Self {
+            orders_table: required(lookup, "ORDERS_TABLE")?,
+            idempotency_table: required(lookup, "IDEMPOTENCY_TABLE")?,
+            payments_table: required(lookup, "PAYMENTS_TABLE")?,
+            gateway_secret_arn: required(lookup, "PAYMENT_GATEWAY_SECRET_ARN")?,
+            dead_letter_queue_url: required(lookup, "DEAD_LETTER_QUEUE_URL")?,
+        })
+    }
+}
+
+/// Initialisation failed: the cold start fails, visibly, before any message is taken.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the payment provider's API key from Secrets Manager failed: {0}")]
+pub struct SecretError(String);
+
+/// The function wired to AWS.
+pub type LiveApp =
+    App<DynamoDbOrderStore, DynamoDbIdempotencyStore, SimulatedGateway, SqsDeadLetters>;
+
+/// Builds the live function: fetches the provider's API key once (per cold start) and
+/// keeps it in memory for every invocation of this process.
+pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<LiveApp, SecretError> {
+    let api_key = aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(&config.gateway_secret_arn)
+        .send()
+        .await
+        .map_err(|e| SecretError(shared::aws::describe(&e)))?
+        .secret_string
+        .ok_or_else(|| SecretError("the secret has no string value".into()))?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    Ok(App::new(
+        DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table),
+        DynamoDbIdempotencyStore::new(dynamodb.clone(), &config.idempotency_table),
+        SimulatedGateway::new(dynamodb, &config.payments_table, api_key),
+        SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), &config.dead_letter_queue_url),
+    ))
+}

@@ -1,0 +1,218 @@
+//! Lambda's SQS event source mapping, emulated.
+//!
+//! Receive up to `BatchSize` messages (waiting up to `MaximumBatchingWindowInSeconds` to
+//! fill the batch), invoke the function with Lambda's SQS event, delete the messages that
+//! succeeded and leave the failed ones on the queue. With `ReportBatchItemFailures` the
+//! function names the failed messages; without it, or when the invocation fails, the
+//! whole batch failed. The queue's own redrive policy moves a message that keeps failing
+//! to its DLQ after `maxReceiveCount` receives, exactly as in AWS.
+//!
+//! One local shortcut, so tests and demos do not wait out visibility timeouts: a failed
+//! message is made visible again after [`QueuePoller::retry_delay`] (default: at once)
+//! instead of after the queue's visibility timeout.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use serde_json::{Map, Value, json};
+
+use crate::emulator::REGION;
+use crate::invoke::Invoke;
+use crate::provision::QueueMapping;
+
+/// Talking to SQS failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed: {message}")]
+pub struct QueueError {
+    /// The API call.
+    pub operation: &'static str,
+    /// The SDK's error.
+    pub message: String,
+}
+
+fn aws<E: std::fmt::Debug>(operation: &'static str) -> impl FnOnce(E) -> QueueError {
+    move |e| QueueError {
+        operation,
+        message: format!("{e:?}"),
+    }
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueReport {
+    /// Messages passed to the function.
+    pub delivered: usize,
+    /// Messages handled and deleted.
+    pub succeeded: usize,
+    /// Messages left on the queue for another try.
+    pub failed: usize,
+}
+
+/// Polls one queue for one mapping.
+pub struct QueuePoller {
+    sqs: aws_sdk_sqs::Client,
+    mapping: QueueMapping,
+    retry_delay: Duration,
+}
+
+impl QueuePoller {
+    /// A poller for `mapping`.
+    pub fn new(config: &SdkConfig, mapping: QueueMapping) -> Self {
+        Self {
+            sqs: aws_sdk_sqs::Client::new(config),
+            mapping,
+            retry_delay: Duration::ZERO,
+        }
+    }
+
+    /// How long a failed message stays invisible before it is retried.
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+
+    /// The mapping this poller serves.
+    pub fn mapping(&self) -> &QueueMapping {
+        &self.mapping
+    }
+
+    async fn receive(&self) -> Result<Vec<Message>, QueueError> {
+        let window = Instant::now() + Duration::from_secs(self.mapping.batching_window_seconds);
+        let mut messages = Vec::new();
+        loop {
+            let wanted = (self.mapping.batch_size - messages.len()).min(10);
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.mapping.queue_url)
+                .max_number_of_messages(i32::try_from(wanted).unwrap_or(10))
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(aws("ReceiveMessage"))?
+                .messages
+                .unwrap_or_default();
+            let got_some = !received.is_empty();
+            messages.extend(received);
+            let full = messages.len() >= self.mapping.batch_size;
+            // Keep filling the batch only while messages keep coming within the window.
+            if full || !got_some || Instant::now() >= window {
+                return Ok(messages);
+            }
+        }
+    }
+
+    /// Receives one batch (if any), invokes, and settles every message.
+    pub async fn poll_once(&self, function: &dyn Invoke) -> Result<QueueReport, QueueError> {
+        let messages = self.receive().await?;
+        if messages.is_empty() {
+            return Ok(QueueReport::default());
+        }
+        let records: Vec<Value> = messages.iter().map(|m| self.record(m)).collect();
+        let outcome = function.invoke(json!({ "Records": records })).await;
+        let ids: Vec<&str> = messages
+            .iter()
+            .map(|m| m.message_id.as_deref().unwrap_or_default())
+            .collect();
+        let failed: Vec<bool> = match &outcome {
+            Ok(response) if self.mapping.report_batch_item_failures => {
+                failed_ids(response, &ids).unwrap_or_else(|| vec![true; ids.len()])
+            }
+            Ok(_) => vec![false; ids.len()],
+            Err(_) => vec![true; ids.len()],
+        };
+        let mut report = QueueReport {
+            delivered: messages.len(),
+            ..QueueReport::default()
+        };
+        for (message, failed) in messages.iter().zip(failed) {
+            let handle = message.receipt_handle.clone().unwrap_or_default();
+            if failed {
+                report.failed += 1;
+                self.sqs
+                    .change_message_visibility()
+                    .queue_url(&self.mapping.queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(i32::try_from(self.retry_delay.as_secs()).unwrap_or(0))
+                    .send()
+                    .await
+                    .map_err(aws("ChangeMessageVisibility"))?;
+            } else {
+                report.succeeded += 1;
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.mapping.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(aws("DeleteMessage"))?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The message as Lambda puts it in an SQS event.
+    fn record(&self, message: &Message) -> Value {
+        let system: Map<String, Value> = message
+            .attributes
+            .as_ref()
+            .map(|attributes| {
+                attributes
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let custom: Map<String, Value> = message
+            .message_attributes
+            .as_ref()
+            .map(|attributes: &HashMap<_, _>| {
+                attributes
+                    .iter()
+                    .map(
+                        |(name, value): (&String, &aws_sdk_sqs::types::MessageAttributeValue)| {
+                            (
+                                name.clone(),
+                                json!({
+                                    "stringValue": value.string_value(),
+                                    "stringListValues": [],
+                                    "binaryListValues": [],
+                                    "dataType": value.data_type(),
+                                }),
+                            )
+                        },
+                    )
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({
+            "messageId": message.message_id,
+            "receiptHandle": message.receipt_handle,
+            "body": message.body,
+            "attributes": system,
+            "messageAttributes": custom,
+            "md5OfBody": message.md5_of_body,
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.mapping.queue_arn,
+            "awsRegion": REGION,
+        })
+    }
+}
+
+/// Which messages the response names as failed; `None` when it names one that is not
+/// in the batch (Lambda then treats the whole batch as failed).
+fn failed_ids(response: &Value, ids: &[&str]) -> Option<Vec<bool>> {
+    let mut failed = vec![false; ids.len()];
+    let Some(failures) = response.get("batchItemFailures").and_then(Value::as_array) else {
+        return Some(failed);
+    };
+    for failure in failures {
+        let id = failure.get("itemIdentifier").and_then(Value::as_str)?;
+        let index = ids.iter().position(|known| *known == id)?;
+        failed[index] = true;
+    }
+    Some(failed)
+}

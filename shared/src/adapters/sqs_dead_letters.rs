@@ -1,0 +1,70 @@
+//! [`DeadLetterSink`] on an SQS queue: the consumer queue's own DLQ.
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+use crate::consumer::DeadLetterSink;
+
+/// The message attribute carrying why a message was dead-lettered.
+pub const REASON_ATTRIBUTE: &str = "dead_letter_reason";
+
+/// The message attribute carrying the original SQS message id.
+pub const ORIGINAL_ID_ATTRIBUTE: &str = "original_message_id";
+
+/// Forwards poison messages to a DLQ.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    /// Forwards to the queue at `queue_url`.
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl DeadLetterSink for SqsDeadLetters {
+    async fn forward(&self, message: &SqsMessage, reason: &str) -> Result<(), String> {
+        // A body that was not valid UTF-8 never reaches us as text; keep what we have.
+        let body = message.body.clone().unwrap_or_default();
+        // SQS attribute values are limited; a reason is a sentence, keep it bounded.
+        let reason: String = reason.chars().take(1000).collect();
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(if body.is_empty() {
+                "(empty body)".into()
+            } else {
+                body
+            })
+            .message_attributes(REASON_ATTRIBUTE, attribute(&reason)?);
+        if let Some(id) = &message.message_id {
+            request = request.message_attributes(ORIGINAL_ID_ATTRIBUTE, attribute(id)?);
+        }
+        for (name, value) in &message.message_attributes {
+            if let (Some(text), true) = (&value.string_value, name != REASON_ATTRIBUTE) {
+                request = request.message_attributes(name, attribute(text)?);
+            }
+        }
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::aws::describe(&e))
+    }
+}

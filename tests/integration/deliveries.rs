@@ -1,0 +1,219 @@
+//! At-least-once delivery: duplicates, poison messages and events out of order.
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+use integration_tests::{Harness, new_key, notification_kinds, order_with};
+use serde_json::{Value, json};
+use shared::adapters::REASON_ATTRIBUTE;
+
+async fn place(h: &Harness, body: &Value) -> String {
+    let created = h.post_order(body, Some(&new_key())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    created.json()["order_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn every_event_delivered_twice_still_has_one_effect() {
+    let h = Harness::start().await;
+    let consumers = h.consumers().await;
+    h.seed_stock(&consumers, "SKU-MUG", 10).await;
+    let notifications = h.watch_notifications().await;
+    // The relay publishes every batch twice, as a relay retried after a lost ack would:
+    // every consumer queue receives two copies of every event.
+    let mut functions = h.functions(&consumers);
+    let relay = functions["EventRelayFunction"].clone();
+    functions.insert(
+        "EventRelayFunction".into(),
+        std::sync::Arc::new(local::invoke::from_fn(move |event: Value| {
+            let relay = relay.clone();
+            async move {
+                relay.invoke(event.clone()).await?;
+                relay.invoke(event).await
+            }
+        })),
+    );
+    let mut pipeline = local::pipeline::Pipeline::new(&h.sdk, &h.stack, &functions);
+
+    let id = place(&h, &order_with(&[("SKU-MUG", 3)], "tok_visa")).await;
+    h.settle(&mut pipeline).await;
+
+    assert_eq!(h.status_of(&id).await, "CONFIRMED");
+    assert_eq!(h.ledger("charge", &id).await.len(), 1, "one charge");
+    assert_eq!(
+        h.stock(&consumers, "SKU-MUG").await,
+        Some(7),
+        "one reservation"
+    );
+    let sent = h.drain(&notifications).await;
+    assert_eq!(
+        notification_kinds(&sent, &id),
+        ["order_confirmed", "order_received"],
+        "one notification per event"
+    );
+}
+
+#[tokio::test]
+async fn two_copies_in_one_batch_charge_once() {
+    let h = Harness::start().await;
+    let (mut pipeline, consumers) = h.pipeline().await;
+    h.seed_stock(&consumers, "SKU-MUG", 10).await;
+    let placed = h.subscribe_queue("placed-copy", &["OrderPlaced"]).await;
+    let id = place(&h, &order_with(&[("SKU-MUG", 1)], "tok_visa")).await;
+    let mut relay = h.relay_poller();
+    h.relay_until_idle(&mut relay).await;
+    let body = h.receive(&placed, 1).await[0].body.clone().unwrap();
+
+    // The same OrderPlaced twice in one batch, straight into payment.
+    let record = |message_id: &str| {
+        json!({"messageId": message_id, "receiptHandle": "r", "body": body, "attributes": {},
+               "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1"})
+    };
+    let functions = h.functions(&consumers);
+    let response = functions["PaymentFunction"]
+        .invoke(json!({"Records": [record("copy-1"), record("copy-2")]}))
+        .await
+        .unwrap();
+    // One copy may be told "in progress, retry" while the other holds the claim; never
+    // a second charge.
+    for failure in response["batchItemFailures"].as_array().unwrap() {
+        assert!(failure["itemIdentifier"] == "copy-1" || failure["itemIdentifier"] == "copy-2");
+    }
+    h.settle(&mut pipeline).await;
+    assert_eq!(h.ledger("charge", &id).await.len(), 1);
+    assert_eq!(h.status_of(&id).await, "CONFIRMED");
+}
+
+#[tokio::test]
+async fn a_poison_message_goes_to_the_dlq_with_its_reason_and_blocks_nothing() {
+    let h = Harness::start().await;
+    let (mut pipeline, _consumers) = h.pipeline().await;
+    let notifications = h.watch_notifications().await;
+    let queue = h.stack.queue_url("NotificationQueue").unwrap().to_string();
+    let dlq = h
+        .stack
+        .queue_url("NotificationDeadLetterQueue")
+        .unwrap()
+        .to_string();
+
+    // Nine good OrderPlaced events and one poison message in the same queue.
+    let mut order_ids = Vec::new();
+    for i in 0..9 {
+        let order_id = uuid::Uuid::new_v4().to_string();
+        let envelope = json!({
+            "id": uuid::Uuid::new_v4(), "type": "OrderPlaced", "version": 1,
+            "occurred_at": "2026-11-24T12:00:00Z", "correlation_id": format!("poison-test-{i}"),
+            "order_id": order_id,
+            "payload": {"customer_id": "cust-4711", "items": [], "payment_token": "tok_visa",
+                        "total": {"amount_minor": 100, "currency": "EUR"}}
+        });
+        h.sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(envelope.to_string())
+            .send()
+            .await
+            .unwrap();
+        order_ids.push(order_id);
+    }
+    h.sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body("{\"type\": \"OrderPlaced\", \"this is\": \"not an envelope\"")
+        .message_attributes(
+            "type",
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value("OrderPlaced")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    h.settle(&mut pipeline).await;
+
+    let sent = h.drain(&notifications).await;
+    for id in &order_ids {
+        assert_eq!(
+            notification_kinds(&sent, id),
+            ["order_received"],
+            "order {id}"
+        );
+    }
+    let dead = h.drain(&dlq).await;
+    assert_eq!(dead.len(), 1, "only the poison message is dead-lettered");
+    let reason = dead[0].message_attributes.as_ref().unwrap()[REASON_ATTRIBUTE]
+        .string_value()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("malformed envelope"), "{reason}");
+    assert!(h.drain(&queue).await.is_empty(), "nothing left behind");
+}
+
+#[tokio::test]
+async fn events_out_of_order_never_move_an_order_backwards() {
+    let h = Harness::start().await;
+    let (mut pipeline, consumers) = h.pipeline().await;
+    h.seed_stock(&consumers, "SKU-MUG", 10).await;
+    h.seed_stock(&consumers, "SKU-RARE", 0).await;
+    let succeeded = h
+        .subscribe_queue("succeeded-watch", &["PaymentSucceeded"])
+        .await;
+    let refused = h
+        .subscribe_queue("inventory-failed-copy", &["InventoryFailed"])
+        .await;
+
+    let cancelled = place(&h, &order_with(&[("SKU-RARE", 1)], "tok_visa")).await;
+    let confirmed = place(&h, &order_with(&[("SKU-MUG", 1)], "tok_visa")).await;
+    h.settle(&mut pipeline).await;
+    assert_eq!(h.status_of(&cancelled).await, "CANCELLED");
+    assert_eq!(h.status_of(&confirmed).await, "CONFIRMED");
+
+    // A late PaymentSucceeded for the cancelled order (re-sent under a new event id)...
+    let late_payment = h
+        .drain(&succeeded)
+        .await
+        .into_iter()
+        .map(|m| m.body.unwrap())
+        .find(|b| b.contains(&cancelled))
+        .unwrap();
+    let mut late_payment: Value = serde_json::from_str(&late_payment).unwrap();
+    late_payment["id"] = json!(uuid::Uuid::new_v4());
+    // ...and a stray InventoryFailed for the confirmed order.
+    let mut stray_failure: Value =
+        serde_json::from_str(h.drain(&refused).await[0].body().unwrap()).unwrap();
+    stray_failure["id"] = json!(uuid::Uuid::new_v4());
+    stray_failure["order_id"] = json!(confirmed);
+    for (queue, body) in [
+        ("InventoryQueue", late_payment),
+        ("PaymentQueue", stray_failure),
+    ] {
+        h.sqs
+            .send_message()
+            .queue_url(h.stack.queue_url(queue).unwrap())
+            .message_body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    h.settle(&mut pipeline).await;
+
+    assert_eq!(
+        h.status_of(&cancelled).await,
+        "CANCELLED",
+        "no way back to CONFIRMED"
+    );
+    assert_eq!(
+        h.status_of(&confirmed).await,
+        "CONFIRMED",
+        "no cancellation after confirmation"
+    );
+    assert_eq!(
+        h.stock(&consumers, "SKU-MUG").await,
+        Some(9),
+        "nothing more reserved"
+    );
+    assert!(
+        h.ledger("refund", &confirmed).await.is_empty(),
+        "no refund of a confirmed order"
+    );
+}
