@@ -612,3 +612,54 @@ pub fn order_with(lines: &[(&str, u32)], token: &str) -> Value {
         "payment_token": token,
     })
 }
+
+/// Log lines captured from the functions under test, as the JSON objects they write.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// Captures every log line of this thread (a `#[tokio::test]` runs the handlers on
+    /// it) as JSON, until the guard drops.
+    pub fn install() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+        let logs = CapturedLogs::default();
+        let sink = logs.0.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(move || LogWriter(sink.clone()))
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// Every captured line, parsed.
+    pub fn lines(&self) -> Vec<Value> {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+}

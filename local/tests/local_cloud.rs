@@ -392,3 +392,62 @@ async fn a_cancelled_transaction_leaves_nothing_in_the_stream() {
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), ["keep-first", "keep-later"]);
 }
+
+#[tokio::test]
+async fn a_message_failing_every_try_lands_in_the_dlq_after_max_receive_count() {
+    let emulator = Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let stack = provision(&sdk, &Template::parse(FANOUT_TEMPLATE).unwrap())
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = stack.queue_url("ShippingQueue").unwrap().to_owned();
+    let dlq_url = stack
+        .queue_url("ShippingDeadLetterQueue")
+        .unwrap()
+        .to_owned();
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body("cannot be shipped")
+        .send()
+        .await
+        .unwrap();
+    let invocations = Arc::new(Mutex::new(0));
+    let function = {
+        let invocations = invocations.clone();
+        from_fn(move |event: Value| {
+            let invocations = invocations.clone();
+            async move {
+                *invocations.lock().unwrap() += 1;
+                let id = event["Records"][0]["messageId"].clone();
+                Ok(json!({"batchItemFailures": [{"itemIdentifier": id}]}))
+            }
+        })
+    };
+    let poller = local::queues::QueuePoller::new(&sdk, stack.queue_mappings().remove(0));
+    let deadline = Instant::now() + DEADLINE;
+    let dead = loop {
+        poller.poll_once(&function).await.unwrap();
+        let dead = sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if !dead.is_empty() {
+            break dead;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the message never reached the DLQ"
+        );
+    };
+    assert_eq!(dead[0].body(), Some("cannot be shipped"));
+    assert_eq!(
+        *invocations.lock().unwrap(),
+        5,
+        "maxReceiveCount tries, then the DLQ"
+    );
+}

@@ -84,6 +84,7 @@ async fn two_copies_in_one_batch_charge_once() {
 
 #[tokio::test]
 async fn a_poison_message_goes_to_the_dlq_with_its_reason_and_blocks_nothing() {
+    let (logs, _guard) = integration_tests::CapturedLogs::install();
     let h = Harness::start().await;
     let (mut pipeline, _consumers) = h.pipeline().await;
     let notifications = h.watch_notifications().await;
@@ -147,6 +148,20 @@ async fn a_poison_message_goes_to_the_dlq_with_its_reason_and_blocks_nothing() {
         .to_string();
     assert!(reason.contains("malformed envelope"), "{reason}");
     assert!(h.drain(&queue).await.is_empty(), "nothing left behind");
+
+    let poison_id = dead[0].message_attributes.as_ref().unwrap()
+        [shared::adapters::ORIGINAL_ID_ATTRIBUTE]
+        .string_value()
+        .unwrap()
+        .to_string();
+    let logged = logs.lines().into_iter().any(|line| {
+        line["level"] == "ERROR"
+            && line["message_id"] == poison_id.as_str()
+            && line["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("malformed envelope"))
+    });
+    assert!(logged, "the reason is logged at ERROR with the message id");
 }
 
 #[tokio::test]

@@ -51,3 +51,31 @@ async fn the_relay_sample_is_a_stream_batch_it_publishes() {
             .contains("sample-checkout-1")
     );
 }
+
+#[tokio::test]
+async fn the_consumer_samples_are_sqs_batches_each_function_accepts() {
+    let h = Harness::start().await;
+    let notifications = h.watch_notifications().await;
+    let consumers = h.consumers().await;
+    let functions = h.functions(&consumers);
+    for (function, file) in [
+        ("PaymentFunction", "payment.json"),
+        ("InventoryFunction", "inventory.json"),
+        ("NotificationFunction", "notification.json"),
+    ] {
+        let event: serde_json::Value = serde_json::from_str(&sample(file)).unwrap();
+        let response = functions[function].invoke(event).await.unwrap();
+        assert_eq!(
+            response["batchItemFailures"],
+            serde_json::json!([]),
+            "{function} with {file}"
+        );
+    }
+    // The order in the samples does not exist, so payment and inventory leave it alone;
+    // the confirmation notification is sent.
+    let sent = h.drain(&notifications).await;
+    assert_eq!(
+        integration_tests::notification_kinds(&sent, "3f0c9a52-8a4e-4d61-b0a3-5b8f7e2d1c90"),
+        ["order_confirmed"]
+    );
+}

@@ -22,18 +22,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let template_path = Template::workspace_template();
     let stack = provision(&emulator.sdk_config(), &Template::load(&template_path)?).await?;
 
+    // `cargo lambda watch` gives every function one environment: merge them, and say
+    // where two functions set the same variable differently (each function's own file
+    // under target/local/ has its exact environment).
     let mut env = BTreeMap::new();
+    let dir = workspace_root().join("target/local");
+    std::fs::create_dir_all(&dir)?;
     for function in stack.functions() {
-        env.extend(stack.function_env(&function)?);
+        let own = stack.function_env(&function)?;
+        let lines: Vec<String> = own.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        std::fs::write(dir.join(format!("{function}.env")), lines.join("\n") + "\n")?;
+        for (key, value) in own {
+            if let Some(previous) = env.insert(key.clone(), value.clone())
+                && previous != value
+            {
+                println!("note: {key} differs per function; lambda.env keeps {function}'s");
+            }
+        }
     }
     env.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint_url());
     env.insert("AWS_REGION".into(), local::emulator::REGION.into());
     env.insert("AWS_ACCESS_KEY_ID".into(), "test".into());
     env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
-    let env_file: PathBuf = workspace_root().join("target/local/lambda.env");
-    if let Some(dir) = env_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    let env_file: PathBuf = dir.join("lambda.env");
     let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     std::fs::write(&env_file, lines.join("\n") + "\n")?;
 
