@@ -207,6 +207,13 @@ impl Harness {
     /// A queue subscribed to the order-events topic with raw delivery, filtered to the
     /// given event types: a stand-in consumer that lets tests see what was published.
     pub async fn subscribe_queue(&self, name: &str, types: &[&str]) -> String {
+        let filter = serde_json::json!({ "type": types }).to_string();
+        self.subscribe_raw(&self.topic_arn(), name, Some(filter))
+            .await
+    }
+
+    /// A new queue subscribed to `topic_arn` with raw delivery and an optional filter.
+    async fn subscribe_raw(&self, topic_arn: &str, name: &str, filter: Option<String>) -> String {
         let queue_url = self
             .sqs
             .create_queue()
@@ -227,17 +234,17 @@ impl Harness {
             .attributes
             .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
             .expect("queue arn");
-        let filter = serde_json::json!({ "type": types }).to_string();
-        self.sns
+        let mut subscribe = self
+            .sns
             .subscribe()
-            .topic_arn(self.topic_arn())
+            .topic_arn(topic_arn)
             .protocol("sqs")
             .endpoint(queue_arn)
-            .attributes("RawMessageDelivery", "true")
-            .attributes("FilterPolicy", filter)
-            .send()
-            .await
-            .expect("subscribe");
+            .attributes("RawMessageDelivery", "true");
+        if let Some(filter) = filter {
+            subscribe = subscribe.attributes("FilterPolicy", filter);
+        }
+        subscribe.send().await.expect("subscribe");
         queue_url
     }
 
@@ -516,41 +523,13 @@ impl Harness {
     /// A queue subscribed (raw) to the customer-notifications topic, to see what customers
     /// are told.
     pub async fn watch_notifications(&self) -> String {
-        let queue_url = self
-            .sqs
-            .create_queue()
-            .queue_name("notifications-watch")
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url
-            .expect("queue url");
-        let queue_arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .expect("queue arn");
         let topic = self
             .stack
             .topic_arn("CustomerNotificationsTopic")
             .expect("template declares CustomerNotificationsTopic")
             .to_string();
-        self.sns
-            .subscribe()
-            .topic_arn(topic)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
+        self.subscribe_raw(&topic, "notifications-watch", None)
             .await
-            .expect("subscribe");
-        queue_url
     }
 
     /// Everything on a queue right now (received and deleted), as JSON bodies.

@@ -30,6 +30,40 @@ pub enum RecordError {
     Permanent(String),
 }
 
+impl From<crate::ports::StoreError> for RecordError {
+    fn from(error: crate::ports::StoreError) -> Self {
+        if error.is_transient() {
+            RecordError::Transient(error.to_string())
+        } else {
+            RecordError::Permanent(error.to_string())
+        }
+    }
+}
+
+/// The consumer's view of [`crate::idempotency::Idempotency::once`]: a duplicate is a
+/// success (its effect happened already), a busy key is retried later, a key reused
+/// with different content is poison.
+pub fn once_outcome(
+    outcome: Result<crate::idempotency::Once, crate::idempotency::OnceError<RecordError>>,
+) -> Result<(), RecordError> {
+    use crate::idempotency::{Once, OnceError};
+    match outcome {
+        Ok(Once::Ran) => Ok(()),
+        Ok(Once::AlreadyDone) => {
+            tracing::info!("duplicate event suppressed");
+            Ok(())
+        }
+        Ok(Once::Busy { .. }) => Err(RecordError::Transient(
+            "another invocation is handling this event".into(),
+        )),
+        Ok(Once::Conflict) => Err(RecordError::Permanent(
+            "an event with this id but different content was already handled".into(),
+        )),
+        Err(OnceError::Store(error)) => Err(error.into()),
+        Err(OnceError::Work(error)) => Err(error),
+    }
+}
+
 /// Where permanently failed records go: the consumer queue's DLQ.
 pub trait DeadLetterSink: Send + Sync {
     /// Forwards the original body with the reason, keeping the message id for tracing.

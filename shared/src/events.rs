@@ -319,6 +319,19 @@ impl Envelope {
         }
     }
 
+    /// A new event caused by this one: same order and correlation id, and an id derived
+    /// from this event's id and the new type, so handling this event again (a retry, a
+    /// duplicate) produces the very same event, which downstream deduplication drops.
+    pub fn caused_by(&self, event: Event) -> Envelope {
+        Envelope::with_id(
+            EventId::derived(self.id.as_uuid(), event.event_type().as_str()),
+            self.order_id,
+            self.correlation_id.clone(),
+            Utc::now(),
+            event,
+        )
+    }
+
     /// The event's type.
     pub fn event_type(&self) -> EventType {
         self.event.event_type()

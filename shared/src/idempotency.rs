@@ -173,6 +173,31 @@ pub enum Claim {
     Mismatch,
 }
 
+/// What [`Idempotency::once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once {
+    /// The work ran now and its result is stored.
+    Ran,
+    /// The work had run before: skipped (a duplicate suppressed).
+    AlreadyDone,
+    /// Another invocation is running it right now.
+    Busy {
+        /// Seconds until that invocation's time is up.
+        retry_after_seconds: u32,
+    },
+    /// The key was used with a different payload: refused.
+    Conflict,
+}
+
+/// Why [`Idempotency::once`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnceError<E> {
+    /// The idempotency store failed.
+    Store(StoreError),
+    /// The work failed; its claim was released so a retry can run it.
+    Work(E),
+}
+
 /// The claim/complete/release protocol over any [`IdempotencyStore`].
 #[derive(Debug, Clone)]
 pub struct Idempotency<S> {
@@ -246,6 +271,54 @@ impl<S: IdempotencyStore> Idempotency<S> {
     /// Gives a claimed key back after a failure, so a retry can claim it.
     pub async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), StoreError> {
         self.store.release(&claimed.key).await
+    }
+
+    /// The whole protocol around one side effect: claim `key`, run `work`, store its
+    /// result (or release the key if it failed). `work` runs at most once per key and
+    /// payload, however often this is called.
+    pub async fn once<F, Fut, E>(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        deadline_epoch_ms: Option<i64>,
+        work: F,
+    ) -> Result<Once, OnceError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<String, E>>,
+    {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let claimed = match self
+            .claim(key, payload_hash, deadline_epoch_ms, now_ms)
+            .await
+            .map_err(OnceError::Store)?
+        {
+            Claim::Acquired(record) => record,
+            Claim::Replay(_) => return Ok(Once::AlreadyDone),
+            Claim::InProgress {
+                retry_after_seconds,
+            } => {
+                return Ok(Once::Busy {
+                    retry_after_seconds,
+                });
+            }
+            Claim::Mismatch => return Ok(Once::Conflict),
+        };
+        match work().await {
+            Ok(result) => {
+                self.complete(&claimed, result, chrono::Utc::now().timestamp())
+                    .await
+                    .map_err(OnceError::Store)?;
+                Ok(Once::Ran)
+            }
+            Err(error) => {
+                if let Err(release) = self.release(&claimed).await {
+                    // Not fatal: the claim expires with the invocation's deadline.
+                    tracing::warn!(error = %release, key, "releasing an idempotency claim failed");
+                }
+                Err(OnceError::Work(error))
+            }
+        }
     }
 }
 

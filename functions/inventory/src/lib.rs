@@ -21,9 +21,8 @@ use shared::events::{
 };
 use shared::hashing::fingerprint;
 use shared::idempotency::IdempotencyRecord;
-use shared::ids::EventId;
 use shared::order::OrderStatus;
-use shared::ports::{StoreError, Transition};
+use shared::ports::Transition;
 
 use reservations::{DynamoDbReservations, ReserveOutcome};
 
@@ -31,25 +30,6 @@ use reservations::{DynamoDbReservations, ReserveOutcome};
 pub struct App<D> {
     reservations: DynamoDbReservations,
     dead_letters: D,
-}
-
-fn store(error: StoreError) -> RecordError {
-    if error.is_transient() {
-        RecordError::Transient(error.to_string())
-    } else {
-        RecordError::Permanent(error.to_string())
-    }
-}
-
-/// A new event caused by `cause`, with an id derived from it: a retry writes the same id.
-fn caused_by(cause: &Envelope, event: Event) -> Envelope {
-    Envelope::with_id(
-        EventId::derived(cause.id.as_uuid(), event.event_type().as_str()),
-        cause.order_id,
-        cause.correlation_id.clone(),
-        Utc::now(),
-        event,
-    )
 }
 
 impl<D: DeadLetterSink> App<D> {
@@ -115,29 +95,18 @@ impl<D: DeadLetterSink> App<D> {
             from: OrderStatus::Paid,
             to: OrderStatus::Confirmed,
             events: vec![
-                caused_by(
-                    envelope,
-                    Event::InventoryReserved(InventoryReserved {
-                        customer_id: paid.customer_id.clone(),
-                        lines: lines.clone(),
-                    }),
-                ),
-                caused_by(
-                    envelope,
-                    Event::OrderConfirmed(OrderConfirmed {
-                        customer_id: paid.customer_id.clone(),
-                        total: paid.amount,
-                    }),
-                ),
+                envelope.caused_by(Event::InventoryReserved(InventoryReserved {
+                    customer_id: paid.customer_id.clone(),
+                    lines: lines.clone(),
+                })),
+                envelope.caused_by(Event::OrderConfirmed(OrderConfirmed {
+                    customer_id: paid.customer_id.clone(),
+                    total: paid.amount,
+                })),
             ],
             at: now,
         };
-        match self
-            .reservations
-            .reserve(&lines, &key, &confirm)
-            .await
-            .map_err(store)?
-        {
+        match self.reservations.reserve(&lines, &key, &confirm).await? {
             ReserveOutcome::Reserved => {
                 tracing::info!(lines = lines.len(), "stock reserved; order confirmed");
                 Ok(())
@@ -153,19 +122,15 @@ impl<D: DeadLetterSink> App<D> {
             ReserveOutcome::Short(short) => {
                 let names: Vec<&str> = short.iter().map(|s| s.as_str()).collect();
                 tracing::info!(short_skus = %names.join(","), "out of stock; asking payment to refund");
-                let failed = caused_by(
-                    envelope,
-                    Event::InventoryFailed(InventoryFailed {
-                        customer_id: paid.customer_id.clone(),
-                        short_skus: short.clone(),
-                        charge_id: paid.charge_id.clone(),
-                        amount: paid.amount,
-                    }),
-                );
+                let failed = envelope.caused_by(Event::InventoryFailed(InventoryFailed {
+                    customer_id: paid.customer_id.clone(),
+                    short_skus: short.clone(),
+                    charge_id: paid.charge_id.clone(),
+                    amount: paid.amount,
+                }));
                 self.reservations
                     .record_shortage(envelope.order_id, &short, &key, &[failed], now.timestamp())
-                    .await
-                    .map_err(store)?;
+                    .await?;
                 Ok(())
             }
         }

@@ -9,14 +9,15 @@
 pub mod wiring;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
-use shared::consumer::{DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, process_batch};
+use shared::consumer::{
+    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, once_outcome, process_batch,
+};
 use shared::events::{Envelope, Event};
 use shared::hashing::fingerprint;
-use shared::idempotency::{Claim, Idempotency};
-use shared::ports::{EventPublisher, IdempotencyStore, PublishError, StoreError};
+use shared::idempotency::Idempotency;
+use shared::ports::{EventPublisher, IdempotencyStore, PublishError};
 
 /// What the customer is told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,14 +79,6 @@ pub struct App<P, I, D> {
     dead_letters: D,
 }
 
-fn store(error: StoreError) -> RecordError {
-    if error.is_transient() {
-        RecordError::Transient(error.to_string())
-    } else {
-        RecordError::Permanent(error.to_string())
-    }
-}
-
 impl<P, I, D> App<P, I, D>
 where
     P: EventPublisher,
@@ -125,57 +118,20 @@ where
         let body = serde_json::to_string(&notification)
             .map_err(|e| RecordError::Permanent(e.to_string()))?;
         let key = format!("notification#{}", envelope.id);
-        let claimed = match self
+        let outcome = self
             .idempotency
-            .claim(
-                &key,
-                &fingerprint(body.as_bytes()),
-                deadline,
-                Utc::now().timestamp_millis(),
-            )
-            .await
-            .map_err(store)?
-        {
-            Claim::Acquired(record) => record,
-            Claim::Replay(_) => {
-                tracing::info!(
-                    kind = notification.kind,
-                    "notification already sent; duplicate suppressed"
-                );
-                return Ok(());
-            }
-            Claim::InProgress { .. } => {
-                return Err(RecordError::Transient(
-                    "notification being sent by another invocation".into(),
-                ));
-            }
-            Claim::Mismatch => {
-                return Err(RecordError::Permanent(
-                    "event id reused with different content".into(),
-                ));
-            }
-        };
-        match self
-            .sender
-            .publish(notification.kind, envelope.correlation_id.as_str(), &body)
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(kind = notification.kind, "notification sent");
-                self.idempotency
-                    .complete(&claimed, "sent".into(), Utc::now().timestamp())
+            .once(&key, &fingerprint(body.as_bytes()), deadline, || async {
+                self.sender
+                    .publish(notification.kind, envelope.correlation_id.as_str(), &body)
                     .await
-                    .map_err(store)
-            }
-            Err(error) => {
-                if let Err(release) = self.idempotency.release(&claimed).await {
-                    tracing::warn!(error = %release, "releasing the claim failed; it expires with the invocation");
-                }
-                Err(match error {
-                    PublishError::Transient(e) => RecordError::Transient(e),
-                    PublishError::Permanent(e) => RecordError::Permanent(e),
-                })
-            }
-        }
+                    .map_err(|error| match error {
+                        PublishError::Transient(e) => RecordError::Transient(e),
+                        PublishError::Permanent(e) => RecordError::Permanent(e),
+                    })?;
+                tracing::info!(kind = notification.kind, "notification sent");
+                Ok("sent".to_string())
+            })
+            .await;
+        once_outcome(outcome)
     }
 }

@@ -14,16 +14,17 @@ pub mod wiring;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
-use shared::consumer::{DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, process_batch};
+use shared::consumer::{
+    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, once_outcome, process_batch,
+};
 use shared::events::{
     Envelope, Event, InventoryFailed, OrderCancelled, OrderPlaced, PaymentFailed, PaymentRefunded,
     PaymentSucceeded,
 };
 use shared::hashing::fingerprint;
-use shared::idempotency::{Claim, Idempotency};
-use shared::ids::EventId;
+use shared::idempotency::Idempotency;
 use shared::order::OrderStatus;
-use shared::ports::{IdempotencyStore, OrderStore, StoreError, Transition, TransitionOutcome};
+use shared::ports::{IdempotencyStore, OrderStore, Transition, TransitionOutcome};
 
 use gateway::{ChargeOutcome, GatewayError, PaymentGateway};
 
@@ -35,30 +36,11 @@ pub struct App<O, I, G, D> {
     dead_letters: D,
 }
 
-fn store(error: StoreError) -> RecordError {
-    if error.is_transient() {
-        RecordError::Transient(error.to_string())
-    } else {
-        RecordError::Permanent(error.to_string())
-    }
-}
-
 fn gateway(error: GatewayError) -> RecordError {
     match error {
         GatewayError::Transient(e) => RecordError::Transient(e),
         GatewayError::Permanent(e) => RecordError::Permanent(e),
     }
-}
-
-/// A new event caused by `cause`, with an id derived from it: a retry writes the same id.
-fn caused_by(cause: &Envelope, event: Event) -> Envelope {
-    Envelope::with_id(
-        EventId::derived(cause.id.as_uuid(), event.event_type().as_str()),
-        cause.order_id,
-        cause.correlation_id.clone(),
-        Utc::now(),
-        event,
-    )
 }
 
 impl<O, I, G, D> App<O, I, G, D>
@@ -93,56 +75,24 @@ where
     }
 
     async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
+        let body = envelope
+            .to_json()
+            .map_err(|e| RecordError::Permanent(e.to_string()))?;
         let key = format!("payment#{}", envelope.id);
-        let hash = fingerprint(
-            envelope
-                .to_json()
-                .map_err(|e| RecordError::Permanent(e.to_string()))?
-                .as_bytes(),
-        );
-        let claim = self
+        let outcome = self
             .idempotency
-            .claim(&key, &hash, deadline, Utc::now().timestamp_millis())
-            .await
-            .map_err(store)?;
-        let claimed = match claim {
-            Claim::Acquired(record) => record,
-            Claim::Replay(_) => {
-                tracing::info!(event_id = %envelope.id, "duplicate event suppressed");
-                return Ok(());
-            }
-            Claim::InProgress { .. } => {
-                return Err(RecordError::Transient(
-                    "another invocation is handling this event".into(),
-                ));
-            }
-            Claim::Mismatch => {
-                return Err(RecordError::Permanent(
-                    "an event with this id but different content was already handled".into(),
-                ));
-            }
-        };
-        let result = match &envelope.event {
-            Event::OrderPlaced(placed) => self.charge(&envelope, placed).await,
-            Event::InventoryFailed(failed) => self.refund(&envelope, failed).await,
-            other => Err(RecordError::Permanent(format!(
-                "payment does not handle {} events",
-                other.event_type()
-            ))),
-        };
-        match result {
-            Ok(summary) => self
-                .idempotency
-                .complete(&claimed, summary, Utc::now().timestamp())
-                .await
-                .map_err(store),
-            Err(error) => {
-                if let Err(release) = self.idempotency.release(&claimed).await {
-                    tracing::warn!(error = %release, "releasing the claim failed; it expires with the invocation");
+            .once(&key, &fingerprint(body.as_bytes()), deadline, || async {
+                match &envelope.event {
+                    Event::OrderPlaced(placed) => self.charge(&envelope, placed).await,
+                    Event::InventoryFailed(failed) => self.refund(&envelope, failed).await,
+                    other => Err(RecordError::Permanent(format!(
+                        "payment does not handle {} events",
+                        other.event_type()
+                    ))),
                 }
-                Err(error)
-            }
-        }
+            })
+            .await;
+        once_outcome(outcome)
     }
 
     /// Whether the order is in `expected`; otherwise the event is stale or out of order
@@ -152,12 +102,7 @@ where
         envelope: &Envelope,
         expected: OrderStatus,
     ) -> Result<bool, RecordError> {
-        let current = self
-            .orders
-            .get(envelope.order_id)
-            .await
-            .map_err(store)?
-            .map(|o| o.status);
+        let current = self.orders.get(envelope.order_id).await?.map(|o| o.status);
         if current == Some(expected) {
             return Ok(true);
         }
@@ -216,7 +161,7 @@ where
             envelope,
             OrderStatus::Pending,
             to,
-            vec![caused_by(envelope, event)],
+            vec![envelope.caused_by(event)],
         )
         .await?;
         Ok(summary)
@@ -242,22 +187,16 @@ where
         tracing::info!(refund_id = %refund.refund_id, amount = %failed.amount, "payment refunded");
         let short: Vec<&str> = failed.short_skus.iter().map(|s| s.as_str()).collect();
         let events = vec![
-            caused_by(
-                envelope,
-                Event::PaymentRefunded(PaymentRefunded {
-                    customer_id: failed.customer_id.clone(),
-                    charge_id: failed.charge_id.clone(),
-                    refund_id: refund.refund_id.clone(),
-                    amount: failed.amount,
-                }),
-            ),
-            caused_by(
-                envelope,
-                Event::OrderCancelled(OrderCancelled {
-                    customer_id: failed.customer_id.clone(),
-                    reason: format!("out of stock: {}", short.join(", ")),
-                }),
-            ),
+            envelope.caused_by(Event::PaymentRefunded(PaymentRefunded {
+                customer_id: failed.customer_id.clone(),
+                charge_id: failed.charge_id.clone(),
+                refund_id: refund.refund_id.clone(),
+                amount: failed.amount,
+            })),
+            envelope.caused_by(Event::OrderCancelled(OrderCancelled {
+                customer_id: failed.customer_id.clone(),
+                reason: format!("out of stock: {}", short.join(", ")),
+            })),
         ];
         self.apply(envelope, OrderStatus::Paid, OrderStatus::Cancelled, events)
             .await?;
@@ -278,7 +217,7 @@ where
             events,
             at: Utc::now(),
         };
-        match self.orders.transition(&transition).await.map_err(store)? {
+        match self.orders.transition(&transition).await? {
             TransitionOutcome::Applied => {
                 tracing::info!(from = %from, to = %to, "order status changed");
             }
