@@ -35,7 +35,7 @@ nextest:
 	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest@0.9.143
 
 .PHONY: test
-test: venv nextest lint-template ## Format check, clippy, every test, template lint
+test: venv nextest lint-template functions ## Format check, clippy, every test, template lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo nextest run --workspace --locked --no-fail-fast
@@ -61,3 +61,15 @@ clean: ## Remove build output and the .venv
 .PHONY: emulator
 emulator: venv ## Run the emulator on :5000 with template.yaml provisioned (for cargo lambda watch/invoke)
 	cargo run --quiet -p local --bin emulator
+
+.PHONY: functions
+functions:
+	cargo build --bins --locked
+
+.PHONY: demo
+demo: venv functions ## Run the whole pipeline locally: scripted orders, timeline, summary (exit 0 = pass)
+	cargo run --quiet --locked -p local --bin local -- demo
+
+.PHONY: dev
+dev: venv functions ## Run every function locally (API on 127.0.0.1:3000) with readable logs until Ctrl-C
+	cargo run --quiet --locked -p local --bin local -- dev

@@ -10,8 +10,11 @@
 //! The template is the only source of truth: nothing here names a table, a queue or a
 //! function of this project.
 
+pub mod demo;
 pub mod emulator;
 pub mod filter;
+pub mod host;
+pub mod http_client;
 pub mod intrinsics;
 pub mod invoke;
 pub mod pipeline;

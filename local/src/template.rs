@@ -41,6 +41,8 @@ pub struct Resource {
     pub properties: Map<String, Value>,
     /// Its `Condition`, if it only exists under one.
     pub condition: Option<String>,
+    /// Its `Metadata` (for functions: `BuildMethod`, `BuildProperties.Binary`).
+    pub metadata: Map<String, Value>,
 }
 
 /// A parsed template.
@@ -120,12 +122,18 @@ impl Template {
                 .get("Condition")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
+            let metadata = body
+                .get("Metadata")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             resources.insert(
                 id,
                 Resource {
                     kind,
                     properties,
                     condition,
+                    metadata,
                 },
             );
         }

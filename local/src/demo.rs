@@ -1,0 +1,502 @@
+//! `make demo`: the scripted tour of the pipeline on the local host.
+//!
+//! Seeds stock and places the orders of `events/demo/scenarios.json` over HTTP (a happy
+//! order, a declined card, an out-of-stock order, one order submitted twice with one
+//! idempotency key) and injects a poison message, shows progress while the orders move,
+//! then prints a timeline per order and a summary: final states, charges and refunds,
+//! notifications, cold starts, and what is in every DLQ. It passes only if every order
+//! reached its expected state and nothing was lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use http::Method;
+use serde_json::Value;
+
+use crate::host::Host;
+use crate::host::logs::LogLine;
+use crate::http_client;
+
+/// The demo could not run (as opposed to: it ran and found a problem).
+#[derive(Debug, thiserror::Error)]
+#[error("demo: {0}")]
+pub struct DemoError(String);
+
+fn fail(context: &str) -> impl FnOnce(String) -> DemoError + '_ {
+    move |e| DemoError(format!("{context}: {e}"))
+}
+
+struct Placed {
+    name: String,
+    expect: String,
+    order_id: String,
+    correlation_id: String,
+    replays: usize,
+    status: String,
+}
+
+const FINAL: [&str; 3] = ["CONFIRMED", "PAYMENT_FAILED", "CANCELLED"];
+
+fn read_json(path: &Path) -> Result<Value, DemoError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| DemoError(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| DemoError(format!("{}: {e}", path.display())))
+}
+
+fn attribute(value: &Value) -> AttributeValue {
+    match value {
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        other => AttributeValue::S(crate::intrinsics::scalar_text(other)),
+    }
+}
+
+/// Runs the demo against a started host, printing as it goes; `Ok(true)` if it passed.
+pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
+    let started = SystemTime::now();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+    let sns = aws_sdk_sns::Client::new(&host.sdk);
+
+    // Seed stock.
+    let stock = read_json(&scenarios.join("stock.json"))?;
+    let table = host
+        .stack
+        .table_name(stock["table"].as_str().unwrap_or_default())
+        .map_err(|e| DemoError(e.to_string()))?
+        .to_owned();
+    for item in stock["items"].as_array().into_iter().flatten() {
+        let item: HashMap<String, AttributeValue> = item
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), attribute(v)))
+            .collect();
+        dynamodb
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| DemoError(format!("seeding stock: {e:?}")))?;
+    }
+    println!("seeded stock: {}", stock["items"]);
+
+    // Watch what customers are told.
+    let watch = sqs
+        .create_queue()
+        .queue_name("demo-notifications-watch")
+        .send()
+        .await
+        .map_err(|e| DemoError(format!("{e:?}")))?
+        .queue_url
+        .unwrap_or_default();
+    let watch_arn = format!(
+        "arn:aws:sqs:{}:{}:demo-notifications-watch",
+        crate::emulator::REGION,
+        crate::emulator::ACCOUNT_ID
+    );
+    if let Ok(topic) = host.stack.topic_arn("CustomerNotificationsTopic") {
+        sns.subscribe()
+            .topic_arn(topic)
+            .protocol("sqs")
+            .endpoint(&watch_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .map_err(|e| DemoError(format!("{e:?}")))?;
+    }
+
+    // Place the orders over HTTP.
+    let script = read_json(&scenarios.join("scenarios.json"))?;
+    let mut placed = Vec::new();
+    let base = host.api_url();
+    for scenario in script["orders"].as_array().into_iter().flatten() {
+        let name = scenario["name"].as_str().unwrap_or("order").to_owned();
+        let key = uuid::Uuid::new_v4().to_string();
+        let body = scenario["order"].to_string();
+        let mut order_id = String::new();
+        let mut correlation_id = String::new();
+        let mut replays = 0;
+        for _ in 0..scenario["submissions"].as_u64().unwrap_or(1) {
+            let response = http_client::send(
+                Method::POST,
+                &format!("{base}/orders"),
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", &key),
+                ],
+                Some(body.clone()),
+            )
+            .await
+            .map_err(fail("POST /orders"))?;
+            let json: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
+            let replayed = response.headers.get("idempotent-replayed").is_some();
+            println!(
+                "POST /orders  {:<26} -> {} {}{}",
+                name,
+                response.status,
+                json["order_id"].as_str().unwrap_or("(no order)"),
+                if replayed {
+                    "  (Idempotent-Replayed: true)"
+                } else {
+                    ""
+                }
+            );
+            if response.status != 201 {
+                return Err(DemoError(format!(
+                    "{name}: unexpected {}: {}",
+                    response.status, response.body
+                )));
+            }
+            replays += usize::from(replayed);
+            let id = json["order_id"].as_str().unwrap_or_default().to_owned();
+            if !order_id.is_empty() && order_id != id {
+                return Err(DemoError(format!(
+                    "{name}: one key gave two orders ({order_id}, {id})"
+                )));
+            }
+            order_id = id;
+            correlation_id = json["correlation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        placed.push(Placed {
+            name,
+            expect: scenario["expect"].as_str().unwrap_or_default().to_owned(),
+            order_id,
+            correlation_id,
+            replays,
+            status: "PENDING".into(),
+        });
+    }
+
+    // Inject the poison message.
+    let poison = &script["poison"];
+    let poison_queue = host
+        .stack
+        .queue_url(poison["queue"].as_str().unwrap_or_default())
+        .map_err(|e| DemoError(e.to_string()))?
+        .to_owned();
+    let poison_id = sqs
+        .send_message()
+        .queue_url(&poison_queue)
+        .message_body(poison["body"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| DemoError(format!("{e:?}")))?
+        .message_id
+        .unwrap_or_default();
+    println!(
+        "poison message {poison_id} sent to {}",
+        poison["queue"].as_str().unwrap_or_default()
+    );
+
+    // Progress: poll every order until all are final.
+    println!("\nwaiting for the orders to reach a final state...");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut changed = false;
+        for order in &mut placed {
+            if FINAL.contains(&order.status.as_str()) {
+                continue;
+            }
+            let response = http_client::send(
+                Method::GET,
+                &format!("{base}/orders/{}", order.order_id),
+                &[],
+                None,
+            )
+            .await
+            .map_err(fail("GET /orders"))?;
+            let status = serde_json::from_str::<Value>(&response.body)
+                .ok()
+                .and_then(|j| j["status"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            if !status.is_empty() && status != order.status {
+                println!(
+                    "  {:>6.2}s  {:<26} {} -> {}",
+                    secs(started),
+                    order.name,
+                    order.status,
+                    status
+                );
+                order.status = status;
+                changed = true;
+            }
+        }
+        if placed.iter().all(|o| FINAL.contains(&o.status.as_str())) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            println!("  gave up waiting");
+            break;
+        }
+        if !changed {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Let the last notifications and the poison message's DLQ move settle.
+    settle_dlqs(host, &sqs, Duration::from_secs(20)).await;
+
+    let lines = host.logs.lines();
+    print_timelines(&placed, &lines, started);
+    let ok = print_summary(host, &placed, &lines, &dynamodb, &sqs, &watch, &poison_id).await?;
+    Ok(ok)
+}
+
+fn secs(since: SystemTime) -> f64 {
+    SystemTime::now()
+        .duration_since(since)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// Waits until some DLQ has a message (the poison one) or the time is up.
+async fn settle_dlqs(host: &Host, sqs: &aws_sdk_sqs::Client, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        for (id, url) in host.stack.queues() {
+            if !id.contains("DeadLetter") {
+                continue;
+            }
+            let depth = sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                )
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.attributes)
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                        .cloned()
+                })
+                .unwrap_or_default();
+            if depth != "0" && !depth.is_empty() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn field<'a>(json: &'a Value, name: &str) -> Option<&'a str> {
+    json[name].as_str().or_else(|| json["span"][name].as_str())
+}
+
+fn print_timelines(placed: &[Placed], lines: &[LogLine], started: SystemTime) {
+    println!("\n== timeline per order (from the functions' JSON logs) ==");
+    for order in placed {
+        println!(
+            "\n{} ({}, correlation {})",
+            order.name, order.order_id, order.correlation_id
+        );
+        for line in lines {
+            let Some(json) = line.json() else { continue };
+            let mine = field(&json, "order_id") == Some(order.order_id.as_str())
+                || field(&json, "correlation_id") == Some(order.correlation_id.as_str());
+            if !mine {
+                continue;
+            }
+            let at = line
+                .at
+                .duration_since(started)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            let event = field(&json, "event_type")
+                .map(|t| format!(" [{t}]"))
+                .unwrap_or_default();
+            println!(
+                "  {at:>6.2}s  {:<22} {}{event}",
+                line.function,
+                json["message"].as_str().unwrap_or_default()
+            );
+        }
+    }
+}
+
+async fn print_summary(
+    host: &Host,
+    placed: &[Placed],
+    lines: &[LogLine],
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    watch: &str,
+    poison_id: &str,
+) -> Result<bool, DemoError> {
+    let mut ok = true;
+    let mut out = String::new();
+    let _ = writeln!(out, "\n== summary ==\n\norders");
+    for order in placed {
+        let good = order.status == order.expect;
+        ok &= good;
+        let _ = writeln!(
+            out,
+            "  {:<28} {:<15} expected {:<15} {}{}",
+            order.name,
+            order.status,
+            order.expect,
+            if good { "ok" } else { "MISMATCH" },
+            if order.replays > 0 {
+                format!("  ({} replayed submission)", order.replays)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+    for order in placed {
+        *by_state.entry(order.status.as_str()).or_default() += 1;
+    }
+    let _ = writeln!(out, "  by final state: {by_state:?}");
+
+    if let Ok(payments) = host.stack.table_name("PaymentsTable") {
+        let items = dynamodb
+            .scan()
+            .table_name(payments)
+            .send()
+            .await
+            .map_err(|e| DemoError(format!("{e:?}")))?
+            .items
+            .unwrap_or_default();
+        let count = |kind: &str, status: Option<&str>| {
+            items
+                .iter()
+                .filter(|i| {
+                    i.get("kind")
+                        .and_then(|k| k.as_s().ok())
+                        .map(String::as_str)
+                        == Some(kind)
+                })
+                .filter(|i| {
+                    status.is_none_or(|s| {
+                        i.get("status")
+                            .and_then(|v| v.as_s().ok())
+                            .map(String::as_str)
+                            == Some(s)
+                    })
+                })
+                .count()
+        };
+        let _ = writeln!(
+            out,
+            "\npayments\n  charges approved {}, declined {}, refunds {}",
+            count("charge", Some("APPROVED")),
+            count("charge", Some("DECLINED")),
+            count("refund", None)
+        );
+    }
+
+    let mut notifications: BTreeMap<String, usize> = BTreeMap::new();
+    loop {
+        let batch = sqs
+            .receive_message()
+            .queue_url(watch)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .map_err(|e| DemoError(format!("{e:?}")))?
+            .messages
+            .unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            let kind = message
+                .body()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                .and_then(|j| j["kind"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            *notifications.entry(kind).or_default() += 1;
+            if let Some(handle) = message.receipt_handle() {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(watch)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+            }
+        }
+    }
+    let _ = writeln!(out, "\nnotifications sent\n  {notifications:?}");
+
+    let _ = writeln!(out, "\ncold starts (init duration per process)");
+    for line in lines {
+        if let Some(json) = line.json()
+            && json["type"] == "platform.report"
+            && let Some(init) = json["record"]["metrics"]["initDurationMs"].as_f64()
+        {
+            let _ = writeln!(
+                out,
+                "  {:<22} init {init:>7.1} ms, first invocation {:>7.1} ms, peak memory {} MB",
+                line.function,
+                json["record"]["metrics"]["durationMs"]
+                    .as_f64()
+                    .unwrap_or_default(),
+                json["record"]["metrics"]["maxMemoryUsedMB"]
+            );
+        }
+    }
+
+    let _ = writeln!(out, "\ndead-letter queues");
+    let mut poison_found = false;
+    let mut unexpected = 0;
+    for (id, url) in host.stack.queues() {
+        if !id.contains("DeadLetter") {
+            continue;
+        }
+        let messages = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| DemoError(format!("{e:?}")))?
+            .messages
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {id:<42} {} message(s)", messages.len());
+        for message in &messages {
+            let attributes = message.message_attributes();
+            let reason = attributes
+                .and_then(|a| a.get("dead_letter_reason"))
+                .and_then(|v| v.string_value())
+                .unwrap_or("(no reason attribute)");
+            let original = attributes
+                .and_then(|a| a.get("original_message_id"))
+                .and_then(|v| v.string_value())
+                .unwrap_or_default();
+            let _ = writeln!(out, "    - {original}: {reason}");
+            if original == poison_id {
+                poison_found = true;
+            } else {
+                unexpected += 1;
+            }
+        }
+    }
+    ok &= poison_found && unexpected == 0;
+    let _ = writeln!(
+        out,
+        "\npoison message in a DLQ with its reason: {}; unexpected dead letters: {unexpected}",
+        if poison_found { "yes" } else { "NO" }
+    );
+    let _ = writeln!(
+        out,
+        "\nresult: {}",
+        if ok {
+            "PASS: every order reached its expected state, nothing was lost"
+        } else {
+            "FAIL"
+        }
+    );
+    println!("{out}");
+    Ok(ok)
+}

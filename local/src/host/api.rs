@@ -1,0 +1,262 @@
+//! API Gateway, emulated: an HTTP server on loopback that routes each request to the
+//! function whose `Api` event matches its method and path (with `{params}`), in API
+//! Gateway's REST proxy event shape, and turns the function's proxy response back into
+//! HTTP. Locally there is no authentication: the host says so when it starts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use crate::emulator::ACCOUNT_ID;
+use crate::invoke::Invoke;
+use crate::provision::ApiRoute;
+
+/// The largest body API Gateway accepts (10 MB).
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// A route with its function.
+#[derive(Clone)]
+pub struct Route {
+    /// From the template.
+    pub route: ApiRoute,
+    /// Who serves it.
+    pub function: Arc<dyn Invoke>,
+}
+
+/// Matches `/orders/{id}` against `/orders/42`, returning the path parameters.
+pub fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let want: Vec<&str> = template.trim_matches('/').split('/').collect();
+    let got: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if want.len() != got.len() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    for (w, g) in want.iter().zip(&got) {
+        if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+            if g.is_empty() {
+                return None;
+            }
+            params.insert(name.trim_end_matches('+').to_owned(), (*g).to_owned());
+        } else if w != g {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+/// The router for `routes`.
+pub fn router(routes: Vec<Route>) -> axum::Router {
+    axum::Router::new()
+        .fallback(handle)
+        .with_state(Arc::new(routes))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}
+
+fn single_and_multi(headers: &HeaderMap) -> (Map<String, Value>, Map<String, Value>) {
+    let mut single = Map::new();
+    let mut multi: Map<String, Value> = Map::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        single.insert(name.as_str().to_owned(), Value::String(value.clone()));
+        if let Value::Array(values) = multi
+            .entry(name.as_str().to_owned())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            values.push(Value::String(value));
+        }
+    }
+    (single, multi)
+}
+
+fn query(uri: &Uri) -> (Value, Value) {
+    let Some(query) = uri.query().filter(|q| !q.is_empty()) else {
+        return (Value::Null, Value::Null);
+    };
+    let mut single = Map::new();
+    let mut multi: Map<String, Value> = Map::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        single.insert(key.to_owned(), Value::String(value.to_owned()));
+        if let Value::Array(values) = multi
+            .entry(key.to_owned())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            values.push(Value::String(value.to_owned()));
+        }
+    }
+    (Value::Object(single), Value::Object(multi))
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    let mut response = Response::new(Body::from(json!({ "message": message }).to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn handle(
+    State(routes): State<Arc<Vec<Route>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request<Body>,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let matched = routes.iter().find_map(|r| {
+        let method_ok = r.route.method == "ANY" || r.route.method == parts.method.as_str();
+        match_path(&r.route.path, &path)
+            .filter(|_| method_ok)
+            .map(|params| (r, params))
+    });
+    let Some((route, params)) = matched else {
+        let known_path = routes
+            .iter()
+            .any(|r| match_path(&r.route.path, &path).is_some());
+        return if known_path {
+            plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        } else {
+            plain(StatusCode::NOT_FOUND, "Missing Authentication Token")
+        };
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
+    };
+    let (body, base64) = encode_body(&bytes);
+    let (headers, multi_headers) = single_and_multi(&parts.headers);
+    let (query, multi_query) = query(&parts.uri);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let event = json!({
+        "resource": route.route.path,
+        "path": path,
+        "httpMethod": parts.method.as_str(),
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_query,
+        "pathParameters": if params.is_empty() { Value::Null } else { json!(params) },
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": "local",
+            "resourceId": "local",
+            "stage": "local",
+            "requestId": request_id,
+            "requestTimeEpoch": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default(),
+            "resourcePath": route.route.path,
+            "httpMethod": parts.method.as_str(),
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "identity": {
+                "sourceIp": peer.ip().to_string(),
+                "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()),
+            },
+        },
+        "body": body,
+        "isBase64Encoded": base64,
+    });
+    match route.function.invoke(event).await {
+        Ok(response) => proxy_response(&response, parts.method == Method::HEAD),
+        // API Gateway answers a failed integration with a bare 502.
+        Err(_) => plain(StatusCode::BAD_GATEWAY, "Internal server error"),
+    }
+}
+
+fn encode_body(bytes: &Bytes) -> (Value, bool) {
+    if bytes.is_empty() {
+        return (Value::Null, false);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (Value::String(text.to_owned()), false),
+        Err(_) => (Value::String(base64_encode(bytes)), true),
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn proxy_response(response: &Value, head: bool) -> Response {
+    let status = response["statusCode"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok());
+    let Some(status) = status else {
+        return plain(StatusCode::BAD_GATEWAY, "Internal server error");
+    };
+    let body = response["body"].as_str().unwrap_or_default().to_owned();
+    let mut http = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
+    *http.status_mut() = status;
+    let headers = http.headers_mut();
+    let mut add = |name: &str, value: &Value| {
+        if let (Ok(name), Some(Ok(value))) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            value.as_str().map(HeaderValue::from_str),
+        ) {
+            headers.append(name, value);
+        }
+    };
+    if let Some(single) = response["headers"].as_object() {
+        for (name, value) in single {
+            add(name, value);
+        }
+    }
+    if let Some(multi) = response["multiValueHeaders"].as_object() {
+        for (name, values) in multi {
+            for value in values.as_array().into_iter().flatten() {
+                add(name, value);
+            }
+        }
+    }
+    http
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_templates_with_parameters() {
+        assert_eq!(
+            match_path("/orders/{id}", "/orders/42"),
+            Some(HashMap::from([("id".to_string(), "42".to_string())]))
+        );
+        assert_eq!(match_path("/orders", "/orders"), Some(HashMap::new()));
+        assert_eq!(match_path("/orders/{id}", "/orders"), None);
+        assert_eq!(match_path("/orders/{id}", "/orders/42/items"), None);
+    }
+
+    #[test]
+    fn binary_bodies_are_base64() {
+        assert_eq!(base64_encode(b"Man"), "TWFu");
+        assert_eq!(base64_encode(b"Ma"), "TWE=");
+        assert_eq!(base64_encode(&[0xFF]), "/w==");
+    }
+}

@@ -1,0 +1,279 @@
+//! The local Lambda host: template.yaml's whole topology on a laptop.
+//!
+//! It starts the emulator, provisions the template, runs every function's real
+//! `bootstrap` binary behind the Lambda Runtime API ([`runtime`]), drives every event
+//! source mapping (streams and queues) with its template settings, and serves the `Api`
+//! events over HTTP ([`api`]). Nothing here names a function, table or queue of this
+//! project: add them to the template and they run.
+
+pub mod api;
+pub mod logs;
+pub mod runtime;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::emulator::{Emulator, EmulatorError, REGION, workspace_root};
+use crate::intrinsics::scalar_text;
+use crate::invoke::Invoke;
+use crate::provision::{ProvisionError, Stack, provision};
+use crate::queues::QueuePoller;
+use crate::streams::StreamPoller;
+use crate::template::{Template, TemplateError};
+use logs::Logs;
+use runtime::{FunctionHost, FunctionSpec};
+
+/// Starting the host failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The emulator did not start.
+    #[error(transparent)]
+    Emulator(#[from] EmulatorError),
+    /// The template could not be read.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The template could not be provisioned.
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    /// A function's binary is missing (build first: `make build-local`).
+    #[error("{function}: no binary at {path} (run `cargo build --bins`)")]
+    MissingBinary {
+        /// The function.
+        function: String,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The API port is taken.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How to start the host.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// The template to run.
+    pub template: PathBuf,
+    /// Where the function binaries are (named as `BuildProperties.Binary`).
+    pub binaries: PathBuf,
+    /// Emulator port on 127.0.0.1 (0: any free port).
+    pub emulator_port: u16,
+    /// API port on 127.0.0.1 (0: any free port).
+    pub api_port: u16,
+    /// Overrides of the functions' executables (logical id -> command and arguments),
+    /// for tests that need a function to misbehave.
+    pub overrides: HashMap<String, (PathBuf, Vec<String>)>,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            template: Template::workspace_template(),
+            binaries: workspace_root().join("target/debug"),
+            emulator_port: 0,
+            api_port: 3000,
+            overrides: HashMap::new(),
+        }
+    }
+}
+
+/// A running host. Dropping it stops the pollers, the functions and the emulator.
+pub struct Host {
+    /// The emulator (stopped on drop).
+    pub emulator: Emulator,
+    /// The provisioned resources.
+    pub stack: Stack,
+    /// SDK configuration pointing at the emulator.
+    pub sdk: SdkConfig,
+    /// Every line of output.
+    pub logs: Logs,
+    /// Where the API listens.
+    pub api_address: SocketAddr,
+    functions: HashMap<String, FunctionHost>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn number(value: Option<Value>) -> Option<u64> {
+    value.and_then(|v| v.as_u64().or_else(|| scalar_text(&v).parse().ok()))
+}
+
+impl Host {
+    /// Starts everything.
+    pub async fn start(options: HostOptions, logs: Logs) -> Result<Host, HostError> {
+        let emulator = Emulator::start_on(options.emulator_port).await?;
+        let sdk = emulator.sdk_config();
+        let template = Template::load(&options.template)?;
+        let stack = provision(&sdk, &template).await?;
+
+        let queue_mappings = stack.queue_mappings();
+        let mut functions = HashMap::new();
+        for name in stack.functions() {
+            let resource = &template.resources[&name];
+            let binary_name = resource
+                .metadata
+                .get("BuildProperties")
+                .and_then(|p| p.get("Binary"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| name.to_lowercase());
+            let (binary, args) = match options.overrides.get(&name) {
+                Some((command, args)) => (command.clone(), args.clone()),
+                None => (options.binaries.join(&binary_name), Vec::new()),
+            };
+            if !binary.exists() {
+                return Err(HostError::MissingBinary {
+                    function: name,
+                    path: binary,
+                });
+            }
+            let mut env = stack.function_env(&name)?;
+            env.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint_url());
+            env.insert("AWS_REGION".into(), REGION.into());
+            env.insert("AWS_DEFAULT_REGION".into(), REGION.into());
+            env.insert("AWS_ACCESS_KEY_ID".into(), "test".into());
+            env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
+            if let Ok(Some(logging)) = stack.function_property(&name, "LoggingConfig") {
+                if let Some(level) = logging.get("ApplicationLogLevel") {
+                    env.insert("AWS_LAMBDA_LOG_LEVEL".into(), scalar_text(level));
+                }
+                if let Some(format) = logging.get("LogFormat") {
+                    env.insert("AWS_LAMBDA_LOG_FORMAT".into(), scalar_text(format));
+                }
+            }
+            let timeout = number(stack.function_property(&name, "Timeout")?).unwrap_or(3);
+            let memory_mb = number(stack.function_property(&name, "MemorySize")?).unwrap_or(128);
+            let reserved = number(stack.function_property(&name, "ReservedConcurrentExecutions")?);
+            let mapped: usize = queue_mappings
+                .iter()
+                .filter(|m| m.function == name)
+                .map(|m| m.maximum_concurrency.unwrap_or(1))
+                .sum();
+            let max_processes = reserved
+                .map(|r| r as usize)
+                .unwrap_or_else(|| mapped.max(2));
+            let spec = FunctionSpec {
+                name: name.clone(),
+                binary,
+                args,
+                env,
+                timeout: Duration::from_secs(timeout),
+                memory_mb,
+                max_processes,
+            };
+            functions.insert(name, FunctionHost::new(spec, logs.clone()));
+        }
+
+        let mut tasks = Vec::new();
+        for mapping in stack.stream_mappings() {
+            let Some(function) = functions.get(&mapping.function).cloned() else {
+                continue;
+            };
+            let mut poller = StreamPoller::new(&sdk, mapping);
+            let logs = logs.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match poller.poll_once(&function).await {
+                        Ok(report) if report.delivered == 0 && report.pending_retry == 0 => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Ok(report) if report.pending_retry > 0 => {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            logs.push("host", serde_json::json!({"level": "WARN", "message": "stream poll failed", "error": error.to_string()}).to_string());
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        for mapping in queue_mappings {
+            let Some(function) = functions.get(&mapping.function).cloned() else {
+                continue;
+            };
+            for _ in 0..mapping.maximum_concurrency.unwrap_or(1) {
+                let poller =
+                    QueuePoller::new(&sdk, mapping.clone()).retry_delay(Duration::from_secs(1));
+                let function = function.clone();
+                let logs = logs.clone();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        match poller.poll_once(&function).await {
+                            Ok(report) if report.delivered == 0 => {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            Ok(_) => {}
+                            Err(error) => {
+                                logs.push("host", serde_json::json!({"level": "WARN", "message": "queue poll failed", "error": error.to_string()}).to_string());
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    }
+                }));
+            }
+        }
+
+        let routes: Vec<api::Route> = stack
+            .api_routes()
+            .into_iter()
+            .filter_map(|route| {
+                let function: Arc<dyn Invoke> = Arc::new(functions.get(&route.function)?.clone());
+                Some(api::Route { route, function })
+            })
+            .collect();
+        let address = SocketAddr::from(([127, 0, 0, 1], options.api_port));
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| HostError::Listen { address, source })?;
+        let api_address = listener
+            .local_addr()
+            .map_err(|source| HostError::Listen { address, source })?;
+        let app = api::router(routes).into_make_service_with_connect_info::<SocketAddr>();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+
+        Ok(Host {
+            emulator,
+            stack,
+            sdk,
+            logs,
+            api_address,
+            functions,
+            tasks,
+        })
+    }
+
+    /// A function, to invoke directly.
+    pub fn function(&self, name: &str) -> Option<&FunctionHost> {
+        self.functions.get(name)
+    }
+
+    /// The API's base URL.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_address)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for function in self.functions.values() {
+            function.close();
+        }
+    }
+}
