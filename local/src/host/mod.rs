@@ -10,7 +10,7 @@ pub mod api;
 pub mod logs;
 pub mod runtime;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,6 +74,8 @@ pub struct HostOptions {
     /// Overrides of the functions' executables (logical id -> command and arguments),
     /// for tests that need a function to misbehave.
     pub overrides: HashMap<String, (PathBuf, Vec<String>)>,
+    /// Extra environment for every function (on top of the template's).
+    pub extra_env: BTreeMap<String, String>,
 }
 
 impl Default for HostOptions {
@@ -84,6 +86,7 @@ impl Default for HostOptions {
             emulator_port: 0,
             api_port: 3000,
             overrides: HashMap::new(),
+            extra_env: BTreeMap::new(),
         }
     }
 }
@@ -143,6 +146,7 @@ impl Host {
             env.insert("AWS_DEFAULT_REGION".into(), REGION.into());
             env.insert("AWS_ACCESS_KEY_ID".into(), "test".into());
             env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
+            env.extend(options.extra_env.clone());
             if let Ok(Some(logging)) = stack.function_property(&name, "LoggingConfig") {
                 if let Some(level) = logging.get("ApplicationLogLevel") {
                     env.insert("AWS_LAMBDA_LOG_LEVEL".into(), scalar_text(level));

@@ -1,0 +1,347 @@
+//! The local host end to end: real processes behind the Runtime API, the HTTP API on
+//! loopback, and Lambda's behaviour on crashes and timeouts.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use http::Method;
+use local::emulator::workspace_root;
+use local::host::logs::Logs;
+use local::host::{Host, HostOptions};
+use local::http_client;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn an_order_placed_over_http_flows_through_every_real_function() {
+    let binaries = workspace_root().join("target/debug");
+    assert!(
+        binaries.join("create-order").exists(),
+        "build the functions first (`make functions`, which `make test` runs)"
+    );
+    let host = Host::start(
+        HostOptions {
+            api_port: 0,
+            ..HostOptions::default()
+        },
+        Logs::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        host.api_address.ip().is_loopback(),
+        "the API listens on loopback only"
+    );
+    assert!(
+        host.emulator
+            .endpoint_url()
+            .starts_with("http://127.0.0.1:")
+    );
+
+    let stock = aws_sdk_dynamodb::Client::new(&host.sdk);
+    stock
+        .put_item()
+        .table_name(host.stack.table_name("InventoryTable").unwrap())
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SKU#SKU-MUG".into()),
+        )
+        .item(
+            "stock",
+            aws_sdk_dynamodb::types::AttributeValue::N("5".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let order = json!({"customer_id": "cust-http1", "currency": "EUR",
+        "items": [{"sku": "SKU-MUG", "quantity": 2, "unit_price_minor": 500}], "payment_token": "tok_visa"});
+    let created = http_client::send(
+        Method::POST,
+        &format!("{}/orders", host.api_url()),
+        &[
+            ("content-type", "application/json"),
+            ("idempotency-key", "http-e2e-1"),
+        ],
+        Some(order.to_string()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = serde_json::from_str::<Value>(&created.body).unwrap()["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let read = http_client::send(
+            Method::GET,
+            &format!("{}/orders/{id}", host.api_url()),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+        let status = serde_json::from_str::<Value>(&read.body).unwrap()["status"].clone();
+        if status == "CONFIRMED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "order stuck in {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Unknown routes answer like API Gateway.
+    let missing = http_client::send(
+        Method::GET,
+        &format!("{}/nowhere", host.api_url()),
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(missing.status, 404);
+
+    // Every process reported its cold start once, in a platform report.
+    let reports: Vec<Value> = host
+        .logs
+        .lines()
+        .iter()
+        .filter_map(|l| l.json())
+        .filter(|j| j["type"] == "platform.report")
+        .collect();
+    assert!(
+        reports
+            .iter()
+            .any(|r| r["record"]["metrics"]["initDurationMs"].is_number())
+    );
+    assert!(reports.iter().all(|r| {
+        r["record"]["metrics"]["maxMemoryUsedMB"]
+            .as_u64()
+            .is_some_and(|m| m > 0)
+    }));
+}
+
+const MISBEHAVING_TEMPLATE: &str = r#"
+Resources:
+  WorkDeadLetterQueue:
+    Type: AWS::SQS::Queue
+  WorkQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 6
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt WorkDeadLetterQueue.Arn
+        maxReceiveCount: 5
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 1
+      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt WorkQueue.Arn
+            BatchSize: 1
+"#;
+
+async fn misbehaving_host(state: &std::path::Path) -> Host {
+    let template = state.join("template.yaml");
+    std::fs::write(&template, MISBEHAVING_TEMPLATE).unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/misbehaving_function.py");
+    let python = workspace_root().join(".venv/bin/python");
+    let mut options = HostOptions {
+        template,
+        api_port: 0,
+        overrides: HashMap::from([(
+            "Worker".to_string(),
+            (python, vec![script.to_string_lossy().into_owned()]),
+        )]),
+        ..HostOptions::default()
+    };
+    options
+        .extra_env
+        .insert("STATE_DIR".into(), state.to_string_lossy().into_owned());
+    Host::start(options, Logs::default()).await.unwrap()
+}
+
+async fn wait_for_handled(state: &std::path::Path, body: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let handled = std::fs::read_to_string(state.join("handled")).unwrap_or_default();
+        if handled.lines().any(|l| l == body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{body} was never handled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn reports_with(host: &Host, status: &str) -> usize {
+    host.logs
+        .lines()
+        .iter()
+        .filter_map(|l| l.json())
+        .filter(|j| j["type"] == "platform.report" && j["record"]["status"] == status)
+        .count()
+}
+
+fn state_dir(name: &str) -> PathBuf {
+    let dir = workspace_root()
+        .join("target/local-tests")
+        .join(format!("{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_process_killed_mid_invocation_is_reported_and_its_message_retried() {
+    let state = state_dir("crash");
+    let host = misbehaving_host(&state).await;
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+    sqs.send_message()
+        .queue_url(host.stack.queue_url("WorkQueue").unwrap())
+        .message_body("crash-once")
+        .send()
+        .await
+        .unwrap();
+    wait_for_handled(&state, "crash-once").await;
+    assert_eq!(
+        reports_with(&host, "error"),
+        1,
+        "the crash is reported like Lambda's error"
+    );
+    let exited = host.logs.lines().iter().any(|l| l.text.contains("exited"));
+    assert!(exited, "the host says the runtime exited");
+}
+
+#[tokio::test]
+async fn an_invocation_over_its_timeout_is_killed_reported_and_redriven() {
+    let state = state_dir("timeout");
+    let host = misbehaving_host(&state).await;
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+    let started = Instant::now();
+    sqs.send_message()
+        .queue_url(host.stack.queue_url("WorkQueue").unwrap())
+        .message_body("sleep-once")
+        .send()
+        .await
+        .unwrap();
+    wait_for_handled(&state, "sleep-once").await;
+    assert_eq!(
+        reports_with(&host, "timeout"),
+        1,
+        "one timed-out invocation"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the sleeping process was killed at its 1 s timeout, not left to finish"
+    );
+    assert!(
+        host.logs
+            .lines()
+            .iter()
+            .any(|l| l.text.contains("timed out"))
+    );
+}
+
+/// Every descendant of `pid`, from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // The parent pid is the second field after the command in parentheses.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(parent) = parent {
+            parents.entry(parent).or_default().push(child);
+        }
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(next) = stack.pop() {
+        for child in parents.get(&next).cloned().unwrap_or_default() {
+            found.push(child);
+            stack.push(child);
+        }
+    }
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn dev_stops_everything_on_ctrl_c() {
+    use tokio::io::AsyncBufReadExt;
+    let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_local"))
+        .arg("dev")
+        .env("API_PORT", "0")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = dev.id().unwrap();
+    let mut lines = tokio::io::BufReader::new(dev.stdout.take().unwrap()).lines();
+    let mut api = String::new();
+    let mut banner = String::new();
+    while let Ok(Some(line)) = tokio::time::timeout(DEADLINE, lines.next_line())
+        .await
+        .unwrap()
+    {
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some(rest) = line.strip_prefix("API") {
+            api = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(banner.contains("no authentication locally"), "{banner}");
+    // Start a function process, so there is something to stop.
+    let missing = http_client::send(Method::GET, &format!("{api}/orders/none"), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(missing.status, 404);
+    let children = descendants(pid);
+    assert!(
+        children.len() >= 2,
+        "the emulator and a function run: {children:?}"
+    );
+
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(DEADLINE, dev.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while children.iter().any(|c| alive(*c)) {
+        assert!(
+            Instant::now() < deadline,
+            "orphans left behind: {children:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
