@@ -345,3 +345,23 @@ async fn dev_stops_everything_on_ctrl_c() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_demo_passes() {
+    let host = Host::start(
+        HostOptions {
+            api_port: 0,
+            ..HostOptions::default()
+        },
+        Logs::default(),
+    )
+    .await
+    .unwrap();
+    let passed = local::demo::run(&host, &workspace_root().join("events/demo"))
+        .await
+        .unwrap();
+    assert!(
+        passed,
+        "make demo's scenarios all reach their expected states"
+    );
+}
