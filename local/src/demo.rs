@@ -54,14 +54,9 @@ fn attribute(value: &Value) -> AttributeValue {
     }
 }
 
-/// Runs the demo against a started host, printing as it goes; `Ok(true)` if it passed.
-pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
-    let started = SystemTime::now();
+/// Seeds the stock in `stock.json` of `scenarios` (a table's logical id and its items).
+pub async fn seed(host: &Host, scenarios: &Path) -> Result<(), DemoError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
-    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
-    let sns = aws_sdk_sns::Client::new(&host.sdk);
-
-    // Seed stock.
     let stock = read_json(&scenarios.join("stock.json"))?;
     let table = host
         .stack
@@ -84,6 +79,17 @@ pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
             .map_err(|e| DemoError(format!("seeding stock: {e:?}")))?;
     }
     println!("seeded stock: {}", stock["items"]);
+    Ok(())
+}
+
+/// Runs the demo against a started host, printing as it goes; `Ok(true)` if it passed.
+pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
+    let started = SystemTime::now();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+    let sns = aws_sdk_sns::Client::new(&host.sdk);
+
+    seed(host, scenarios).await?;
 
     // Watch what customers are told.
     let watch = sqs

@@ -64,6 +64,7 @@ async fn dev() -> Result<bool, Box<dyn std::error::Error>> {
     )
     .await?;
     banner(&host);
+    local::demo::seed(&host, &workspace_root().join("events/demo")).await?;
     println!("Ctrl-C stops everything.");
     tokio::signal::ctrl_c().await?;
     println!("stopping...");
