@@ -41,8 +41,9 @@ test: venv nextest lint-template functions ## Format check, clippy, every test, 
 	cargo nextest run --workspace --locked --no-fail-fast
 
 .PHONY: lint-template
-lint-template: venv ## Validate and lint template.yaml offline
+lint-template: venv ## Validate and lint template.yaml offline (SAM and cfn-lint)
 	$(SAM) validate --lint --template template.yaml
+	$(CFN_LINT) template.yaml
 
 .PHONY: build
 build: venv ## Release arm64 bootstraps for Lambda, as `sam build` makes them

@@ -300,11 +300,13 @@ fn field<'a>(json: &'a Value, name: &str) -> Option<&'a str> {
 
 fn print_timelines(placed: &[Placed], lines: &[LogLine], started: SystemTime) {
     println!("\n== timeline per order (from the functions' JSON logs) ==");
+    println!("   seconds since the demo started, and milliseconds since the order's previous step");
     for order in placed {
         println!(
             "\n{} ({}, correlation {})",
             order.name, order.order_id, order.correlation_id
         );
+        let mut previous: Option<f64> = None;
         for line in lines {
             let Some(json) = line.json() else { continue };
             let mine = field(&json, "order_id") == Some(order.order_id.as_str())
@@ -317,11 +319,13 @@ fn print_timelines(placed: &[Placed], lines: &[LogLine], started: SystemTime) {
                 .duration_since(started)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default();
+            let step = previous.map(|p| (at - p) * 1000.0).unwrap_or_default();
+            previous = Some(at);
             let event = field(&json, "event_type")
                 .map(|t| format!(" [{t}]"))
                 .unwrap_or_default();
             println!(
-                "  {at:>6.2}s  {:<22} {}{event}",
+                "  {at:>6.2}s {step:>+6.0}ms  {:<22} {}{event}",
                 line.function,
                 json["message"].as_str().unwrap_or_default()
             );

@@ -160,6 +160,13 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
         }
     }
     names.set_ref("ServerlessRestApi", "local");
+    // Resources with no local counterpart (log groups, alarms, policies) still have a
+    // name: their logical id, so references to them resolve.
+    for (id, resource) in &template.resources {
+        if resource.kind != FUNCTION && !PROVISIONED.contains(&resource.kind.as_str()) {
+            names.set_ref(id, id.as_str());
+        }
+    }
 
     let clients = Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(config),

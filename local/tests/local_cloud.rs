@@ -51,6 +51,18 @@ async fn the_repository_template_provisions_twice() {
         Some("info"),
         "Globals merged"
     );
+    let logging = stack
+        .function_property("CreateOrderFunction", "LoggingConfig")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        logging["ApplicationLogLevel"], "INFO",
+        "parameter defaults resolve"
+    );
+    assert_eq!(
+        logging["LogGroup"], "CreateOrderLogGroup",
+        "unprovisioned resources keep their logical id"
+    );
     let routes = stack.api_routes();
     assert!(
         routes
