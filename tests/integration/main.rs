@@ -5,6 +5,7 @@ mod deliveries;
 mod errors;
 mod idempotency_keys;
 mod idempotency_protocol;
+mod least_privilege;
 mod orders;
 mod outbox;
 mod saga;

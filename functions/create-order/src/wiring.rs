@@ -38,3 +38,16 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
         DynamoDbIdempotencyStore::new(dynamodb, &config.idempotency_table),
     )
 }
+
+/// Every AWS call this function's code makes, as (IAM action, template resource). The
+/// function's role in template.yaml must grant exactly these (plus what Lambda itself
+/// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
+/// fails when the two disagree, so a new SDK call means updating both together.
+pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+    // an earlier response to the same Idempotency-Key
+    ("dynamodb:GetItem", "IdempotencyTable"),
+    // the idempotency record, in the place-order transaction
+    ("dynamodb:PutItem", "IdempotencyTable"),
+    // the order and its outbox row, in the same transaction
+    ("dynamodb:PutItem", "OrdersTable"),
+];

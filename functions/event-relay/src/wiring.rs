@@ -24,3 +24,12 @@ impl Config {
 pub fn live(sdk: &SdkConfig, config: &Config) -> SnsEventPublisher {
     SnsEventPublisher::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn)
 }
+
+/// Every AWS call this function's code makes, as (IAM action, template resource). The
+/// function's role in template.yaml must grant exactly these (plus what Lambda itself
+/// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
+/// fails when the two disagree, so a new SDK call means updating both together.
+pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+    // publishing outbox rows
+    ("sns:Publish", "OrderEventsTopic"),
+];

@@ -32,3 +32,12 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
         &config.orders_table,
     ))
 }
+
+/// Every AWS call this function's code makes, as (IAM action, template resource). The
+/// function's role in template.yaml must grant exactly these (plus what Lambda itself
+/// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
+/// fails when the two disagree, so a new SDK call means updating both together.
+pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+    // reading the order
+    ("dynamodb:GetItem", "OrdersTable"),
+];

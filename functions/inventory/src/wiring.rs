@@ -47,3 +47,24 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
         SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), &config.dead_letter_queue_url),
     )
 }
+
+/// Every AWS call this function's code makes, as (IAM action, template resource). The
+/// function's role in template.yaml must grant exactly these (plus what Lambda itself
+/// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
+/// fails when the two disagree, so a new SDK call means updating both together.
+pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+    // the order's status when a reservation is refused
+    ("dynamodb:GetItem", "OrdersTable"),
+    // the status change, in the reservation transaction
+    ("dynamodb:UpdateItem", "OrdersTable"),
+    // the outbox rows, in the same transaction
+    ("dynamodb:PutItem", "OrdersTable"),
+    // the event's key, in the same transaction
+    ("dynamodb:PutItem", "IdempotencyTable"),
+    // the conditional stock decrements
+    ("dynamodb:UpdateItem", "InventoryTable"),
+    // the reservation record
+    ("dynamodb:PutItem", "InventoryTable"),
+    // forwarding poison messages
+    ("sqs:SendMessage", "InventoryDeadLetterQueue"),
+];

@@ -42,3 +42,20 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
         SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), &config.dead_letter_queue_url),
     )
 }
+
+/// Every AWS call this function's code makes, as (IAM action, template resource). The
+/// function's role in template.yaml must grant exactly these (plus what Lambda itself
+/// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
+/// fails when the two disagree, so a new SDK call means updating both together.
+pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+    // claim: reading a held key
+    ("dynamodb:GetItem", "IdempotencyTable"),
+    // claim and complete: the record of each notification sent
+    ("dynamodb:PutItem", "IdempotencyTable"),
+    // release after a failure
+    ("dynamodb:DeleteItem", "IdempotencyTable"),
+    // the notification
+    ("sns:Publish", "CustomerNotificationsTopic"),
+    // forwarding poison messages
+    ("sqs:SendMessage", "NotificationDeadLetterQueue"),
+];

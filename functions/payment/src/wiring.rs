@@ -63,3 +63,32 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<LiveApp, SecretErr
         SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), &config.dead_letter_queue_url),
     ))
 }
+
+/// Every AWS call this function's code makes, as (IAM action, template resource). The
+/// function's role in template.yaml must grant exactly these (plus what Lambda itself
+/// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
+/// fails when the two disagree, so a new SDK call means updating both together.
+pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+    // checking the order's status before charging or refunding
+    ("dynamodb:GetItem", "OrdersTable"),
+    // the status change, in its transaction
+    ("dynamodb:UpdateItem", "OrdersTable"),
+    // the outbox rows, in the same transaction
+    ("dynamodb:PutItem", "OrdersTable"),
+    // claim: reading a held key
+    ("dynamodb:GetItem", "IdempotencyTable"),
+    // claim and complete
+    ("dynamodb:PutItem", "IdempotencyTable"),
+    // release after a failure
+    ("dynamodb:DeleteItem", "IdempotencyTable"),
+    // the simulated provider's ledger
+    ("dynamodb:GetItem", "PaymentsTable"),
+    // the simulated provider's ledger
+    ("dynamodb:PutItem", "PaymentsTable"),
+    // the simulated provider's attempt counter
+    ("dynamodb:UpdateItem", "PaymentsTable"),
+    // the provider's API key, once per cold start
+    ("secretsmanager:GetSecretValue", "PaymentGatewaySecret"),
+    // forwarding poison messages
+    ("sqs:SendMessage", "PaymentDeadLetterQueue"),
+];

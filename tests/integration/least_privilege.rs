@@ -1,0 +1,222 @@
+//! Least privilege, checked offline: each function's role in template.yaml grants exactly
+//! the actions its code declares (`AWS_PERMISSIONS` in its `wiring.rs`) on exactly the
+//! declared resources, plus what Lambda itself needs (logs to its own log group, X-Ray,
+//! reading its event source), and nothing with a `*` action or resource beyond the
+//! two places AWS requires it.
+
+use std::collections::BTreeSet;
+
+use local::template::{FUNCTION, Template};
+use serde_json::Value;
+
+type Grants = BTreeSet<(String, String)>;
+
+/// The resource a policy statement names, as a logical id (`Table`, `Table/stream`) or `*`.
+fn resource_name(value: &Value) -> String {
+    if let Some(text) = value.as_str() {
+        return text.to_owned();
+    }
+    if let Some(name) = value.get("Ref").and_then(Value::as_str) {
+        return name.to_owned();
+    }
+    if let Some([id, attribute]) = value
+        .get("Fn::GetAtt")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        let id = id.as_str().unwrap_or_default();
+        return match attribute.as_str() {
+            Some("StreamArn") => format!("{id}/stream"),
+            _ => id.to_owned(),
+        };
+    }
+    value.to_string()
+}
+
+fn as_list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+/// What a function's role grants, as (action, resource) pairs.
+fn granted(template: &Template, function: &str) -> Grants {
+    let role = template.resources[function].properties["Role"]["Fn::GetAtt"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{function} uses an explicit role"))
+        .to_owned();
+    let mut grants = Grants::new();
+    for policy in template.resources[&role].properties["Policies"]
+        .as_array()
+        .unwrap()
+    {
+        for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+            assert_eq!(statement["Effect"], "Allow");
+            for action in as_list(&statement["Action"]) {
+                for resource in as_list(&statement["Resource"]) {
+                    grants.insert((
+                        action.as_str().unwrap().to_owned(),
+                        resource_name(&resource),
+                    ));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// What a function needs: its code's calls plus what Lambda does on its behalf.
+fn needed(template: &Template, function: &str, code: &[(&str, &str)]) -> Grants {
+    let mut needs: Grants = code
+        .iter()
+        .map(|(a, r)| (a.to_string(), r.to_string()))
+        .collect();
+    let properties = &template.resources[function].properties;
+    let log_group = resource_name(&properties["LoggingConfig"]["LogGroup"]);
+    for action in ["logs:CreateLogStream", "logs:PutLogEvents"] {
+        needs.insert((action.into(), log_group.clone()));
+    }
+    for action in ["xray:PutTelemetryRecords", "xray:PutTraceSegments"] {
+        needs.insert((action.into(), "*".into()));
+    }
+    for event in properties["Events"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, e)| e)
+    {
+        let p = &event["Properties"];
+        match event["Type"].as_str() {
+            Some("SQS") => {
+                let queue = resource_name(&p["Queue"]);
+                for action in [
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                ] {
+                    needs.insert((action.into(), queue.clone()));
+                }
+            }
+            Some("DynamoDB") => {
+                let stream = resource_name(&p["Stream"]);
+                for action in [
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                ] {
+                    needs.insert((action.into(), stream.clone()));
+                }
+                // AWS requires "*" for ListStreams.
+                needs.insert(("dynamodb:ListStreams".into(), "*".into()));
+                if let Some(destination) = p["DestinationConfig"]["OnFailure"].get("Destination") {
+                    needs.insert(("sqs:SendMessage".into(), resource_name(destination)));
+                }
+            }
+            _ => {}
+        }
+    }
+    needs
+}
+
+/// Every way `template` departs from least privilege for the given functions.
+fn violations(template: &Template, declared: &[(&str, &[(&str, &str)])]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (function, code) in declared {
+        let granted = granted(template, function);
+        let needed = needed(template, function, code);
+        for extra in granted.difference(&needed) {
+            problems.push(format!(
+                "{function} is granted {extra:?}, which nothing needs"
+            ));
+        }
+        for missing in needed.difference(&granted) {
+            problems.push(format!(
+                "{function} needs {missing:?}, which its role does not grant"
+            ));
+        }
+        for (action, _) in &granted {
+            if action.contains('*') {
+                problems.push(format!("{function} has the wildcard action {action}"));
+            }
+        }
+    }
+    problems
+}
+
+fn declared() -> Vec<(&'static str, &'static [(&'static str, &'static str)])> {
+    vec![
+        ("CreateOrderFunction", create_order::wiring::AWS_PERMISSIONS),
+        ("GetOrderFunction", get_order::wiring::AWS_PERMISSIONS),
+        ("EventRelayFunction", event_relay::wiring::AWS_PERMISSIONS),
+        ("PaymentFunction", payment::wiring::AWS_PERMISSIONS),
+        ("InventoryFunction", inventory::wiring::AWS_PERMISSIONS),
+        (
+            "NotificationFunction",
+            notification::wiring::AWS_PERMISSIONS,
+        ),
+    ]
+}
+
+fn repository_template() -> (Template, String) {
+    let path = Template::workspace_template();
+    let text = std::fs::read_to_string(&path).unwrap();
+    (Template::parse(&text).unwrap(), text)
+}
+
+#[test]
+fn every_function_is_granted_exactly_what_its_code_uses() {
+    let (template, _) = repository_template();
+    let functions: Vec<&str> = template.of_kind(FUNCTION).map(|(id, _)| id).collect();
+    let declared = declared();
+    assert_eq!(
+        functions.len(),
+        declared.len(),
+        "every function declares its AWS permissions: {functions:?}"
+    );
+    assert_eq!(violations(&template, &declared), Vec::<String>::new());
+}
+
+#[test]
+fn a_widened_policy_fails_the_check() {
+    let (_, text) = repository_template();
+    // Someone grants the relay Scan on the orders table "while debugging".
+    let widened = text.replacen(
+        "                  - sns:Publish\n",
+        "                  - sns:Publish\n                  - dynamodb:Scan\n",
+        1,
+    );
+    assert_ne!(widened, text);
+    let problems = violations(&Template::parse(&widened).unwrap(), &declared());
+    assert!(
+        problems.iter().any(|p| p.contains("dynamodb:Scan")),
+        "{problems:?}"
+    );
+    // Or a wildcard resource.
+    let wildcard = text.replacen(
+        "                  - !GetAtt OrdersTable.Arn\n",
+        "                  - \"*\"\n",
+        1,
+    );
+    let problems = violations(&Template::parse(&wildcard).unwrap(), &declared());
+    assert!(problems.iter().any(|p| p.contains("\"*\"")), "{problems:?}");
+}
+
+#[test]
+fn a_dropped_action_fails_the_check() {
+    let (template, _) = repository_template();
+    // The code starts calling something the role does not grant.
+    let mut declared = declared();
+    let grown: &'static [(&'static str, &'static str)] = &[
+        ("sns:Publish", "OrderEventsTopic"),
+        ("dynamodb:Query", "OrdersTable"),
+    ];
+    declared[2] = ("EventRelayFunction", grown);
+    let problems = violations(&template, &declared);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("dynamodb:Query") && p.contains("does not grant")),
+        "{problems:?}"
+    );
+}
