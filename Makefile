@@ -35,15 +35,26 @@ nextest:
 	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest@0.9.143
 
 .PHONY: test
-test: venv nextest lint-template functions ## Format check, clippy, every test, template lint
+test: venv nextest lint-template functions ## Format check, clippy, every test, template lint, sam build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo nextest run --workspace --locked --no-fail-fast
+	$(MAKE) --no-print-directory sam-build
 
 .PHONY: lint-template
-lint-template: venv ## Validate and lint template.yaml offline (SAM and cfn-lint)
+lint-template: venv ## Validate and lint template.yaml offline: SAM, cfn-lint, and cfn-lint on the translated CloudFormation
 	$(SAM) validate --lint --template template.yaml
 	$(CFN_LINT) template.yaml
+	@mkdir -p target
+	$(VENV)/bin/python local/tools/sam_to_cfn.py template.yaml target/template.cfn.json
+	$(CFN_LINT) target/template.cfn.json
+
+.PHONY: sam-build
+sam-build: venv ## sam build from a clean build dir, then check one arm64 bootstrap per function
+	rustup target add aarch64-unknown-linux-gnu
+	rm -rf target/sam-build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --build-dir target/sam-build --parallel
+	$(VENV)/bin/python local/tools/check_bootstraps.py template.yaml target/sam-build
 
 .PHONY: build
 build: venv ## Release arm64 bootstraps for Lambda, as `sam build` makes them
