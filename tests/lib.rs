@@ -275,17 +275,7 @@ impl Harness {
                 .expect("receive")
                 .messages
                 .unwrap_or_default();
-            for message in &batch {
-                if let Some(handle) = &message.receipt_handle {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .expect("delete");
-                }
-            }
+            self.delete(queue_url, &batch).await;
             quiet_polls = if batch.is_empty() { quiet_polls + 1 } else { 0 };
             messages.extend(batch);
             if messages.len() >= expected && quiet_polls >= 1 {
@@ -296,6 +286,21 @@ impl Harness {
                 "got {} of {expected} messages before the deadline",
                 messages.len()
             );
+        }
+    }
+
+    /// Deletes received messages, so they are not seen again.
+    async fn delete(&self, queue_url: &str, messages: &[Message]) {
+        for message in messages {
+            if let Some(handle) = &message.receipt_handle {
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
         }
     }
 
@@ -550,17 +555,7 @@ impl Harness {
             if batch.is_empty() {
                 return all;
             }
-            for message in &batch {
-                if let Some(handle) = &message.receipt_handle {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .expect("delete");
-                }
-            }
+            self.delete(queue_url, &batch).await;
             all.extend(batch);
         }
     }

@@ -116,6 +116,12 @@ pub fn in_progress_window(deadline_epoch_ms: Option<i64>, now_epoch_ms: i64) -> 
     }
 }
 
+/// The invocation's deadline as Lambda's context gives it (epoch milliseconds), or
+/// `None` when it is unknown (0, as some local runtimes send).
+pub fn invocation_deadline(deadline_epoch_ms: u64) -> Option<i64> {
+    i64::try_from(deadline_epoch_ms).ok().filter(|d| *d > 0)
+}
+
 /// What an existing record means for a new request with the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

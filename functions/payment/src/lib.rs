@@ -22,7 +22,7 @@ use shared::events::{
     PaymentSucceeded,
 };
 use shared::hashing::fingerprint;
-use shared::idempotency::Idempotency;
+use shared::idempotency::{Idempotency, invocation_deadline};
 use shared::order::OrderStatus;
 use shared::ports::{IdempotencyStore, OrderStore, Transition, TransitionOutcome};
 
@@ -62,9 +62,7 @@ where
 
     /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-        let deadline = i64::try_from(event.context.deadline)
-            .ok()
-            .filter(|d| *d > 0);
+        let deadline = invocation_deadline(event.context.deadline);
         process_batch(
             event.payload,
             DEFAULT_CONCURRENCY,
