@@ -23,6 +23,9 @@ use local::streams::StreamPoller;
 use local::template::Template;
 use serde_json::Value;
 
+pub mod contract;
+use contract::Contract;
+
 /// How long a test waits for something to happen before failing.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -132,7 +135,10 @@ impl Harness {
     }
 
     /// Sends any request to the function that owns its route.
+    /// Every answer is checked against the API contract (`docs/openapi.yaml`).
     pub async fn send(&self, request: lambda_http::Request) -> ApiResponse {
+        let method = request.method().to_string();
+        let path = request.uri().path().to_owned();
         let response = if request.method() == http::Method::POST {
             self.create_order.handle(request).await
         } else {
@@ -145,11 +151,19 @@ impl Harness {
             Body::Binary(bytes) => String::from_utf8(bytes).expect("UTF-8 response"),
             _ => String::new(),
         };
-        ApiResponse {
+        let answer = ApiResponse {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body,
-        }
+        };
+        Contract::get().check_answer(
+            &method,
+            &path,
+            answer.status,
+            answer.header("content-type"),
+            &answer.body,
+        );
+        answer
     }
 
     /// `GET /orders/{id}`, with the path parameter as API Gateway passes it.

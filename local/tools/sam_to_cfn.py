@@ -4,7 +4,9 @@ event source resources that only exist after translation).
 
 Usage: sam_to_cfn.py template.yaml out.json
 
-Offline means: local CodeUri paths become placeholder S3 URIs (what `sam package` would
+Snippets included with `Fn::Transform: AWS::Include` from a local file (the API's
+OpenAPI document) are inlined first, as CloudFormation does after `sam package` has
+uploaded them. Offline means: local CodeUri paths become placeholder S3 URIs (what `sam package` would
 upload), the pseudo parameters are fixed, and no managed policy is looked up by name
 (the template uses none: every function has an explicit role).
 """
@@ -16,6 +18,26 @@ import sys
 
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
+
+
+def inline_includes(node, base):
+    """Replaces every local-file AWS::Include with the file's content."""
+    if isinstance(node, dict):
+        transform_ = node.get("Fn::Transform")
+        if (
+            len(node) == 1
+            and isinstance(transform_, dict)
+            and transform_.get("Name") == "AWS::Include"
+        ):
+            location = transform_["Parameters"]["Location"]
+            if location.startswith("s3://"):
+                raise SystemExit(f"cannot inline {location} offline")
+            with open(os.path.join(base, location)) as f:
+                return inline_includes(yaml_parse(f.read()), base)
+        return {key: inline_includes(value, base) for key, value in node.items()}
+    if isinstance(node, list):
+        return [inline_includes(item, base) for item in node]
+    return node
 
 
 class NoManagedPolicies:
@@ -31,6 +53,7 @@ def main(source, target):
     logging.disable(logging.WARNING)
     with open(source) as f:
         template = yaml_parse(f.read())
+    template = inline_includes(template, os.path.dirname(os.path.abspath(source)))
     for name, resource in template.get("Resources", {}).items():
         if resource.get("Type") == "AWS::Serverless::Function":
             properties = resource.setdefault("Properties", {})

@@ -1,6 +1,7 @@
 //! Integration tests: real handlers, real AWS SDK clients, the moto emulator provisioned
 //! from template.yaml. One binary, one module per area.
 
+mod api_contract;
 mod deliveries;
 mod errors;
 mod idempotency_keys;

@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
 fn banner(host: &Host) {
     println!("emulator   {}", host.emulator.endpoint_url());
     println!(
-        "API        {}  (no authentication locally; the deployed API requires it)",
+        "API        {}  (locally no SigV4 authentication and no edge validation from docs/openapi.yaml; the functions still validate every request)",
         host.api_url()
     );
     for route in host.stack.api_routes() {
