@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
 fn banner(host: &Host) {
     println!("emulator   {}", host.emulator.endpoint_url());
     println!(
-        "API        {}  (locally no SigV4 authentication and no edge validation from docs/openapi.yaml; the functions still validate every request)",
+        "API        {}  (locally: no authentication and no edge validation; the functions still validate every request)",
         host.api_url()
     );
     for route in host.stack.api_routes() {
