@@ -11,6 +11,8 @@ PYTHON ?= python3
 SAM := $(VENV)/bin/sam
 CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum local/requirements-checkov.txt | cut -c1-12)
 
 # Offline tools must never try to reach AWS, and the SDK needs a region to sign locally.
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -30,6 +32,13 @@ $(VENV_STAMP): local/requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# checkov pins an older boto3 than moto and the SAM CLI, so it gets a venv of its own.
+$(CHECKOV_STAMP): local/requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/requirements-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.installed-*
+	@touch $@
+
 .PHONY: nextest
 nextest:
 	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest@0.9.143
@@ -42,12 +51,14 @@ test: venv nextest lint-template functions ## Format check, clippy, every test, 
 	$(MAKE) --no-print-directory sam-build
 
 .PHONY: lint-template
-lint-template: venv ## Validate and lint template.yaml offline: SAM, cfn-lint, and cfn-lint on the translated CloudFormation
+lint-template: venv $(CHECKOV_STAMP) ## Check template.yaml offline: sam validate --lint, cfn-lint (also on the translated CloudFormation), checkov
 	$(SAM) validate --lint --template template.yaml
 	$(CFN_LINT) template.yaml
 	@mkdir -p target
 	$(VENV)/bin/python local/tools/sam_to_cfn.py template.yaml target/template.cfn.json
 	$(CFN_LINT) target/template.cfn.json
+	# Every skipped check is justified in the resource's Metadata (checkov: skip: comment).
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 .PHONY: sam-build
 sam-build: venv ## sam build from a clean build dir, then check one arm64 bootstrap per function

@@ -11,3 +11,4 @@ mod orders;
 mod outbox;
 mod saga;
 mod sample_events;
+mod security_scan;
