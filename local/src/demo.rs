@@ -438,6 +438,29 @@ async fn print_summary(
     }
     let _ = writeln!(out, "\nnotifications sent\n  {notifications:?}");
 
+    // The functions' own EMF lines, summed: what CloudWatch would chart.
+    let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
+    for json in lines.iter().filter_map(|line| line.json()) {
+        for metric in json["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = metric["Name"].as_str() else {
+                continue;
+            };
+            let value = match &json[name] {
+                Value::Array(values) => values.len() as f64,
+                other => other.as_f64().unwrap_or_default(),
+            };
+            *metrics.entry(name.to_owned()).or_default() += value;
+        }
+    }
+    let _ = writeln!(out, "\nmetrics (summed from the functions' EMF lines)");
+    for (name, value) in &metrics {
+        let _ = writeln!(out, "  {name:<24} {value}");
+    }
+
     let _ = writeln!(out, "\ncold starts (init duration per process)");
     for line in lines {
         if let Some(json) = line.json()

@@ -365,3 +365,166 @@ async fn the_demo_passes() {
         "make demo's scenarios all reach their expected states"
     );
 }
+
+/// Sums the values of one EMF metric across every EMF line (histograms: their count).
+fn emf_total(lines: &[Value], name: &str) -> f64 {
+    lines
+        .iter()
+        .filter(|j| j["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "RustOrderPipeline")
+        .map(|j| match &j[name] {
+            Value::Number(n) => n.as_f64().unwrap_or_default(),
+            Value::Array(values) => values.len() as f64,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn one_order_is_followed_through_every_function_by_its_json_logs_and_metrics() {
+    let host = Host::start(
+        HostOptions {
+            api_port: 0,
+            ..HostOptions::default()
+        },
+        Logs::default(),
+    )
+    .await
+    .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
+    dynamodb
+        .put_item()
+        .table_name(host.stack.table_name("InventoryTable").unwrap())
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SKU#SKU-LOG".into()),
+        )
+        .item(
+            "stock",
+            aws_sdk_dynamodb::types::AttributeValue::N("5".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let order = json!({"customer_id": "cust-logs1", "currency": "EUR",
+        "items": [{"sku": "SKU-LOG", "quantity": 1, "unit_price_minor": 700}],
+        "payment_token": "tok_visa"});
+    let headers = [
+        ("content-type", "application/json"),
+        ("idempotency-key", "observability-1"),
+        ("x-correlation-id", "obs-order-1"),
+    ];
+    let url = format!("{}/orders", host.api_url());
+    let created = http_client::send(Method::POST, &url, &headers, Some(order.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    // A retry with the same key: a warm invocation, answered by a replay.
+    let replayed = http_client::send(Method::POST, &url, &headers, Some(order.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(replayed.status, 201);
+
+    // Wait for the pipeline to finish: the confirmation is the last notification.
+    let deadline = Instant::now() + DEADLINE;
+    let lines = loop {
+        let lines: Vec<Value> = host.logs.lines().iter().filter_map(|l| l.json()).collect();
+        if emf_total(&lines, "NotificationsSent") >= 2.0 {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "the order never finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let all = host.logs.lines();
+
+    // Every line every function wrote is one JSON object.
+    for line in all.iter().filter(|l| l.function != "host") {
+        assert!(
+            line.json().is_some_and(|j| j.is_object()),
+            "{}: not a JSON object: {}",
+            line.function,
+            line.text
+        );
+    }
+    let app_lines: Vec<&Value> = lines
+        .iter()
+        .filter(|j| j["message"].is_string() && j["_aws"].is_null() && j["type"].is_null())
+        .collect();
+    assert!(!app_lines.is_empty());
+    for line in &app_lines {
+        for field in ["timestamp", "level", "function"] {
+            assert!(line[field].is_string(), "{field} in {line}");
+        }
+        // `cold_start` is true in init and in a process's first invocation only.
+        let cold = line["cold_start"]
+            .as_bool()
+            .expect("cold_start on every line");
+        if let Some(invocation) = line["invocation"].as_u64() {
+            assert_eq!(cold, invocation == 1, "{line}");
+            assert!(line["requestId"].is_string(), "request id in {line}");
+        }
+    }
+
+    // One correlation id finds the order's whole path.
+    let path: std::collections::BTreeSet<&str> = app_lines
+        .iter()
+        .filter(|j| j["correlation_id"] == "obs-order-1")
+        .filter_map(|j| j["function"].as_str())
+        .collect();
+    for function in [
+        "CreateOrderFunction",
+        "EventRelayFunction",
+        "PaymentFunction",
+        "InventoryFunction",
+        "NotificationFunction",
+    ] {
+        assert!(
+            path.contains(function),
+            "{function} logs the correlation id; found in {path:?}"
+        );
+    }
+    let order_id = serde_json::from_str::<Value>(&created.body).unwrap()["order_id"].clone();
+    for line in app_lines.iter().filter(|j| j["order_id"] == order_id) {
+        assert_eq!(line["correlation_id"], "obs-order-1", "{line}");
+    }
+
+    // Business metrics, as EMF lines, with the right values.
+    for (metric, expected) in [
+        ("OrdersPlaced", 1.0),
+        ("IdempotentReplays", 1.0),
+        ("PaymentsSucceeded", 1.0),
+        ("OrdersConfirmed", 1.0),
+        ("NotificationsSent", 2.0),
+        ("OrderCompletionLatency", 1.0),
+        ("PoisonMessages", 0.0),
+    ] {
+        assert_eq!(emf_total(&lines, metric), expected, "{metric}");
+    }
+    // One cold-start metric per process that started (each reported an init duration).
+    let cold_starts = lines
+        .iter()
+        .filter(|j| j["type"] == "platform.report")
+        .filter(|j| j["record"]["metrics"]["initDurationMs"].is_number())
+        .count();
+    assert!(cold_starts >= 5);
+    assert_eq!(emf_total(&lines, "ColdStart"), cold_starts as f64);
+
+    // Secrets never reach a log line: not the payment token, not the gateway key.
+    let env = host.stack.function_env("PaymentFunction").unwrap();
+    let secret_id = env
+        .iter()
+        .find(|(key, _)| key.contains("SECRET"))
+        .map(|(_, value)| value.clone())
+        .expect("the payment function is told where its secret is");
+    let secret = aws_sdk_secretsmanager::Client::new(&host.sdk)
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .unwrap()
+        .secret_string
+        .unwrap();
+    for line in &all {
+        assert!(!line.text.contains("tok_visa"), "{}", line.text);
+        assert!(!line.text.contains(&secret), "{}", line.text);
+    }
+}

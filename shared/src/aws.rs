@@ -68,7 +68,7 @@ where
 pub fn describe<E, R>(error: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     match error {
         SdkError::ServiceError(service) => format!(
@@ -76,6 +76,13 @@ where
             service.err().code().unwrap_or("UnknownError"),
             service.err().message().unwrap_or("no message")
         ),
-        other => format!("{other}: {:?}", std::error::Error::source(other)),
+        other => crate::telemetry::ErrorChain(other).to_string(),
     }
+}
+
+/// A span around one AWS call, named by its operation (`DynamoDB.TransactWriteItems`):
+/// whatever is logged during the call names it, and a tracing exporter (X-Ray, OTel) can
+/// time it. Use it as `.send().instrument(call_span("SNS.Publish")).await`.
+pub fn call_span(operation: &'static str) -> tracing::Span {
+    tracing::info_span!("aws_call", aws_operation = operation)
 }

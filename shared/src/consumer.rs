@@ -51,6 +51,7 @@ pub fn once_outcome(
         Ok(Once::Ran) => Ok(()),
         Ok(Once::AlreadyDone) => {
             tracing::info!("duplicate event suppressed");
+            crate::metrics::count(crate::metrics::DUPLICATES_SUPPRESSED);
             Ok(())
         }
         Ok(Once::Busy { .. }) => Err(RecordError::Transient(
@@ -139,6 +140,7 @@ async fn settle<D: DeadLetterSink>(
         }
         Err(RecordError::Permanent(reason)) => {
             tracing::error!(message_id = %message_id, reason = %reason, "poison message: forwarding it to the DLQ");
+            crate::metrics::count(crate::metrics::POISON_MESSAGES);
             match dead_letters.forward(&message, &reason).await {
                 Ok(()) => None,
                 Err(error) => {

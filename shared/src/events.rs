@@ -245,6 +245,11 @@ pub struct Envelope {
     pub correlation_id: CorrelationId,
     /// The order it is about.
     pub order_id: OrderId,
+    /// When the order was placed. `OrderPlaced` sets it and every event caused by another
+    /// copies it, so any step can tell how old the order is (the end-to-end latency
+    /// metric) without reading the order. Optional: older messages lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_placed_at: Option<DateTime<Utc>>,
     /// The type and payload.
     #[serde(flatten)]
     pub event: Event,
@@ -286,6 +291,8 @@ struct RawEnvelope {
     occurred_at: DateTime<Utc>,
     correlation_id: CorrelationId,
     order_id: OrderId,
+    #[serde(default)]
+    order_placed_at: Option<DateTime<Utc>>,
     payload: serde_json::Value,
 }
 
@@ -315,6 +322,7 @@ impl Envelope {
             occurred_at,
             correlation_id,
             order_id,
+            order_placed_at: matches!(event, Event::OrderPlaced(_)).then_some(occurred_at),
             event,
         }
     }
@@ -323,13 +331,16 @@ impl Envelope {
     /// from this event's id and the new type, so handling this event again (a retry, a
     /// duplicate) produces the very same event, which downstream deduplication drops.
     pub fn caused_by(&self, event: Event) -> Envelope {
-        Envelope::with_id(
-            EventId::derived(self.id.as_uuid(), event.event_type().as_str()),
-            self.order_id,
-            self.correlation_id.clone(),
-            Utc::now(),
-            event,
-        )
+        Envelope {
+            order_placed_at: self.order_placed_at,
+            ..Envelope::with_id(
+                EventId::derived(self.id.as_uuid(), event.event_type().as_str()),
+                self.order_id,
+                self.correlation_id.clone(),
+                Utc::now(),
+                event,
+            )
+        }
     }
 
     /// The event's type.
@@ -364,6 +375,7 @@ impl Envelope {
             occurred_at: raw.occurred_at,
             correlation_id: raw.correlation_id,
             order_id: raw.order_id,
+            order_placed_at: raw.order_placed_at,
             event,
         })
     }

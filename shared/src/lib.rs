@@ -17,6 +17,7 @@ pub mod hashing;
 pub mod http_api;
 pub mod idempotency;
 pub mod ids;
+pub mod metrics;
 pub mod money;
 pub mod order;
 pub mod ports;

@@ -1,25 +1,137 @@
-//! Structured logging: one JSON object per line, which CloudWatch Logs Insights can query.
+//! Logs and metrics, set up once per cold start.
 //!
-//! The level comes from Lambda's `AWS_LAMBDA_LOG_LEVEL` (set by the template's
-//! `LoggingConfig`), else `RUST_LOG`, else INFO.
+//! **Logs**: one flat JSON object per line, which CloudWatch Logs Insights can query
+//! field by field. Every line carries `timestamp`, `level`, `message`, the event's own
+//! fields, `function`, `cold_start`, and the fields of every span it is logged in: the
+//! runtime's `requestId` and `xrayTraceId`, and the `correlation_id` and `order_id` the
+//! handlers put on their spans. So one correlation id finds an order's whole path, in
+//! every function. The level comes from Lambda's `AWS_LAMBDA_LOG_LEVEL` (set by the
+//! template's `LoggingConfig`), else `RUST_LOG`, else INFO.
+//!
+//! **Metrics**: [`crate::metrics`] counts through the `metrics` facade; the collector
+//! installed here writes them as CloudWatch Embedded Metric Format (EMF) lines after each
+//! invocation, plus a `ColdStart` metric on a process's first invocation. CloudWatch turns
+//! EMF lines into metrics with no API call and no extra latency.
 
-use tracing_subscriber::EnvFilter;
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Installs the JSON subscriber. Call once at the top of `main`; later calls are no-ops,
-/// so tests may call it freely.
-pub fn init() {
+use metrics_cloudwatch_embedded::Collector;
+/// Start the Lambda runtime with the handler, as `lambda_runtime::run` and
+/// `lambda_http::run` do, plus the layer that flushes metrics after each invocation.
+pub use metrics_cloudwatch_embedded::lambda::service::{run, run_http};
+use tracing::instrument::Instrumented;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// The CloudWatch namespace of the pipeline's own metrics (the dashboard reads it).
+pub const METRICS_NAMESPACE: &str = "RustOrderPipeline";
+
+/// How many invocations this process has started: lines are `cold_start: true` until the
+/// second one starts (init and the first invocation are the cold start).
+static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics collector: {0}")]
+pub struct TelemetryError(String);
+
+/// Installs the JSON log subscriber and the EMF metrics collector. Call once at the top of
+/// `main`, and run the handler with [`metrics_cloudwatch_embedded::lambda::service`]'s
+/// `run`/`run_http` and the returned collector, so metrics are flushed after every
+/// invocation.
+pub fn init() -> Result<&'static Collector, TelemetryError> {
+    init_logs();
+    let service = std::env::var("SERVICE_NAME").unwrap_or_else(|_| "local".to_owned());
+    metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(METRICS_NAMESPACE)
+        // One dimension, so the dashboard can tell stacks (dev, prod) apart.
+        .with_dimension("service", service)
+        .lambda_cold_start_metric("ColdStart")
+        .with_lambda_request_id("requestId")
+        .with_lambda_xray_trace_id("xrayTraceId")
+        .init()
+        .map_err(|e| TelemetryError(e.to_string()))
+}
+
+/// Installs only the JSON log subscriber; later calls are no-ops.
+pub fn init_logs() {
     let filter = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .ok()
         .and_then(|level| EnvFilter::try_new(level.to_lowercase()).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .with_env_filter(filter)
-        .with_ansi(false)
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| env_or_binary_name());
+    let mut layer = json_subscriber::JsonLayer::stdout();
+    layer
+        .with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime)
+        .with_level("level")
+        .with_flattened_event()
+        .with_top_level_flattened_span_list();
+    layer.add_static_field("function", serde_json::Value::String(function));
+    layer.add_dynamic_field("cold_start", |_, _| {
+        Some(INVOCATIONS.load(Ordering::Relaxed) <= 1)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
         .try_init();
+}
+
+fn env_or_binary_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|path| {
+            std::path::Path::new(&path)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// Runs one invocation's handler, counting it so that log lines know whether they are
+/// part of the cold start. Wrap every handler call in `main` with it.
+pub fn invocation<F: Future>(handler: F) -> Instrumented<F> {
+    let number = INVOCATIONS.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::Instrument::instrument(
+        handler,
+        tracing::info_span!("invocation", invocation = number),
+    )
+}
+
+/// An error with its whole chain of causes, `outer: inner: root`, for log lines: the
+/// outer message alone rarely says what went wrong underneath.
+pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorChain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("order store failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_cause() {
+        let error = Outer(std::io::Error::other("connection reset"));
+        assert_eq!(
+            ErrorChain(&error).to_string(),
+            "order store failed: connection reset"
+        );
+    }
 }

@@ -24,6 +24,7 @@ use shared::ids::{CorrelationId, OrderId};
 use shared::order::Order;
 use shared::ports::{IdempotencyStore, OrderStore, PlaceOutcome, StoreError};
 use shared::problem::{Problem, ProblemKind};
+use shared::telemetry::ErrorChain;
 use shared::validation::{CreateOrderRequest, RequestError};
 use tracing::Instrument;
 
@@ -136,6 +137,7 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
                     currency = %order.total.currency,
                     "order placed"
                 );
+                shared::metrics::count(shared::metrics::ORDERS_PLACED);
                 Ok(created.into_response(false))
             }
             // A concurrent request with the same key won the race: answer as it did.
@@ -169,6 +171,7 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
             Verdict::Free => Ok(None),
             Verdict::Replay(stored) => {
                 tracing::info!("idempotent replay");
+                shared::metrics::count(shared::metrics::IDEMPOTENT_REPLAYS);
                 let stored = StoredResponse::from_json(&stored).map_err(internal)?;
                 Ok(Some(stored.into_response(true)))
             }
@@ -239,7 +242,7 @@ fn request_problem(error: RequestError) -> Problem {
 }
 
 fn store_problem(error: StoreError) -> Problem {
-    tracing::error!(error = %error, transient = error.is_transient(), "order store failed");
+    tracing::error!(error = %ErrorChain(&error), transient = error.is_transient(), "order store failed");
     if error.is_transient() {
         Problem::new(
             ProblemKind::ServiceUnavailable,

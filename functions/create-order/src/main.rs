@@ -2,18 +2,22 @@
 //! start, then hand each request to [`create_order::App::handle`].
 
 use create_order::wiring::{Config, live};
-use lambda_http::{Error, run, service_fn};
+use lambda_http::{Error, service_fn};
+use shared::telemetry::{invocation, run_http};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    let metrics = shared::telemetry::init()?;
     // Init work runs once per cold start; warm invocations reuse the clients and their
     // connection pools.
     let config = Config::load(&shared::config::process_env)?;
     let app = live(&shared::aws::load_sdk_config().await, &config);
     let app = &app;
-    run(service_fn(move |request| async move {
-        Ok::<_, std::convert::Infallible>(app.handle(request).await)
-    }))
+    run_http(
+        metrics,
+        service_fn(move |request| {
+            invocation(async move { Ok::<_, Error>(app.handle(request).await) })
+        }),
+    )
     .await
 }

@@ -50,7 +50,7 @@ pub async fn handle<P: EventPublisher>(
     for record in &event.payload.records {
         if let Err(error) = relay(publisher, record).await {
             tracing::error!(
-                error = %error,
+                error = %shared::telemetry::ErrorChain(&error),
                 sequence_number = record.change.sequence_number.as_deref().unwrap_or_default(),
                 event_id = %record.event_id,
                 "relaying stream record failed; it and the records after it will be retried"

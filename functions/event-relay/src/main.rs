@@ -1,16 +1,18 @@
 //! Lambda entry point of the event relay: init once, then relay stream batches.
 
 use event_relay::wiring::{Config, live};
-use lambda_runtime::{Error, run, service_fn};
+use lambda_runtime::{Error, service_fn};
+use shared::telemetry::{invocation, run};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    let metrics = shared::telemetry::init()?;
     let config = Config::load(&shared::config::process_env)?;
     let publisher = live(&shared::aws::load_sdk_config().await, &config);
     let publisher = &publisher;
-    run(service_fn(move |event| async move {
-        event_relay::handle(publisher, event).await
-    }))
+    run(
+        metrics,
+        service_fn(move |event| invocation(event_relay::handle(publisher, event))),
+    )
     .await
 }

@@ -7,6 +7,7 @@ use shared::http_api;
 use shared::ids::OrderId;
 use shared::ports::OrderStore;
 use shared::problem::{Problem, ProblemKind};
+use shared::telemetry::ErrorChain;
 use tracing::Instrument;
 
 /// The function's dependencies, built once per cold start in `main`.
@@ -40,7 +41,7 @@ impl<O: OrderStore> App<O> {
         // A malformed id cannot name an order: same answer as an unknown one.
         let order_id = OrderId::parse(id).ok_or_else(not_found)?;
         let order = self.orders.get(order_id).await.map_err(|error| {
-            tracing::error!(error = %error, order_id = %order_id, "reading order failed");
+            tracing::error!(error = %ErrorChain(&error), order_id = %order_id, "reading order failed");
             if error.is_transient() {
                 Problem::new(
                     ProblemKind::ServiceUnavailable,
@@ -56,7 +57,7 @@ impl<O: OrderStore> App<O> {
         })?;
         let order = order.ok_or_else(not_found)?;
         let body = serde_json::to_string(&order).map_err(|error| {
-            tracing::error!(error = %error, "encoding order failed");
+            tracing::error!(error = %ErrorChain(&error), "encoding order failed");
             Problem::new(ProblemKind::Internal, "the order could not be encoded")
         })?;
         Ok(http_api::json(200, body))

@@ -109,10 +109,16 @@ impl<D: DeadLetterSink> App<D> {
         match self.reservations.reserve(&lines, &key, &confirm).await? {
             ReserveOutcome::Reserved => {
                 tracing::info!(lines = lines.len(), "stock reserved; order confirmed");
+                shared::metrics::order_status_changed(
+                    OrderStatus::Confirmed,
+                    envelope.order_placed_at,
+                    now,
+                );
                 Ok(())
             }
             ReserveOutcome::Duplicate => {
                 tracing::info!("duplicate event suppressed");
+                shared::metrics::count(shared::metrics::DUPLICATES_SUPPRESSED);
                 Ok(())
             }
             ReserveOutcome::NotAllowed(outcome) => {
@@ -131,6 +137,7 @@ impl<D: DeadLetterSink> App<D> {
                 self.reservations
                     .record_shortage(envelope.order_id, &short, &key, &[failed], now.timestamp())
                     .await?;
+                shared::metrics::count(shared::metrics::RESERVATIONS_FAILED);
                 Ok(())
             }
         }

@@ -5,6 +5,7 @@
 //! written once per order (reserved or failed), which makes a replay a no-op.
 
 use std::collections::HashMap;
+use tracing::Instrument;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, cancellation_codes};
@@ -69,6 +70,7 @@ impl DynamoDbReservations {
             .item("pk", AttributeValue::S(sku_pk(sku)))
             .item("stock", AttributeValue::N(units.to_string()))
             .send()
+            .instrument(shared::aws::call_span("DynamoDB.PutItem"))
             .await
             .map(|_| ())
             .map_err(|e| StoreError::Transient(shared::aws::describe(&e)))
@@ -84,6 +86,7 @@ impl DynamoDbReservations {
             .key("pk", AttributeValue::S(sku_pk(sku)))
             .consistent_read(true)
             .send()
+            .instrument(shared::aws::call_span("DynamoDB.GetItem"))
             .await
             .map_err(|e| StoreError::Transient(shared::aws::describe(&e)))?
             .item;
@@ -153,6 +156,7 @@ impl DynamoDbReservations {
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
+            .instrument(shared::aws::call_span("DynamoDB.TransactWriteItems"))
             .await;
         let Err(error) = result else {
             return Ok(ReserveOutcome::Reserved);
@@ -216,6 +220,7 @@ impl DynamoDbReservations {
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
+            .instrument(shared::aws::call_span("DynamoDB.TransactWriteItems"))
             .await;
         match result {
             Ok(_) => Ok(ReserveOutcome::Short(short.to_vec())),

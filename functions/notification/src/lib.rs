@@ -127,6 +127,7 @@ where
                         PublishError::Permanent(e) => RecordError::Permanent(e),
                     })?;
                 tracing::info!(kind = notification.kind, "notification sent");
+                shared::metrics::count(shared::metrics::NOTIFICATIONS_SENT);
                 Ok("sent".to_string())
             })
             .await;

@@ -218,6 +218,10 @@ where
         match self.orders.transition(&transition).await? {
             TransitionOutcome::Applied => {
                 tracing::info!(from = %from, to = %to, "order status changed");
+                shared::metrics::order_status_changed(to, envelope.order_placed_at, transition.at);
+                if to == OrderStatus::Cancelled {
+                    shared::metrics::count(shared::metrics::PAYMENTS_REFUNDED);
+                }
             }
             TransitionOutcome::AlreadyApplied => {
                 tracing::info!(to = %to, "status change already stored by an earlier attempt");

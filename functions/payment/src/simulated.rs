@@ -13,6 +13,7 @@
 //! key it was built with, as a real provider would.
 
 use std::collections::HashMap;
+use tracing::Instrument;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -77,6 +78,7 @@ impl SimulatedGateway {
             .key("pk", AttributeValue::S(pk.to_owned()))
             .consistent_read(true)
             .send()
+            .instrument(shared::aws::call_span("DynamoDB.GetItem"))
             .await
             .map(|output| output.item)
             .map_err(|e| transient("ledger read", e))
@@ -99,6 +101,7 @@ impl SimulatedGateway {
             .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(pk)")
             .send()
+            .instrument(shared::aws::call_span("DynamoDB.PutItem"))
             .await;
         match result {
             Ok(_) => Ok(item),
@@ -125,6 +128,7 @@ impl SimulatedGateway {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values(ReturnValue::UpdatedNew)
             .send()
+            .instrument(shared::aws::call_span("DynamoDB.UpdateItem"))
             .await
             .map_err(|e| transient("attempt count", e))?;
         Ok(output

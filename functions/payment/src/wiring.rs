@@ -3,6 +3,7 @@
 use aws_config::SdkConfig;
 use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
 use shared::config::{Lookup, MissingSetting, required};
+use tracing::Instrument;
 
 use crate::App;
 use crate::simulated::SimulatedGateway;
@@ -51,6 +52,7 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<LiveApp, SecretErr
         .get_secret_value()
         .secret_id(&config.gateway_secret_arn)
         .send()
+        .instrument(shared::aws::call_span("SecretsManager.GetSecretValue"))
         .await
         .map_err(|e| SecretError(shared::aws::describe(&e)))?
         .secret_string

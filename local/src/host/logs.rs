@@ -104,6 +104,20 @@ pub fn readable(line: &LogLine, colour: bool) -> String {
             m["maxMemoryUsedMB"],
         );
     }
+    if let Some(metrics) = json["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array() {
+        // An EMF line: show the values, not the envelope CloudWatch reads them from.
+        let values: Vec<String> = metrics
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .map(|name| format!("{name}={}", compact(&json[name])))
+            .collect();
+        return format!(
+            "{} {} {}",
+            paint("36", &format!("{:<22}", line.function)),
+            paint("34", "METRIC"),
+            values.join(" "),
+        );
+    }
     let level = json["level"].as_str().unwrap_or("INFO");
     let level_colour = match level {
         "ERROR" => "31",
@@ -121,7 +135,17 @@ pub fn readable(line: &LogLine, colour: bool) -> String {
         for (key, value) in object {
             if !matches!(
                 key.as_str(),
-                "timestamp" | "level" | "message" | "span" | "correlation_id" | "target"
+                "timestamp"
+                    | "level"
+                    | "message"
+                    | "span"
+                    | "correlation_id"
+                    | "target"
+                    | "function"
+                    | "cold_start"
+                    | "invocation"
+                    | "requestId"
+                    | "xrayTraceId"
             ) {
                 extra.push_str(&format!(" {key}={}", compact(value)));
             }

@@ -1,6 +1,7 @@
 //! [`IdempotencyStore`] on a DynamoDB table keyed by `pk` with TTL on `expires_at`.
 
 use std::collections::HashMap;
+use tracing::Instrument;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put};
@@ -76,6 +77,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .key("pk", AttributeValue::S(key.to_owned()))
             .consistent_read(true)
             .send()
+            .instrument(crate::aws::call_span("DynamoDB.GetItem"))
             .await
             .map_err(|e| store_error("GetItem idempotency", &e))?;
         output.item.map(from_item).transpose()
@@ -96,6 +98,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .set_expression_attribute_names(put.expression_attribute_names)
             .set_expression_attribute_values(put.expression_attribute_values)
             .send()
+            .instrument(crate::aws::call_span("DynamoDB.PutItem"))
             .await;
         match result {
             Ok(_) => Ok(true),
@@ -120,6 +123,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
             .expression_attribute_values(":hash", AttributeValue::S(record.payload_hash.clone()))
             .send()
+            .instrument(crate::aws::call_span("DynamoDB.PutItem"))
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -145,6 +149,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
             .send()
+            .instrument(crate::aws::call_span("DynamoDB.DeleteItem"))
             .await
             .map(|_| ())
             .or_else(|e| {

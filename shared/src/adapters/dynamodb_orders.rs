@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use tracing::Instrument;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -205,6 +206,7 @@ impl OrderStore for DynamoDbOrderStore {
             .transact_items(new_item_put(&self.table, order_item(order)?)?)
             .transact_items(new_item_put(&self.table, outbox_item(event)?)?)
             .send()
+            .instrument(crate::aws::call_span("DynamoDB.TransactWriteItems"))
             .await;
         match result {
             Ok(_) => Ok(PlaceOutcome::Placed),
@@ -229,6 +231,7 @@ impl OrderStore for DynamoDbOrderStore {
             .transact_write_items()
             .set_transact_items(Some(self.transition_items(transition)?))
             .send()
+            .instrument(crate::aws::call_span("DynamoDB.TransactWriteItems"))
             .await;
         match result {
             Ok(_) => Ok(TransitionOutcome::Applied),
@@ -248,6 +251,7 @@ impl OrderStore for DynamoDbOrderStore {
             .key("sk", AttributeValue::S(ORDER_SK.into()))
             .consistent_read(true)
             .send()
+            .instrument(crate::aws::call_span("DynamoDB.GetItem"))
             .await
             .map_err(|e| store_error("GetItem order", &e))?;
         output

@@ -28,7 +28,7 @@ use crate::ports::StoreError;
 pub fn store_error<E, R>(operation: &str, error: &SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let message = format!("{operation}: {}", crate::aws::describe(error));
     if crate::aws::is_transient(error) {

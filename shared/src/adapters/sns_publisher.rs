@@ -2,6 +2,7 @@
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
+use tracing::Instrument;
 
 use crate::events::{CORRELATION_ATTRIBUTE, TYPE_ATTRIBUTE};
 use crate::ports::{EventPublisher, PublishError};
@@ -46,6 +47,7 @@ impl EventPublisher for SnsEventPublisher {
             .message_attributes(TYPE_ATTRIBUTE, string_attribute(event_type)?)
             .message_attributes(CORRELATION_ATTRIBUTE, string_attribute(correlation_id)?)
             .send()
+            .instrument(crate::aws::call_span("SNS.Publish"))
             .await
             .map(|_| ())
             .map_err(|e| {

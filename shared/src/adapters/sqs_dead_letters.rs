@@ -3,6 +3,7 @@
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
+use tracing::Instrument;
 
 use crate::consumer::DeadLetterSink;
 
@@ -63,6 +64,7 @@ impl DeadLetterSink for SqsDeadLetters {
         }
         request
             .send()
+            .instrument(crate::aws::call_span("SQS.SendMessage"))
             .await
             .map(|_| ())
             .map_err(|e| crate::aws::describe(&e))
