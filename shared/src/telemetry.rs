@@ -2,7 +2,8 @@
 //!
 //! **Logs**: one flat JSON object per line, which CloudWatch Logs Insights can query
 //! field by field. Every line carries `timestamp`, `level`, `message`, the event's own
-//! fields, `function`, `cold_start`, and the fields of every span it is logged in: the
+//! fields, `function`, `cold_start` (true on exactly one line per process, the one that
+//! opens its first invocation), and the fields of every span it is logged in: the
 //! runtime's `requestId` and `xrayTraceId`, and the `correlation_id` and `order_id` the
 //! handlers put on their spans. So one correlation id finds an order's whole path, in
 //! every function. The level comes from Lambda's `AWS_LAMBDA_LOG_LEVEL` (set by the
@@ -13,6 +14,7 @@
 //! invocation, plus a `ColdStart` metric on a process's first invocation. CloudWatch turns
 //! EMF lines into metrics with no API call and no extra latency.
 
+use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
@@ -30,9 +32,13 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// The CloudWatch namespace of the pipeline's own metrics (the dashboard reads it).
 pub const METRICS_NAMESPACE: &str = "RustOrderPipeline";
 
-/// How many invocations this process has started: lines are `cold_start: true` until the
-/// second one starts (init and the first invocation are the cold start).
+/// How many invocations this process has started.
 static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set only while the one "cold start" line of a process is being written.
+    static WRITING_COLD_START_LINE: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +80,7 @@ pub fn init_logs() {
         .with_top_level_flattened_span_list();
     layer.add_static_field("function", serde_json::Value::String(function));
     layer.add_dynamic_field("cold_start", |_, _| {
-        Some(INVOCATIONS.load(Ordering::Relaxed) <= 1)
+        Some(WRITING_COLD_START_LINE.with(Cell::get))
     });
     let _ = tracing_subscriber::registry()
         .with(layer.with_filter(filter))
@@ -92,14 +98,22 @@ fn env_or_binary_name() -> String {
         .unwrap_or_default()
 }
 
-/// Runs one invocation's handler, counting it so that log lines know whether they are
-/// part of the cold start. Wrap every handler call in `main` with it.
-pub fn invocation<F: Future>(handler: F) -> Instrumented<F> {
+/// Runs one invocation's handler in a span that numbers it within the process. The first
+/// invocation of a process starts with one "cold start" line, the only line of the
+/// process with `cold_start: true`, so counting those lines counts cold starts (and the
+/// line carries the request id of the invocation that paid for it). Wrap every handler
+/// call in `main` with it.
+pub fn invocation<F: Future>(handler: F) -> Instrumented<impl Future<Output = F::Output>> {
     let number = INVOCATIONS.fetch_add(1, Ordering::Relaxed) + 1;
-    tracing::Instrument::instrument(
-        handler,
-        tracing::info_span!("invocation", invocation = number),
-    )
+    let work = async move {
+        if number == 1 {
+            WRITING_COLD_START_LINE.with(|flag| flag.set(true));
+            tracing::info!("cold start: first invocation of this process");
+            WRITING_COLD_START_LINE.with(|flag| flag.set(false));
+        }
+        handler.await
+    };
+    tracing::Instrument::instrument(work, tracing::info_span!("invocation", invocation = number))
 }
 
 /// An error with its whole chain of causes, `outer: inner: root`, for log lines: the
