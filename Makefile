@@ -72,6 +72,10 @@ build: venv ## Release arm64 bootstraps for Lambda, as `sam build` makes them
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
 
+.PHONY: best-practices
+best-practices: ## Move docs/best-practices.md's line ranges to where their code now is
+	$(PYTHON) local/tools/refresh_best_practices.py
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all

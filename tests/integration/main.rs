@@ -2,6 +2,7 @@
 //! from template.yaml. One binary, one module per area.
 
 mod api_contract;
+mod best_practices;
 mod deliveries;
 mod errors;
 mod idempotency_keys;
