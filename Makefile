@@ -51,7 +51,7 @@ test: venv nextest lint-template functions ## Format check, clippy, every test, 
 	$(MAKE) --no-print-directory sam-build
 
 .PHONY: lint-template
-lint-template: venv $(CHECKOV_STAMP) ## Check template.yaml offline: sam validate --lint, cfn-lint (also on the translated CloudFormation), checkov
+lint-template: venv $(CHECKOV_STAMP) ## Check template.yaml and the CI workflows offline: sam validate --lint, cfn-lint (also on the translated CloudFormation), checkov, workflow schema
 	$(SAM) validate --lint --template template.yaml
 	$(CFN_LINT) template.yaml
 	@mkdir -p target
@@ -59,6 +59,8 @@ lint-template: venv $(CHECKOV_STAMP) ## Check template.yaml offline: sam validat
 	$(CFN_LINT) target/template.cfn.json
 	# Every skipped check is justified in the resource's Metadata (checkov: skip: comment).
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+	# The GitHub Actions workflows forks run, against GitHub's schema (offline, vendored).
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 .PHONY: sam-build
 sam-build: venv ## sam build from a clean build dir, then check one arm64 bootstrap per function
