@@ -17,6 +17,8 @@ Why not plain `moto_server`:
   leaves an orphan emulator behind.
 """
 
+import io
+import json
 import os
 import sys
 import threading
@@ -45,6 +47,67 @@ class SerialDynamoDb:
                 # Materialise the body inside the lock: the work happens while iterating.
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)
+
+
+class RequestCounter:
+    """WSGI middleware: counts requests per caller and operation.
+
+    Locally each function signs with its own access key id (its logical id, set by the
+    host), so the count says which function made which AWS calls:
+    GET /_local/requests answers {"CreateOrderFunction": {"dynamodb.PutItem": 1, ...}},
+    DELETE /_local/requests starts over. The benchmarks and the request-budget test use
+    it; it changes nothing for the requests themselves.
+    """
+
+    PATH = "/_local/requests"
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.counts = {}
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == self.PATH:
+            return self.answer(environ, start_response)
+        caller, service = self.credential(environ.get("HTTP_AUTHORIZATION", ""))
+        if caller:
+            operation = self.operation(environ)
+            with self.lock:
+                calls = self.counts.setdefault(caller, {})
+                key = f"{service}.{operation}"
+                calls[key] = calls.get(key, 0) + 1
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def credential(authorization):
+        # "AWS4-HMAC-SHA256 Credential=KEY/20261126/us-east-1/sns/aws4_request, ..."
+        marker = "Credential="
+        if marker not in authorization:
+            return None, None
+        scope = authorization.split(marker, 1)[1].split(",", 1)[0].split("/")
+        return scope[0], scope[3] if len(scope) > 3 else "unknown"
+
+    @staticmethod
+    def operation(environ):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            return target.rsplit(".", 1)[-1]
+        # Query protocol (SNS): the action is in the form body; read it and put it back.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        for pair in body.split(b"&"):
+            if pair.startswith(b"Action="):
+                return pair[len(b"Action="):].decode("utf-8", "replace")
+        return environ.get("REQUEST_METHOD", "unknown")
+
+    def answer(self, environ, start_response):
+        with self.lock:
+            if environ.get("REQUEST_METHOD") == "DELETE":
+                self.counts = {}
+            body = json.dumps(self.counts).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
 
 
 def keep_stream_shards_on_rollback():
@@ -85,7 +148,7 @@ def main():
     server = make_server(
         host,
         port,
-        SerialDynamoDb(app),
+        RequestCounter(SerialDynamoDb(app)),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -18,6 +18,10 @@ pub const ACCOUNT_ID: &str = "123456789012";
 /// How long the emulator may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Requests per caller, then per operation (`dynamodb.PutItem`).
+pub type RequestCounts =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
+
 /// Starting the emulator failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
@@ -134,6 +138,23 @@ impl Emulator {
     /// The endpoint to give the SDK (`AWS_ENDPOINT_URL`).
     pub fn endpoint_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every AWS request the emulator has served, per caller (locally each function signs
+    /// with its logical id as access key id) and operation (`dynamodb.PutItem`), since it
+    /// started or since [`Emulator::reset_request_counts`].
+    pub async fn request_counts(&self) -> Result<RequestCounts, String> {
+        let url = format!("{}/_local/requests", self.endpoint_url());
+        let response = crate::http_client::send(http::Method::GET, &url, &[], None).await?;
+        serde_json::from_str(&response.body).map_err(|e| format!("{e}: {}", response.body))
+    }
+
+    /// Starts counting requests from zero.
+    pub async fn reset_request_counts(&self) -> Result<(), String> {
+        let url = format!("{}/_local/requests", self.endpoint_url());
+        crate::http_client::send(http::Method::DELETE, &url, &[], None)
+            .await
+            .map(|_| ())
     }
 
     /// SDK configuration for the emulator: its endpoint, the local region and dummy

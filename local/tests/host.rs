@@ -543,3 +543,88 @@ async fn one_order_is_followed_through_every_function_by_its_json_logs_and_metri
         assert!(!line.text.contains(&secret), "{}", line.text);
     }
 }
+
+/// The documented budget: `docs/aws-requests.md`'s table, as (function, operation) -> n.
+fn documented_requests() -> local::emulator::RequestCounts {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/aws-requests.md")).unwrap();
+    let mut budget = local::emulator::RequestCounts::new();
+    for row in doc.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(|c| c.trim().trim_matches('`')).collect();
+        let count: u64 = cells[3]
+            .parse()
+            .unwrap_or_else(|_| panic!("a count in {row}"));
+        budget
+            .entry(cells[1].to_owned())
+            .or_default()
+            .insert(cells[2].to_owned(), count);
+    }
+    budget
+}
+
+#[tokio::test]
+async fn a_happy_order_costs_exactly_the_documented_aws_requests() {
+    let host = Host::start(
+        HostOptions {
+            api_port: 0,
+            ..HostOptions::default()
+        },
+        Logs::default(),
+    )
+    .await
+    .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
+    dynamodb
+        .put_item()
+        .table_name(host.stack.table_name("InventoryTable").unwrap())
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SKU#SKU-REQ".into()),
+        )
+        .item(
+            "stock",
+            aws_sdk_dynamodb::types::AttributeValue::N("5".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let order = json!({"customer_id": "cust-reqs1", "currency": "EUR",
+        "items": [{"sku": "SKU-REQ", "quantity": 1, "unit_price_minor": 700}],
+        "payment_token": "tok_visa"});
+    let created = http_client::send(
+        Method::POST,
+        &format!("{}/orders", host.api_url()),
+        &[
+            ("content-type", "application/json"),
+            ("idempotency-key", "requests-1"),
+        ],
+        Some(order.to_string()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    // The functions' own requests (the host's polling signs as `test` and is left out).
+    // Counts only grow, so wait until they reach the budget, then compare exactly.
+    let budget = documented_requests();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut counts = host.emulator.request_counts().await.unwrap();
+        counts.remove("test");
+        let reached = budget.iter().all(|(function, operations)| {
+            operations.iter().all(|(operation, n)| {
+                counts
+                    .get(function)
+                    .and_then(|c| c.get(operation))
+                    .is_some_and(|m| m >= n)
+            })
+        });
+        if reached || Instant::now() >= deadline {
+            assert_eq!(
+                counts, budget,
+                "one happy order's AWS requests per function differ from docs/aws-requests.md"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

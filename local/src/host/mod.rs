@@ -144,7 +144,9 @@ impl Host {
             env.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint_url());
             env.insert("AWS_REGION".into(), REGION.into());
             env.insert("AWS_DEFAULT_REGION".into(), REGION.into());
-            env.insert("AWS_ACCESS_KEY_ID".into(), "test".into());
+            // Each function signs with its own access key id, its logical id, so the
+            // emulator can count every function's AWS requests (`/_local/requests`).
+            env.insert("AWS_ACCESS_KEY_ID".into(), name.clone());
             env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
             env.extend(options.extra_env.clone());
             if let Ok(Some(logging)) = stack.function_property(&name, "LoggingConfig") {
