@@ -74,6 +74,11 @@ build: venv ## Release arm64 bootstraps for Lambda, as `sam build` makes them
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
 
+.PHONY: redrive
+redrive: ## List a DLQ's messages with their reasons: make redrive DLQ=<url> [TO=<queue url> to move them back]
+	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=<dlq url> [TO=<queue url>]"; exit 2; }
+	cargo run --quiet --locked -p local --bin redrive -- "$(DLQ)" $(if $(TO),--to "$(TO)")
+
 .PHONY: best-practices
 best-practices: ## Move docs/best-practices.md's line ranges to where their code now is
 	$(PYTHON) local/tools/refresh_best_practices.py

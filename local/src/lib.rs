@@ -20,5 +20,6 @@ pub mod invoke;
 pub mod pipeline;
 pub mod provision;
 pub mod queues;
+pub mod redrive;
 pub mod streams;
 pub mod template;

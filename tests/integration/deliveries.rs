@@ -336,3 +336,57 @@ async fn hostile_bodies_end_in_the_dlq_with_their_reasons_and_block_nothing() {
     }
     assert!(h.drain(&queue).await.is_empty(), "nothing left behind");
 }
+
+/// The redrive tool (`make redrive`): it lists a dead letter with its reason without
+/// taking it, and moves it back to its queue, unchanged but for the dead-letter
+/// attributes (were it to fail again, it would get a fresh reason).
+#[tokio::test]
+async fn redrive_lists_dead_letters_with_reasons_and_moves_them_back() {
+    let h = Harness::start().await;
+    let (mut pipeline, _consumers) = h.pipeline().await;
+    let queue = h.stack.queue_url("PaymentQueue").unwrap().to_string();
+    let dlq = h
+        .stack
+        .queue_url("PaymentDeadLetterQueue")
+        .unwrap()
+        .to_string();
+    let body = json!({"id": uuid::Uuid::new_v4(), "type": "OrderTeleported", "version": 1,
+        "occurred_at": "2026-11-24T12:00:00Z", "correlation_id": "redrive",
+        "order_id": uuid::Uuid::new_v4(), "payload": {}})
+    .to_string();
+    h.sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body(&body)
+        .send()
+        .await
+        .unwrap();
+    h.settle(&mut pipeline).await;
+
+    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].body, body);
+    let reason = letters[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("unknown event type"), "{reason}");
+    assert_eq!(
+        local::redrive::list(&h.sqs, &dlq).await.unwrap().len(),
+        1,
+        "listing takes nothing"
+    );
+
+    let moved = local::redrive::move_back(&h.sqs, &dlq, &queue)
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    assert!(local::redrive::list(&h.sqs, &dlq).await.unwrap().is_empty());
+    let back = h.drain(&queue).await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body(), Some(body.as_str()));
+    assert!(
+        back[0]
+            .message_attributes
+            .as_ref()
+            .is_none_or(|a| !a.contains_key(REASON_ATTRIBUTE)),
+        "the old reason does not travel back"
+    );
+}
