@@ -14,14 +14,9 @@ use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-#[tokio::test]
-async fn an_order_placed_over_http_flows_through_every_real_function() {
-    let binaries = workspace_root().join("target/debug");
-    assert!(
-        binaries.join("create-order").exists(),
-        "build the functions first (`make functions`, which `make test` runs)"
-    );
-    let host = Host::start(
+/// The repository's pipeline on a local host, its API on a free port.
+async fn pipeline_host() -> Host {
+    Host::start(
         HostOptions {
             api_port: 0,
             ..HostOptions::default()
@@ -29,7 +24,35 @@ async fn an_order_placed_over_http_flows_through_every_real_function() {
         Logs::default(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Puts `units` of `sku` in stock.
+async fn seed_stock(host: &Host, sku: &str, units: u64) {
+    aws_sdk_dynamodb::Client::new(&host.sdk)
+        .put_item()
+        .table_name(host.stack.table_name("InventoryTable").unwrap())
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("SKU#{sku}")),
+        )
+        .item(
+            "stock",
+            aws_sdk_dynamodb::types::AttributeValue::N(units.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_order_placed_over_http_flows_through_every_real_function() {
+    let binaries = workspace_root().join("target/debug");
+    assert!(
+        binaries.join("create-order").exists(),
+        "build the functions first (`make functions`, which `make test` runs)"
+    );
+    let host = pipeline_host().await;
     assert!(
         host.api_address.ip().is_loopback(),
         "the API listens on loopback only"
@@ -40,21 +63,7 @@ async fn an_order_placed_over_http_flows_through_every_real_function() {
             .starts_with("http://127.0.0.1:")
     );
 
-    let stock = aws_sdk_dynamodb::Client::new(&host.sdk);
-    stock
-        .put_item()
-        .table_name(host.stack.table_name("InventoryTable").unwrap())
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("SKU#SKU-MUG".into()),
-        )
-        .item(
-            "stock",
-            aws_sdk_dynamodb::types::AttributeValue::N("5".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    seed_stock(&host, "SKU-MUG", 5).await;
     let order = json!({"customer_id": "cust-http1", "currency": "EUR",
         "items": [{"sku": "SKU-MUG", "quantity": 2, "unit_price_minor": 500}], "payment_token": "tok_visa"});
     let created = http_client::send(
@@ -348,15 +357,7 @@ async fn dev_stops_everything_on_ctrl_c() {
 
 #[tokio::test]
 async fn the_demo_passes() {
-    let host = Host::start(
-        HostOptions {
-            api_port: 0,
-            ..HostOptions::default()
-        },
-        Logs::default(),
-    )
-    .await
-    .unwrap();
+    let host = pipeline_host().await;
     let passed = local::demo::run(&host, &workspace_root().join("events/demo"))
         .await
         .unwrap();
@@ -381,30 +382,8 @@ fn emf_total(lines: &[Value], name: &str) -> f64 {
 
 #[tokio::test]
 async fn one_order_is_followed_through_every_function_by_its_json_logs_and_metrics() {
-    let host = Host::start(
-        HostOptions {
-            api_port: 0,
-            ..HostOptions::default()
-        },
-        Logs::default(),
-    )
-    .await
-    .unwrap();
-    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
-    dynamodb
-        .put_item()
-        .table_name(host.stack.table_name("InventoryTable").unwrap())
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("SKU#SKU-LOG".into()),
-        )
-        .item(
-            "stock",
-            aws_sdk_dynamodb::types::AttributeValue::N("5".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let host = pipeline_host().await;
+    seed_stock(&host, "SKU-LOG", 5).await;
     let order = json!({"customer_id": "cust-logs1", "currency": "EUR",
         "items": [{"sku": "SKU-LOG", "quantity": 1, "unit_price_minor": 700}],
         "payment_token": "tok_visa"});
@@ -563,30 +542,8 @@ fn documented_requests() -> local::emulator::RequestCounts {
 
 #[tokio::test]
 async fn a_happy_order_costs_exactly_the_documented_aws_requests() {
-    let host = Host::start(
-        HostOptions {
-            api_port: 0,
-            ..HostOptions::default()
-        },
-        Logs::default(),
-    )
-    .await
-    .unwrap();
-    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
-    dynamodb
-        .put_item()
-        .table_name(host.stack.table_name("InventoryTable").unwrap())
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("SKU#SKU-REQ".into()),
-        )
-        .item(
-            "stock",
-            aws_sdk_dynamodb::types::AttributeValue::N("5".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let host = pipeline_host().await;
+    seed_stock(&host, "SKU-REQ", 5).await;
     let order = json!({"customer_id": "cust-reqs1", "currency": "EUR",
         "items": [{"sku": "SKU-REQ", "quantity": 1, "unit_price_minor": 700}],
         "payment_token": "tok_visa"});

@@ -5,6 +5,15 @@ use integration_tests::{Harness, new_key, notification_kinds, order_with};
 use serde_json::{Value, json};
 use shared::adapters::REASON_ATTRIBUTE;
 
+/// A consumer's queue and its dead-letter queue, e.g. for "Payment".
+fn queue_and_dlq(h: &Harness, consumer: &str) -> (String, String) {
+    let url = |id: String| h.stack.queue_url(&id).unwrap().to_string();
+    (
+        url(format!("{consumer}Queue")),
+        url(format!("{consumer}DeadLetterQueue")),
+    )
+}
+
 async fn place(h: &Harness, body: &Value) -> String {
     let created = h.post_order(body, Some(&new_key())).await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -88,12 +97,7 @@ async fn a_poison_message_goes_to_the_dlq_with_its_reason_and_blocks_nothing() {
     let h = Harness::start().await;
     let (mut pipeline, _consumers) = h.pipeline().await;
     let notifications = h.watch_notifications().await;
-    let queue = h.stack.queue_url("NotificationQueue").unwrap().to_string();
-    let dlq = h
-        .stack
-        .queue_url("NotificationDeadLetterQueue")
-        .unwrap()
-        .to_string();
+    let (queue, dlq) = queue_and_dlq(&h, "Notification");
 
     // Nine good OrderPlaced events and one poison message in the same queue.
     let mut order_ids = Vec::new();
@@ -242,12 +246,7 @@ async fn hostile_bodies_end_in_the_dlq_with_their_reasons_and_block_nothing() {
     let h = Harness::start().await;
     let (mut pipeline, _consumers) = h.pipeline().await;
     let notifications = h.watch_notifications().await;
-    let queue = h.stack.queue_url("NotificationQueue").unwrap().to_string();
-    let dlq = h
-        .stack
-        .queue_url("NotificationDeadLetterQueue")
-        .unwrap()
-        .to_string();
+    let (queue, dlq) = queue_and_dlq(&h, "Notification");
     let envelope = |event_type: &str, version: Value, payload: Value| {
         json!({
             "id": uuid::Uuid::new_v4(), "type": event_type, "version": version,
@@ -344,12 +343,7 @@ async fn hostile_bodies_end_in_the_dlq_with_their_reasons_and_block_nothing() {
 async fn redrive_lists_dead_letters_with_reasons_and_moves_them_back() {
     let h = Harness::start().await;
     let (mut pipeline, _consumers) = h.pipeline().await;
-    let queue = h.stack.queue_url("PaymentQueue").unwrap().to_string();
-    let dlq = h
-        .stack
-        .queue_url("PaymentDeadLetterQueue")
-        .unwrap()
-        .to_string();
+    let (queue, dlq) = queue_and_dlq(&h, "Payment");
     let body = json!({"id": uuid::Uuid::new_v4(), "type": "OrderTeleported", "version": 1,
         "occurred_at": "2026-11-24T12:00:00Z", "correlation_id": "redrive",
         "order_id": uuid::Uuid::new_v4(), "payload": {}})
