@@ -27,6 +27,28 @@ async fn pipeline_host() -> Host {
     .unwrap()
 }
 
+/// `POST /orders` to the host's API with an idempotency key and any extra headers.
+async fn post_order(
+    host: &Host,
+    order: &Value,
+    key: &str,
+    extra: &[(&str, &str)],
+) -> http_client::Response {
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("idempotency-key", key),
+    ];
+    headers.extend_from_slice(extra);
+    http_client::send(
+        Method::POST,
+        &format!("{}/orders", host.api_url()),
+        &headers,
+        Some(order.to_string()),
+    )
+    .await
+    .unwrap()
+}
+
 /// Puts `units` of `sku` in stock.
 async fn seed_stock(host: &Host, sku: &str, units: u64) {
     aws_sdk_dynamodb::Client::new(&host.sdk)
@@ -66,17 +88,7 @@ async fn an_order_placed_over_http_flows_through_every_real_function() {
     seed_stock(&host, "SKU-MUG", 5).await;
     let order = json!({"customer_id": "cust-http1", "currency": "EUR",
         "items": [{"sku": "SKU-MUG", "quantity": 2, "unit_price_minor": 500}], "payment_token": "tok_visa"});
-    let created = http_client::send(
-        Method::POST,
-        &format!("{}/orders", host.api_url()),
-        &[
-            ("content-type", "application/json"),
-            ("idempotency-key", "http-e2e-1"),
-        ],
-        Some(order.to_string()),
-    )
-    .await
-    .unwrap();
+    let created = post_order(&host, &order, "http-e2e-1", &[]).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = serde_json::from_str::<Value>(&created.body).unwrap()["order_id"]
         .as_str()
@@ -387,20 +399,11 @@ async fn one_order_is_followed_through_every_function_by_its_json_logs_and_metri
     let order = json!({"customer_id": "cust-logs1", "currency": "EUR",
         "items": [{"sku": "SKU-LOG", "quantity": 1, "unit_price_minor": 700}],
         "payment_token": "tok_visa"});
-    let headers = [
-        ("content-type", "application/json"),
-        ("idempotency-key", "observability-1"),
-        ("x-correlation-id", "obs-order-1"),
-    ];
-    let url = format!("{}/orders", host.api_url());
-    let created = http_client::send(Method::POST, &url, &headers, Some(order.to_string()))
-        .await
-        .unwrap();
+    let correlation = [("x-correlation-id", "obs-order-1")];
+    let created = post_order(&host, &order, "observability-1", &correlation).await;
     assert_eq!(created.status, 201, "{}", created.body);
     // A retry with the same key: a warm invocation, answered by a replay.
-    let replayed = http_client::send(Method::POST, &url, &headers, Some(order.to_string()))
-        .await
-        .unwrap();
+    let replayed = post_order(&host, &order, "observability-1", &correlation).await;
     assert_eq!(replayed.status, 201);
 
     // Wait for the pipeline to finish: the confirmation is the last notification.
@@ -547,17 +550,7 @@ async fn a_happy_order_costs_exactly_the_documented_aws_requests() {
     let order = json!({"customer_id": "cust-reqs1", "currency": "EUR",
         "items": [{"sku": "SKU-REQ", "quantity": 1, "unit_price_minor": 700}],
         "payment_token": "tok_visa"});
-    let created = http_client::send(
-        Method::POST,
-        &format!("{}/orders", host.api_url()),
-        &[
-            ("content-type", "application/json"),
-            ("idempotency-key", "requests-1"),
-        ],
-        Some(order.to_string()),
-    )
-    .await
-    .unwrap();
+    let created = post_order(&host, &order, "requests-1", &[]).await;
     assert_eq!(created.status, 201, "{}", created.body);
 
     // The functions' own requests (the host's polling signs as `test` and is left out).

@@ -40,9 +40,29 @@ pub const ORDER_COMPLETION_MS: &str = "OrderCompletionLatency";
 /// Written by the collector on a process's first invocation.
 pub const COLD_START: &str = "ColdStart";
 
+/// Tells the collector each metric's unit, once per cold start (from
+/// [`crate::telemetry::init`]), so counting stays one atomic add.
+pub fn describe() {
+    for name in [
+        ORDERS_PLACED,
+        IDEMPOTENT_REPLAYS,
+        PAYMENTS_SUCCEEDED,
+        PAYMENTS_FAILED,
+        PAYMENTS_REFUNDED,
+        RESERVATIONS_FAILED,
+        ORDERS_CONFIRMED,
+        ORDERS_CANCELLED,
+        NOTIFICATIONS_SENT,
+        DUPLICATES_SUPPRESSED,
+        POISON_MESSAGES,
+    ] {
+        ::metrics::describe_counter!(name, ::metrics::Unit::Count, "");
+    }
+    ::metrics::describe_histogram!(ORDER_COMPLETION_MS, ::metrics::Unit::Milliseconds, "");
+}
+
 /// Adds one to a counter.
 pub fn count(name: &'static str) {
-    ::metrics::describe_counter!(name, ::metrics::Unit::Count, "");
     ::metrics::counter!(name).increment(1);
 }
 
@@ -59,7 +79,6 @@ pub fn order_status_changed(to: OrderStatus, placed_at: Option<DateTime<Utc>>, n
     count(name);
     if let Some(placed_at) = placed_at.filter(|_| to.is_final()) {
         let millis = (now - placed_at).num_milliseconds().max(0);
-        ::metrics::describe_histogram!(ORDER_COMPLETION_MS, ::metrics::Unit::Milliseconds, "");
         // Milliseconds fit f64 exactly for any realistic duration.
         ::metrics::histogram!(ORDER_COMPLETION_MS).record(millis as f64);
     }

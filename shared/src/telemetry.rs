@@ -52,7 +52,7 @@ pub struct TelemetryError(String);
 pub fn init() -> Result<&'static Collector, TelemetryError> {
     init_logs();
     let service = std::env::var("SERVICE_NAME").unwrap_or_else(|_| "local".to_owned());
-    metrics_cloudwatch_embedded::Builder::new()
+    let collector = metrics_cloudwatch_embedded::Builder::new()
         .cloudwatch_namespace(METRICS_NAMESPACE)
         // One dimension, so the dashboard can tell stacks (dev, prod) apart.
         .with_dimension("service", service)
@@ -60,7 +60,9 @@ pub fn init() -> Result<&'static Collector, TelemetryError> {
         .with_lambda_request_id("requestId")
         .with_lambda_xray_trace_id("xrayTraceId")
         .init()
-        .map_err(|e| TelemetryError(e.to_string()))
+        .map_err(|e| TelemetryError(e.to_string()))?;
+    crate::metrics::describe();
+    Ok(collector)
 }
 
 /// Installs only the JSON log subscriber; later calls are no-ops.
