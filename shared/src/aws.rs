@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// Loads the SDK configuration from the environment: region, credentials, endpoint.
@@ -48,7 +49,11 @@ const TRANSIENT_CODES: &[&str] = &[
 /// Whether a failed SDK call may succeed if retried later. Network failures, timeouts,
 /// throttling and 5xx responses are transient; everything else (bad request, access
 /// denied, missing resource) is permanent, and retrying it only wastes time.
-pub fn is_transient<E, R>(error: &SdkError<E, R>) -> bool
+///
+/// A 5xx counts by its status alone: a load balancer or a service in trouble may answer
+/// 503 with no error code at all (the reliability runs' outage does), and treating that
+/// as permanent would dead-letter a message that only needed a retry.
+pub fn is_transient<E>(error: &SdkError<E, HttpResponse>) -> bool
 where
     E: ProvideErrorMetadata,
 {
@@ -58,7 +63,7 @@ where
         }
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
-            TRANSIENT_CODES.contains(&code)
+            TRANSIENT_CODES.contains(&code) || service.raw().status().is_server_error()
         }
         _ => false,
     }
@@ -85,4 +90,38 @@ where
 /// time it. Use it as `.send().instrument(call_span("SNS.Publish")).await`.
 pub fn call_span(operation: &'static str) -> tracing::Span {
     tracing::info_span!("aws_call", aws_operation = operation)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn answer(status: u16, code: Option<&str>) -> SdkError<PutItemError, HttpResponse> {
+        let mut metadata = ErrorMetadata::builder();
+        if let Some(code) = code {
+            metadata = metadata.code(code);
+        }
+        let raw = HttpResponse::new(
+            status.try_into().unwrap_or_else(|_| unreachable!()),
+            SdkBody::empty(),
+        );
+        SdkError::service_error(PutItemError::generic(metadata.build()), raw)
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_worth_a_retry() {
+        assert!(is_transient(&answer(400, Some("ThrottlingException"))));
+        assert!(is_transient(&answer(503, None)), "a bare 503");
+        assert!(is_transient(&answer(500, Some("SomethingNew"))));
+    }
+
+    #[test]
+    fn client_errors_are_not() {
+        assert!(!is_transient(&answer(400, Some("ValidationException"))));
+        assert!(!is_transient(&answer(403, None)));
+    }
 }

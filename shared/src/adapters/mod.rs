@@ -19,16 +19,16 @@ pub use dynamodb_orders::{DynamoDbOrderStore, OUTBOX_SK_PREFIX, OUTBOX_TTL};
 pub use sns_publisher::SnsEventPublisher;
 pub use sqs_dead_letters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE, SqsDeadLetters};
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
 use crate::ports::StoreError;
 
 /// Maps an SDK error to the store's transient/permanent split (for adapters in function crates too).
-pub fn store_error<E, R>(operation: &str, error: &SdkError<E, R>) -> StoreError
+pub fn store_error<E>(operation: &str, error: &SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     let message = format!("{operation}: {}", crate::aws::describe(error));
     if crate::aws::is_transient(error) {
