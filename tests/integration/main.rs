@@ -12,4 +12,6 @@ mod orders;
 mod outbox;
 mod saga;
 mod sample_events;
+mod scaffold;
 mod security_scan;
+mod workshop;

@@ -1,0 +1,738 @@
+//! The workshop (`docs/workshop/`) stays true to the code.
+//!
+//! A lab that does not work as written wastes a room full of people's time, so this
+//! module checks what each lab promises: every lab has its sections and a checkpoint,
+//! every checkpoint is a Makefile target whose tests exist, every lab that changes code
+//! ships a solution (`docs/workshop/solutions/`) that passes its checkpoint, and every
+//! deliberate break a lab asks for makes its checkpoint fail. The solutions are applied
+//! in a copy of the repository, so nothing here touches the working tree.
+//!
+//! It also holds the two template rules labs 6 and 8 are about (queue visibility
+//! against function timeouts, canary deployments behind an errors alarm): they are
+//! project rules as much as lab checks, and the labs run them by name.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+
+use local::emulator::workspace_root;
+use local::template::{FUNCTION, Resource, Template};
+use serde_json::Value;
+
+// ---------------------------------------------------------------- template rules (labs 6, 8)
+
+/// A number property (templates write them as numbers or strings), or a default.
+fn number(resource: &Resource, property: &str, default: u64) -> u64 {
+    match resource.properties.get(property) {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(default),
+        Some(Value::String(s)) => s.parse().unwrap_or(default),
+        _ => default,
+    }
+}
+
+/// The logical id an intrinsic names: `!Ref X` or `!GetAtt X.Arn`.
+fn referenced(value: &Value) -> Option<String> {
+    if let Some(id) = value.get("Ref").and_then(Value::as_str) {
+        return Some(id.to_owned());
+    }
+    match value.get("Fn::GetAtt")? {
+        Value::Array(parts) => parts.first()?.as_str().map(str::to_owned),
+        Value::String(path) => path.split('.').next().map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn repository_template() -> Template {
+    Template::load(&Template::workspace_template()).expect("template.yaml parses")
+}
+
+/// Lambda's default timeout when neither the function nor Globals set one.
+const LAMBDA_DEFAULT_TIMEOUT: u64 = 3;
+/// SQS's default visibility timeout.
+const SQS_DEFAULT_VISIBILITY: u64 = 30;
+
+/// AWS's advice for SQS event sources: a queue's visibility timeout at least 6x the
+/// function's timeout, or a message reappears (and is handled twice) while a batch,
+/// with its retries, may still be working on it.
+#[test]
+fn sizing_every_queue_outlasts_its_consumer_six_times() {
+    let template = repository_template();
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (id, function) in template.of_kind(FUNCTION) {
+        let timeout = number(function, "Timeout", LAMBDA_DEFAULT_TIMEOUT);
+        let events = function
+            .properties
+            .get("Events")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for event in events.values().filter(|e| e["Type"] == "SQS") {
+            let queue_id = referenced(&event["Properties"]["Queue"])
+                .unwrap_or_else(|| panic!("{id}'s SQS event names its queue"));
+            let queue = &template.resources[&queue_id];
+            let visibility = number(queue, "VisibilityTimeout", SQS_DEFAULT_VISIBILITY);
+            checked += 1;
+            if visibility < 6 * timeout {
+                problems.push(format!(
+                    "{queue_id}'s VisibilityTimeout is {visibility} s, under 6 x {id}'s Timeout of \
+                     {timeout} s = {} s: raise the queue's VisibilityTimeout (docs/sizing.md)",
+                    6 * timeout
+                ));
+            }
+        }
+    }
+    assert!(
+        checked >= 3,
+        "found {checked} SQS consumers in template.yaml"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// docs/sizing.md's "What was chosen" table says each function's memory and timeout;
+/// it must say what template.yaml deploys, or the next person sizes from wrong numbers.
+#[test]
+fn sizing_the_documented_memory_and_timeouts_are_the_templates() {
+    let template = repository_template();
+    let by_binary: BTreeMap<String, (&str, &Resource)> = template
+        .of_kind(FUNCTION)
+        .filter_map(|(id, f)| {
+            let binary = f.metadata["BuildProperties"]["Binary"].as_str()?;
+            Some((binary.to_owned(), (id, f)))
+        })
+        .collect();
+    let doc = std::fs::read_to_string(workspace_root().join("docs/sizing.md"))
+        .expect("docs/sizing.md exists");
+    let chosen = doc
+        .split("## What was chosen")
+        .nth(1)
+        .expect("docs/sizing.md has a \"What was chosen\" section");
+    let mut rows = 0;
+    let mut problems = Vec::new();
+    for row in chosen.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let Some(&(id, function)) = by_binary.get(cells[1]) else {
+            continue; // the header row
+        };
+        rows += 1;
+        let memory = number(function, "MemorySize", 128);
+        let timeout = number(function, "Timeout", LAMBDA_DEFAULT_TIMEOUT);
+        if cells[2] != format!("{memory} MB") || cells[3] != format!("{timeout} s") {
+            problems.push(format!(
+                "docs/sizing.md says {} has {} and {}; template.yaml gives {id} {memory} MB and {timeout} s",
+                cells[1], cells[2], cells[3]
+            ));
+        }
+    }
+    assert!(rows >= 6, "docs/sizing.md's table names {rows} functions");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every deploy shifts traffic to the new version gradually and rolls back on errors:
+/// each function publishes behind an alias, deploys as a canary (or linearly), never
+/// all at once, and names as a rollback trigger an alarm on its own `Errors` metric.
+#[test]
+fn canary_every_function_deploys_gradually_behind_its_errors_alarm() {
+    let template = repository_template();
+    let mut problems = Vec::new();
+    let functions: Vec<_> = template.of_kind(FUNCTION).collect();
+    assert!(functions.len() >= 6, "{} functions", functions.len());
+    for (id, function) in functions {
+        let properties = &function.properties;
+        if properties.get("AutoPublishAlias").and_then(Value::as_str) != Some("live") {
+            problems.push(format!("{id} does not publish behind the `live` alias"));
+        }
+        let preference = properties
+            .get("DeploymentPreference")
+            .cloned()
+            .unwrap_or_default();
+        let kind = preference["Type"].as_str().unwrap_or_default();
+        if !(kind.starts_with("Canary") || kind.starts_with("Linear")) {
+            problems.push(format!(
+                "{id} deploys with DeploymentPreference Type {kind:?}: use a Canary or Linear type, \
+                 so a bad version meets 10% of traffic, not all of it"
+            ));
+        }
+        let alarms: Vec<String> = preference["Alarms"]
+            .as_array()
+            .map(|list| list.iter().filter_map(referenced).collect())
+            .unwrap_or_default();
+        let watches_own_errors = alarms.iter().any(|alarm| {
+            template.resources.get(alarm).is_some_and(|a| {
+                a.kind == "AWS::CloudWatch::Alarm"
+                    && a.properties["MetricName"] == "Errors"
+                    && a.properties["Namespace"] == "AWS/Lambda"
+                    && a.properties["Dimensions"].as_array().is_some_and(|dims| {
+                        dims.iter().any(|d| {
+                            d["Name"] == "FunctionName"
+                                && referenced(&d["Value"]).as_deref() == Some(id)
+                        })
+                    })
+            })
+        });
+        if !watches_own_errors {
+            problems.push(format!(
+                "{id}'s DeploymentPreference has no alarm on its own AWS/Lambda Errors metric \
+                 (Alarms: {alarms:?}): CodeDeploy could never roll it back"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------- the labs as documents
+
+fn workshop_dir() -> PathBuf {
+    workspace_root().join("docs/workshop")
+}
+
+/// The lab files, by number: `docs/workshop/lab-<n>-<slug>.md`.
+fn labs() -> BTreeMap<u32, (String, String)> {
+    let mut labs = BTreeMap::new();
+    for entry in std::fs::read_dir(workshop_dir()).expect("docs/workshop exists") {
+        let name = entry
+            .expect("directory entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let Some(rest) = name.strip_prefix("lab-") else {
+            continue;
+        };
+        if !name.ends_with(".md") {
+            continue;
+        }
+        let number: u32 = rest
+            .split('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: lab files are named lab-<n>-<slug>.md"));
+        let text = std::fs::read_to_string(workshop_dir().join(&name)).expect("lab file reads");
+        assert!(
+            labs.insert(number, (name.clone(), text)).is_none(),
+            "two files for lab {number}"
+        );
+    }
+    labs
+}
+
+/// The text under a `## <title>` heading, up to the next `## ` heading.
+fn section<'a>(text: &'a str, title: &str) -> Option<&'a str> {
+    let start = text.find(&format!("\n## {title}\n"))? + title.len() + 5;
+    let rest = &text[start..];
+    Some(rest.find("\n## ").map_or(rest, |end| &rest[..end]))
+}
+
+#[test]
+fn every_lab_has_a_goal_steps_a_checkpoint_and_what_you_learned() {
+    let labs = labs();
+    assert!(
+        (6..=8).contains(&labs.len()),
+        "the workshop has {} labs",
+        labs.len()
+    );
+    assert_eq!(
+        labs.keys().copied().collect::<Vec<_>>(),
+        (1..=labs.len() as u32).collect::<Vec<_>>(),
+        "labs are numbered from 1 without gaps"
+    );
+    let index = std::fs::read_to_string(workshop_dir().join("README.md"))
+        .expect("docs/workshop/README.md is the index");
+    for (number, (name, text)) in &labs {
+        assert!(
+            text.starts_with(&format!("# Lab {number}: ")),
+            "{name} starts with `# Lab {number}: <title>`"
+        );
+        assert!(
+            index.contains(&format!("({name})")),
+            "the index links {name}"
+        );
+        let minutes: u32 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("**Time:** about "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name} says `**Time:** about <n> minutes`"));
+        assert!((20..=40).contains(&minutes), "{name}: {minutes} minutes");
+        for title in ["Goal", "Steps", "Checkpoint", "What you learned"] {
+            let body =
+                section(text, title).unwrap_or_else(|| panic!("{name} has a `## {title}` section"));
+            assert!(body.trim().len() > 40, "{name}'s {title} says something");
+        }
+        let steps = section(text, "Steps").unwrap_or_default();
+        assert!(
+            steps.lines().filter(|l| l.starts_with("### ")).count() >= 2,
+            "{name}: steps are numbered `### ` sub-headings"
+        );
+        let checkpoint = section(text, "Checkpoint").unwrap_or_default();
+        assert!(
+            checkpoint.contains(&format!("make lab-check LAB={number}")),
+            "{name}'s checkpoint is `make lab-check LAB={number}`"
+        );
+        let learned = section(text, "What you learned").unwrap_or_default();
+        assert!(
+            learned.lines().filter(|l| l.starts_with("- ")).count() >= 3,
+            "{name}: what you learned is a list"
+        );
+        // Every repository file a lab names by path exists (solutions and the scaffold's
+        // output appear only after their steps).
+        for path in backticked_paths(text) {
+            let after_scaffold = path.contains("shipping");
+            assert!(
+                after_scaffold || workspace_root().join(&path).exists(),
+                "{name} names {path}, which does not exist"
+            );
+        }
+    }
+}
+
+/// Backticked repository paths in a text: `dir/file.ext` under a top-level directory
+/// of the repository, or a top-level file.
+fn backticked_paths(text: &str) -> Vec<String> {
+    let roots = [
+        "docs/",
+        "shared/",
+        "functions/",
+        "local/",
+        "tests/",
+        "events/",
+    ];
+    let files = ["template.yaml", "Makefile", "README.md", "samconfig.toml"];
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| !s.contains(' ') && !s.contains('<') && !s.contains('*'))
+        .filter(|s| roots.iter().any(|r| s.starts_with(r)) || files.contains(s))
+        .map(|s| s.split(':').next().unwrap_or(s).to_owned())
+        .collect()
+}
+
+/// An environment for a nested `make`/`cargo`: without what the running test harness
+/// and an outer `make` set (nextest's variables, make's jobserver), and with the
+/// repository's target dir, so dependencies built once are reused.
+fn nested(command: &mut Command, dir: &Path) {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let inherited = [
+            "NEXTEST",
+            "__NEXTEST",
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "MAKEFLAGS",
+                "MFLAGS",
+                "MAKELEVEL",
+                "CARGO_MAKEFLAGS",
+            ]
+            .contains(&key.as_ref());
+        if inherited {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("CARGO_TERM_COLOR", "never");
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The commands `make lab-check LAB=<n>` runs, without running them (`make -n`).
+fn checkpoint_commands(dir: &Path, lab: u32) -> Vec<String> {
+    let mut make = Command::new("make");
+    make.args(["-n", "--no-print-directory", "lab-check"])
+        .arg(format!("LAB={lab}"));
+    nested(&mut make, dir);
+    let output = run(&mut make);
+    assert!(
+        output.status.success(),
+        "`make lab-check LAB={lab}` is a Makefile target:\n{}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Labs whose checkpoint selects tests only once the learner has written them (lab 2
+/// adds the gift-message tests) or generated them (lab 5 scaffolds a crate): the
+/// solutions test runs those, in a copy.
+const SOLVED_IN_A_COPY: [u32; 2] = [2, 5];
+
+#[test]
+fn every_checkpoint_is_a_make_target_that_selects_tests() {
+    let root = workspace_root();
+    for (number, (name, _)) in labs() {
+        let commands = checkpoint_commands(&root, number);
+        let nextest: Vec<&String> = commands
+            .iter()
+            .filter(|c| c.contains("cargo nextest run"))
+            .collect();
+        if nextest.is_empty() {
+            // The deploy lab checks offline what it deploys: the template lints and builds.
+            let all = commands.join("\n");
+            for step in ["cfn-lint", "sam build", "check_bootstraps.py"] {
+                assert!(
+                    all.contains(step),
+                    "{name}: its checkpoint runs neither tests nor {step}:\n{all}"
+                );
+            }
+            continue;
+        }
+        for command in nextest {
+            assert!(
+                command.contains("--no-tests=fail"),
+                "{name}: a checkpoint that selects nothing must fail, not pass: {command}"
+            );
+            if SOLVED_IN_A_COPY.contains(&number) {
+                continue;
+            }
+            let list = command
+                .replace("cargo nextest run", "cargo nextest list -T oneline")
+                .replace("--no-tests=fail", "")
+                .replace("--no-fail-fast", "");
+            let mut bash = Command::new("bash");
+            bash.args(["-c", &list]);
+            nested(&mut bash, &root);
+            let output = run(&mut bash);
+            assert!(output.status.success(), "{list}:\n{}", text(&output));
+            let tests = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count();
+            assert!(tests >= 1, "{name}'s checkpoint selects no test: {list}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the solutions, in a copy
+
+/// A copy of the repository under `target/workshop/repo`, held under a lock so two test
+/// runs sharing one target dir (a developer and an agent, say) do not use it at once.
+/// The path is fixed, and files keep their modification times, so cargo reuses the
+/// copy's artifacts from one run to the next instead of rebuilding every crate.
+struct Scratch {
+    root: PathBuf,
+    /// Exists from the first patch until a run ends with every patch taken back: then
+    /// the artifacts may have been built from patched sources whose originals are older,
+    /// and the next copy must not trust modification times.
+    dirty: PathBuf,
+    lock: Child,
+    lock_stdin: Option<ChildStdin>,
+}
+
+impl Scratch {
+    /// Takes the lock, then copies the working tree (tracked and untracked files that
+    /// git does not ignore, so the copy is what the developer sees) into a fresh dir.
+    fn new() -> Scratch {
+        let workshop = target_dir().join("workshop");
+        std::fs::create_dir_all(&workshop).expect("create target/workshop");
+        // `flock` holds the lock while `cat` waits for its stdin: dropping the pipe (at
+        // the end of the test, or when the test process dies) releases it.
+        let mut lock = Command::new("flock")
+            .arg(workshop.join("lock"))
+            .args(["-c", "echo locked && exec cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("flock (util-linux) runs");
+        let mut line = String::new();
+        BufReader::new(lock.stdout.take().expect("flock's stdout"))
+            .read_line(&mut line)
+            .expect("flock reports the lock");
+        assert_eq!(line.trim(), "locked");
+        let lock_stdin = lock.stdin.take();
+
+        let root = workshop.join("repo");
+        let dirty = workshop.join("dirty");
+        let trust_mtimes = !dirty.exists();
+        if root.exists() {
+            std::fs::remove_dir_all(&root).expect("remove the previous copy");
+        }
+        let source = workspace_root();
+        let listed = run(Command::new("git").current_dir(&source).args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ]));
+        assert!(listed.status.success(), "git ls-files: {}", text(&listed));
+        for path in listed.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+            let relative = String::from_utf8_lossy(path).into_owned();
+            let from = source.join(&relative);
+            if !from.is_file() {
+                continue; // deleted in the working tree
+            }
+            let to = root.join(&relative);
+            std::fs::create_dir_all(to.parent().expect("a file has a parent")).expect("create dir");
+            std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copy {relative}: {e}"));
+            if trust_mtimes {
+                keep_mtime(&from, &to);
+            }
+        }
+        // Cargo's artifact names do not depend on where a workspace lives, so without
+        // this the copy's builds would overwrite the repository's own (its test binary
+        // while `make test` runs it; `local`, which compiles its path into itself). A
+        // version of their own gives the copy's crates artifacts of their own.
+        for manifest in ["shared", "local", "tests"]
+            .into_iter()
+            .map(|member| root.join(member).join("Cargo.toml"))
+            .chain(
+                std::fs::read_dir(root.join("functions"))
+                    .expect("functions/ in the copy")
+                    .map(|entry| entry.expect("directory entry").path().join("Cargo.toml")),
+            )
+        {
+            let text = std::fs::read_to_string(&manifest).expect("read a member's Cargo.toml");
+            let versioned = text.lines().position(|l| l.starts_with("version = \""));
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            let line = versioned.unwrap_or_else(|| panic!("{} has a version", manifest.display()));
+            lines[line] = format!("{}-workshop\"", lines[line].trim_end_matches('"'));
+            std::fs::write(&manifest, lines.join("\n") + "\n").expect("write Cargo.toml");
+            let original = source.join(manifest.strip_prefix(&root).expect("in the copy"));
+            keep_mtime(&original, &manifest);
+        }
+        // A repository of its own: the copy lives inside this one's target/, where
+        // `git apply` would take patch paths as relative to this repository's root and
+        // silently skip them.
+        let init = run(Command::new("git").current_dir(&root).args(["init", "-q"]));
+        assert!(init.status.success(), "git init: {}", text(&init));
+        // The copy uses the repository's Python tools; its requirement files are as old
+        // as the originals, so `make` does not reinstall them.
+        std::os::unix::fs::symlink(source.join(".venv"), root.join(".venv")).expect("link .venv");
+        for requirements in ["local/requirements.txt", "local/requirements-checkov.txt"] {
+            keep_mtime(&source.join(requirements), &root.join(requirements));
+        }
+        std::fs::write(&dirty, "").expect("mark the copy's artifacts as in flux");
+        Scratch {
+            root,
+            dirty,
+            lock,
+            lock_stdin,
+        }
+    }
+
+    /// Every patch is taken back and the last build was of unpatched sources.
+    fn clean(&self) {
+        std::fs::remove_file(&self.dirty).expect("unmark the copy");
+    }
+
+    fn patch(&self, lab_patch: &str, reverse: bool) {
+        let patch = workshop_dir().join("solutions").join(lab_patch);
+        let mut apply = Command::new("git");
+        apply.current_dir(&self.root).arg("apply");
+        if reverse {
+            apply.arg("-R");
+        }
+        let output = run(apply.arg(&patch));
+        assert!(
+            output.status.success(),
+            "docs/workshop/solutions/{lab_patch} applies to the repository as it is now \
+             (regenerate it if the code moved):\n{}",
+            text(&output)
+        );
+    }
+
+    /// Runs `make <args>` in the copy.
+    fn make(&self, args: &[&str]) -> Output {
+        let mut make = Command::new("make");
+        make.arg("--no-print-directory").args(args);
+        nested(&mut make, &self.root);
+        run(&mut make)
+    }
+
+    /// With the patch applied, `make lab-check LAB=<lab>` passes (or, for a deliberate
+    /// break, fails); returns its output. The copy is restored after.
+    fn check(&self, lab: u32, patch: &str, passes: bool) -> String {
+        let started = std::time::Instant::now();
+        self.patch(patch, false);
+        let output = self.make(&["lab-check", &format!("LAB={lab}")]);
+        let log = text(&output);
+        // Shown when the test fails (or with --no-capture): where the time went.
+        eprintln!(
+            "lab {lab} with {patch}: checkpoint {} in {:.0?}",
+            if output.status.success() {
+                "passed"
+            } else {
+                "failed"
+            },
+            started.elapsed()
+        );
+        assert_eq!(
+            output.status.success(),
+            passes,
+            "lab {lab} with {patch}: the checkpoint should {}:\n{}",
+            if passes { "pass" } else { "fail" },
+            tail(&log)
+        );
+        self.patch(patch, true);
+        log
+    }
+}
+
+/// Gives `to` the modification time of `from`.
+fn keep_mtime(from: &Path, to: &Path) {
+    let modified = std::fs::metadata(from)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("mtime of {}: {e}", from.display()));
+    std::fs::File::options()
+        .write(true)
+        .open(to)
+        .and_then(|f| f.set_modified(modified))
+        .unwrap_or_else(|e| panic!("set the mtime of {}: {e}", to.display()));
+}
+
+/// The last lines of a long output, for an assertion message.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(80)..].join("\n")
+}
+
+/// Whether one line of `log` contains every one of `parts`.
+fn line_with(log: &str, parts: &[&str]) -> bool {
+    log.lines().any(|l| parts.iter().all(|p| l.contains(p)))
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Closing flock's stdin ends `cat`, which releases the lock.
+        drop(self.lock_stdin.take());
+        let _ = self.lock.wait();
+    }
+}
+
+/// The patches in `docs/workshop/solutions/`, each applied by the test below.
+const SOLUTIONS: [&str; 6] = [
+    "lab-2.patch",
+    "lab-3-break.patch",
+    "lab-6-timeout-only.patch",
+    "lab-6.patch",
+    "lab-8-bad-release.patch",
+    "lab-8-break.patch",
+];
+
+/// Each lab that changes code, done as the lab says, passes its checkpoint; each break a
+/// lab asks for fails it, and the checkpoint's output says what broke.
+#[test]
+fn every_solution_passes_its_checkpoint_and_every_break_fails_it() {
+    let mut shipped: Vec<String> = std::fs::read_dir(workshop_dir().join("solutions"))
+        .expect("docs/workshop/solutions exists")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    shipped.sort();
+    assert_eq!(
+        shipped, SOLUTIONS,
+        "every patch in solutions/ is checked here"
+    );
+
+    let scratch = Scratch::new();
+    // Lab 8's bad release is deployed, not tested: it must at least still apply.
+    scratch.patch("lab-8-bad-release.patch", false);
+    scratch.patch("lab-8-bad-release.patch", true);
+    // Before lab 5, its checkpoint says what to do.
+    let before = scratch.make(&["lab-check", "LAB=5"]);
+    assert!(
+        !before.status.success(),
+        "lab 5's checkpoint fails before the lab"
+    );
+    assert!(
+        text(&before).contains("functions/shipping does not exist"),
+        "{}",
+        text(&before)
+    );
+    // Template-only changes first: the copy's test binary is built once for them.
+    let log = scratch.check(6, "lab-6-timeout-only.patch", false);
+    assert!(
+        line_with(
+            &log,
+            &[
+                "PaymentQueue's VisibilityTimeout is 60 s, under 6 x PaymentFunction's Timeout of 20 s"
+            ]
+        ),
+        "lab 6, step 3: the check names the queue and the timeout:\n{}",
+        tail(&log)
+    );
+    assert!(
+        line_with(&log, &["docs/sizing.md says payment has 128 MB and 10 s"]),
+        "lab 6, step 3: the check names the stale documentation:\n{}",
+        tail(&log)
+    );
+    let log = scratch.check(6, "lab-6.patch", true);
+    assert!(
+        line_with(&log, &["2 tests run: 2 passed"]),
+        "{}",
+        tail(&log)
+    );
+    let log = scratch.check(8, "lab-8-break.patch", false);
+    assert!(
+        line_with(
+            &log,
+            &["InventoryFunction's DeploymentPreference has no alarm"]
+        ),
+        "lab 8, step 2: the check names the function:\n{}",
+        tail(&log)
+    );
+    let log = scratch.check(3, "lab-3-break.patch", false);
+    assert!(
+        line_with(
+            &log,
+            &[
+                "FAIL",
+                "deliveries::every_event_delivered_twice_still_has_one_effect"
+            ]
+        ),
+        "lab 3, step 3: the duplicate-delivery test fails:\n{}",
+        tail(&log)
+    );
+    let log = scratch.check(2, "lab-2.patch", true);
+    assert!(
+        line_with(&log, &["3 tests run: 3 passed"]),
+        "{}",
+        tail(&log)
+    );
+
+    // Lab 5 scaffolds with the project's generator; its output is the solution.
+    let scaffold = scratch.make(&["new-function", "NAME=shipping", "TRIGGER=sqs"]);
+    assert!(
+        scaffold.status.success(),
+        "lab 5, step 2: `make new-function NAME=shipping TRIGGER=sqs` works:\n{}",
+        text(&scaffold)
+    );
+    let checked = scratch.make(&["lab-check", "LAB=5"]);
+    assert!(
+        checked.status.success(),
+        "lab 5's checkpoint passes once the function is scaffolded:\n{}",
+        text(&checked)
+    );
+    assert!(text(&checked).contains("template.yaml declares ShippingFunction"));
+    // Lab 2's and lab 3's patches are taken back, and lab 5's build compiled every crate
+    // from unpatched sources (its new dependency rebuilds the tests crate next time).
+    scratch.clean();
+}
