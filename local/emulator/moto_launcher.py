@@ -7,21 +7,22 @@ Why not plain `moto_server`:
   requests on threads without a lock, so two concurrent conditional writes can both pass.
   We serialise DynamoDB requests (only those: SQS long polls must not block everything),
   which makes the emulator honest about the guarantees our idempotency code relies on.
-- A cancelled DynamoDB transaction must leave no trace, in the table or in its stream.
-  moto applies the items one by one and on cancellation swaps in a copy of each table
-  taken before; open stream iterators keep reading the *old* stream shard, which holds
-  the records of the cancelled writes and never sees later ones. We keep the shard the
-  iterators know, truncated back to where it was: cancelled writes vanish from the
-  stream, later writes appear in it, as in DynamoDB.
+- A cancelled DynamoDB transaction must leave no trace, in the table or in its stream,
+  and must not cost more as tables grow: see `roll_back_transactions_like_dynamodb`.
+- The reliability runs need AWS to fail on cue: `FaultInjector` makes the functions'
+  requests fail for a while (the service "down", or throttling) without touching them.
 - When our parent goes away (its end of stdin closes) we exit, so a killed test run never
   leaves an orphan emulator behind.
 """
 
+import copy
 import io
 import json
 import os
+import random
 import sys
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -110,12 +111,166 @@ class RequestCounter:
         return [body]
 
 
-def keep_stream_shards_on_rollback():
-    from moto.dynamodb.models import DynamoDBBackend
+class FaultInjector:
+    """WSGI middleware: fails the functions' requests on cue, for the reliability runs.
 
+    Only requests signed by a function are touched (locally each signs with its logical
+    id); the host's event source mappings and the runs' own checks sign as "test" and
+    always get through, as AWS's own pollers would.
+
+    POST /_local/faults {"unavailable_seconds": 5}
+        every function request answers 503 Service Unavailable for 5 s: the service down.
+    POST /_local/faults {"throttle_rate": 0.3, "throttle_seconds": 10}
+        30 % of function requests answer the service's throttling error for 10 s.
+    GET /_local/faults answers how many requests were failed, by fault.
+    Both are errors the AWS SDK classifies as retryable, as the real ones are.
+    """
+
+    PATH = "/_local/faults"
+    HOST_CALLER = "test"
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.unavailable_until = 0.0
+        self.throttle_until = 0.0
+        self.throttle_rate = 0.0
+        self.failed = {"unavailable": 0, "throttled": 0}
+        self.random = random.Random(1)
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == self.PATH:
+            return self.answer(environ, start_response)
+        caller, _ = RequestCounter.credential(environ.get("HTTP_AUTHORIZATION", ""))
+        if caller and caller != self.HOST_CALLER:
+            fault = self.fault_now()
+            if fault == "unavailable":
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [b"Service Unavailable (injected)"]
+            if fault == "throttled":
+                return self.throttled(environ, start_response)
+        return self.app(environ, start_response)
+
+    def fault_now(self):
+        now = time.monotonic()
+        with self.lock:
+            if now < self.unavailable_until:
+                self.failed["unavailable"] += 1
+                return "unavailable"
+            if now < self.throttle_until and self.random.random() < self.throttle_rate:
+                self.failed["throttled"] += 1
+                return "throttled"
+        return None
+
+    @staticmethod
+    def throttled(environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET"):
+            # JSON protocols (DynamoDB, SQS, Secrets Manager).
+            body = json.dumps(
+                {"__type": "ThrottlingException", "message": "Rate exceeded (injected)"}
+            ).encode()
+            start_response(
+                "400 Bad Request",
+                [
+                    ("Content-Type", "application/x-amz-json-1.0"),
+                    ("x-amzn-ErrorType", "ThrottlingException"),
+                    ("x-amzn-query-error", "ThrottlingException;Sender"),
+                ],
+            )
+            return [body]
+        # Query protocol (SNS).
+        body = (
+            b'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
+            b"<Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded (injected)</Message></Error>"
+            b"<RequestId>injected</RequestId></ErrorResponse>"
+        )
+        start_response("400 Bad Request", [("Content-Type", "text/xml")])
+        return [body]
+
+    def answer(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            ask = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            now = time.monotonic()
+            with self.lock:
+                if "unavailable_seconds" in ask:
+                    self.unavailable_until = now + float(ask["unavailable_seconds"])
+                if "throttle_seconds" in ask:
+                    self.throttle_until = now + float(ask["throttle_seconds"])
+                    self.throttle_rate = float(ask.get("throttle_rate", 0.2))
+        with self.lock:
+            body = json.dumps(self.failed).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+
+
+def roll_back_transactions_like_dynamodb():
+    """A cancelled transaction leaves no trace, in the tables or their streams, and costs
+    what the transaction touched, not what the tables hold.
+
+    moto backs up every table a transaction writes to with copy.deepcopy (every item and
+    every stream record) before it starts, and swaps the copies in on cancellation. That
+    makes each transaction slower as the tables grow (thousands of orders took minutes),
+    and open stream iterators keep reading the swapped-out shard. Instead we keep an undo
+    log of the items the transaction names, put them back on cancellation, and truncate
+    each stream shard to where it was, so cancelled writes vanish from the stream and
+    later writes appear in it, as in DynamoDB.
+    """
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    real_deepcopy = copy.deepcopy
+
+    class NoTableBackups:
+        """moto's backup step, made a no-op for tables (our undo log replaces it)."""
+
+        @staticmethod
+        def deepcopy(value, memo=None):
+            return value if isinstance(value, Table) else real_deepcopy(value, memo)
+
+    models.copy = NoTableBackups
     original = DynamoDBBackend.transact_write_items
 
+    def key_of(table, op_type, op):
+        attributes = op.get("Item") if op_type == "Put" else op.get("Key")
+        if not attributes or table.hash_key_attr not in attributes:
+            return None
+        hash_value = DynamoType(attributes[table.hash_key_attr])
+        range_value = None
+        if table.range_key_attr is not None:
+            if table.range_key_attr not in attributes:
+                return None
+            range_value = DynamoType(attributes[table.range_key_attr])
+        return hash_value, range_value
+
+    def restore(table, hash_value, range_value, old):
+        if range_value is None:
+            if old is None:
+                table.items.pop(hash_value, None)
+            else:
+                table.items[hash_value] = old
+            return
+        ranges = table.items.get(hash_value)
+        if old is None:
+            if ranges is not None:
+                ranges.pop(range_value, None)
+                if not ranges:
+                    table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value][range_value] = old
+
     def transact_write_items(self, transact_items):
+        undo = []
+        for item in transact_items:
+            op_type, op = next(iter(item.items()))
+            table = self.tables.get(op.get("TableName"))
+            key = key_of(table, op_type, op) if table is not None else None
+            if key is not None:
+                current = table.get_item(*key)
+                undo.append((table, key, real_deepcopy(current)))
         shards = {
             name: (table.stream_shard, len(table.stream_shard.items))
             for name, table in self.tables.items()
@@ -124,15 +279,21 @@ def keep_stream_shards_on_rollback():
         try:
             return original(self, transact_items)
         except Exception:
+            for table, (hash_value, range_value), old in reversed(undo):
+                restore(table, hash_value, range_value, old)
             for name, (shard, length) in shards.items():
                 del shard.items[length:]
-                restored = self.tables.get(name)
-                if restored is not None:
-                    restored.stream_shard = shard
-                    shard.table = restored
             raise
 
     DynamoDBBackend.transact_write_items = transact_write_items
+
+
+class QuietRequestHandler(MotoRequestHandler):
+    """No access-log line per request: at thousands of requests a second in the
+    reliability runs, writing them costs more than some requests themselves."""
+
+    def log_request(self, code="-", size="-"):
+        pass
 
 
 def exit_when_parent_goes_away():
@@ -143,14 +304,14 @@ def exit_when_parent_goes_away():
 def main():
     host = os.environ.get("MOTO_HOST", "127.0.0.1")
     port = int(os.environ.get("MOTO_PORT", "0"))
-    keep_stream_shards_on_rollback()
+    roll_back_transactions_like_dynamodb()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(
         host,
         port,
-        RequestCounter(SerialDynamoDb(app)),
+        RequestCounter(FaultInjector(SerialDynamoDb(app))),
         threaded=True,
-        request_handler=MotoRequestHandler,
+        request_handler=QuietRequestHandler,
     )
     # moto builds URLs (e.g. SQS queue URLs) from MOTO_PORT.
     os.environ["MOTO_PORT"] = str(server.server_port)

@@ -1,5 +1,6 @@
 //! Starting and stopping the moto emulator.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -157,6 +158,11 @@ impl Emulator {
             .map(|_| ())
     }
 
+    /// The emulator's fault injection, for the reliability runs.
+    pub fn faults(&self) -> FaultClient {
+        FaultClient::new(&self.endpoint_url())
+    }
+
     /// SDK configuration for the emulator: its endpoint, the local region and dummy
     /// credentials (moto accepts any).
     pub fn sdk_config(&self) -> SdkConfig {
@@ -174,4 +180,55 @@ pub fn sdk_config_for(endpoint_url: &str) -> SdkConfig {
             "test", "test", None, None, "local",
         )))
         .build()
+}
+
+/// Asks the emulator at an endpoint to fail the functions' requests (the host's pollers
+/// and the runs' own checks are never affected): the reliability runs' faults.
+#[derive(Debug, Clone)]
+pub struct FaultClient {
+    url: String,
+}
+
+impl FaultClient {
+    /// The fault injection of the emulator at `endpoint_url`.
+    pub fn new(endpoint_url: &str) -> Self {
+        Self {
+            url: format!("{endpoint_url}/_local/faults"),
+        }
+    }
+
+    /// Makes every function's AWS requests answer 503 Service Unavailable for `seconds`,
+    /// as if the services were down. The emulator's state survives, as AWS's would;
+    /// stopping moto itself would lose it, which no real outage does.
+    pub async fn make_unavailable(&self, seconds: f64) -> Result<(), String> {
+        self.ask(serde_json::json!({ "unavailable_seconds": seconds }))
+            .await
+            .map(|_| ())
+    }
+
+    /// Makes `rate` (0–1) of every function's AWS requests answer the service's
+    /// throttling error for `seconds`.
+    pub async fn throttle(&self, rate: f64, seconds: f64) -> Result<(), String> {
+        self.ask(serde_json::json!({ "throttle_rate": rate, "throttle_seconds": seconds }))
+            .await
+            .map(|_| ())
+    }
+
+    /// How many function requests the faults failed so far, by fault (`unavailable`,
+    /// `throttled`).
+    pub async fn injected(&self) -> Result<BTreeMap<String, u64>, String> {
+        let response = crate::http_client::send(http::Method::GET, &self.url, &[], None).await?;
+        serde_json::from_str(&response.body).map_err(|e| format!("{e}: {}", response.body))
+    }
+
+    async fn ask(&self, ask: serde_json::Value) -> Result<String, String> {
+        crate::http_client::send(
+            http::Method::POST,
+            &self.url,
+            &[("content-type", "application/json")],
+            Some(ask.to_string()),
+        )
+        .await
+        .map(|response| response.body)
+    }
 }
