@@ -13,6 +13,8 @@ CFN_LINT := $(VENV)/bin/cfn-lint
 CARGO_LAMBDA := $(VENV)/bin/cargo-lambda
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha256sum local/requirements-checkov.txt | cut -c1-12)
+SCHEMATHESIS_VENV := $(VENV)/schemathesis
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(shell sha256sum local/requirements-schemathesis.txt | cut -c1-12)
 
 # Offline tools must never try to reach AWS, and the SDK needs a region to sign locally.
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -37,6 +39,13 @@ $(CHECKOV_STAMP): local/requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/requirements-checkov.txt
 	@rm -f $(CHECKOV_VENV)/.installed-*
+	@touch $@
+
+# schemathesis (the API fuzzer of `make reliability`) pins a newer jsonschema than the SAM CLI.
+$(SCHEMATHESIS_STAMP): local/requirements-schemathesis.txt
+	@test -x $(SCHEMATHESIS_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/requirements-schemathesis.txt
+	@rm -f $(SCHEMATHESIS_VENV)/.installed-*
 	@touch $@
 
 .PHONY: nextest
@@ -83,6 +92,16 @@ redrive: ## List a DLQ's messages with their reasons: make redrive DLQ=<url> [TO
 best-practices: ## Move docs/best-practices.md's line ranges to where their code now is
 	$(PYTHON) local/tools/refresh_best_practices.py
 
+.PHONY: new-function
+new-function: ## Scaffold a function: make new-function NAME=<kebab-name> TRIGGER=sqs|http (docs/fork.md)
+	@test -n "$(NAME)" && test -n "$(TRIGGER)" || { echo "usage: make new-function NAME=<kebab-name> TRIGGER=sqs|http"; exit 2; }
+	$(PYTHON) local/tools/new_function.py "$(NAME)" "$(TRIGGER)"
+
+.PHONY: rename
+rename: ## Rename the project (stack names, tags, metrics namespace, titles): make rename NAME=<kebab-name>
+	@test -n "$(NAME)" || { echo "usage: make rename NAME=<kebab-name>"; exit 2; }
+	$(PYTHON) local/tools/rename.py "$(NAME)"
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all
@@ -107,3 +126,73 @@ demo: venv functions ## Run the whole pipeline locally: scripted orders, timelin
 .PHONY: dev
 dev: venv functions ## Run every function locally (API on 127.0.0.1:3000) with readable logs until Ctrl-C
 	cargo run --quiet --locked -p local --bin local -- dev
+
+.PHONY: reliability
+reliability: venv $(SCHEMATHESIS_STAMP) functions fuzz ## Load, duplicates, faults, hostile input and API fuzzing, each audited; writes docs/reliability.md (SCALE=0.2: 2 000 orders)
+	SCHEMATHESIS=$(SCHEMATHESIS_VENV)/bin/st cargo run --quiet --locked -p local --bin local -- reliability $(or $(SCALE),0.2)
+
+# cargo fuzz needs nightly Rust; its build goes to target/fuzz, its findings to
+# shared/fuzz/artifacts. FUZZ_SECONDS per target (default 60). No sanitizer: the code is
+# safe Rust, so AddressSanitizer would find nothing a panic does not, at twice the build.
+.PHONY: fuzz
+fuzz: ## Fuzz request parsing and event decoding with cargo fuzz for FUZZ_SECONDS each (nightly Rust)
+	rustup toolchain list | grep -q ^nightly || rustup toolchain install nightly --profile minimal
+	cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install --locked cargo-fuzz@0.13.2
+	@mkdir -p target/fuzz/corpus/order_request target/fuzz/corpus/event_envelope
+	cd shared/fuzz && for t in order_request event_envelope; do \
+	  CARGO_TARGET_DIR=$(CURDIR)/target/fuzz cargo +nightly fuzz run --sanitizer none $$t \
+	    $(CURDIR)/target/fuzz/corpus/$$t seeds/$$t -- -max_total_time=$(or $(FUZZ_SECONDS),60) -max_len=4096 \
+	    2>&1 | tee $(CURDIR)/target/fuzz/$$t.log | grep -E '^(#[0-9]+.*(DONE|pulse)|Done|==|SUMMARY|thread)' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz target $$t found a crash: see shared/fuzz/artifacts/$$t"; exit 1; }; \
+	done
+
+# ---------------------------------------------------------------- workshop
+# docs/workshop/: each lab ends with `make lab-check LAB=<n>`, its checkpoint.
+# tests/integration/workshop.rs checks that every checkpoint selects tests that exist and
+# that every lab's solution (docs/workshop/solutions/) passes it.
+
+LAB_NEXTEST := cargo nextest run --no-tests=fail --no-fail-fast
+
+.PHONY: lab-check
+lab-check: ## Check a workshop lab (docs/workshop/): make lab-check LAB=<1-8>
+	@case "$(LAB)" in [1-8]) ;; *) echo "usage: make lab-check LAB=<1-8> (the labs: docs/workshop/README.md)"; exit 2;; esac
+	@$(MAKE) --no-print-directory lab-$(LAB)-check
+
+.PHONY: lab-1-check lab-2-check lab-3-check lab-4-check lab-5-check lab-6-check lab-7-check lab-8-check
+# Lab 1: the demo passes, and one order is followed through every function by its logs.
+lab-1-check: venv nextest functions
+	$(LAB_NEXTEST) -p local -E 'test(=the_demo_passes) | test(=one_order_is_followed_through_every_function_by_its_json_logs_and_metrics)'
+
+# Lab 2: the gift-message tests the lab adds, in the domain crate and end to end.
+lab-2-check: venv nextest
+	$(LAB_NEXTEST) -p shared -p integration-tests -E 'test(gift_message)'
+
+# Lab 3: every delivery test: duplicates, out-of-order events, poison messages.
+lab-3-check: venv nextest
+	$(LAB_NEXTEST) -p integration-tests -E 'test(/^deliveries::/)'
+
+# Lab 4: poison messages reach the DLQ with their reasons, and the redrive tool.
+lab-4-check: venv nextest
+	$(LAB_NEXTEST) -p integration-tests -E 'test(/^deliveries::/) & test(/poison|hostile|redrive/)'
+
+# Lab 5: the scaffolded function (NAME, default shipping) is in template.yaml, its crate's
+# tests pass, its role grants what its code uses, and the template, with its queue and
+# subscription, provisions on the emulator (every integration test's harness does that).
+lab-5-check: venv nextest
+	@name="$(or $(NAME),shipping)"; \
+	test -d "functions/$$name" || { echo "functions/$$name does not exist: run make new-function NAME=$$name TRIGGER=sqs first"; exit 1; }; \
+	id="$$($(PYTHON) -c 'import sys; print("".join(w.capitalize() for w in sys.argv[1].split("-")))' "$$name")Function"; \
+	grep -q "^  $$id:" template.yaml || { echo "template.yaml has no $$id"; exit 1; }; \
+	echo "template.yaml declares $$id"
+	$(LAB_NEXTEST) -p "$(or $(NAME),shipping)" -p integration-tests -E 'package($(or $(NAME),shipping)) | test(/^least_privilege::/) | test(/^sample_events::/)'
+
+# Lab 6: queues outlast their consumers 6x; docs/sizing.md says what the template deploys.
+lab-6-check: venv nextest
+	$(LAB_NEXTEST) -p integration-tests -E 'test(/^workshop::sizing_/)'
+
+# Lab 7: what you deploy, checked offline: the template lints and builds for arm64.
+lab-7-check: lint-template sam-build
+
+# Lab 8: every function deploys as a canary, rolled back by its own errors alarm.
+lab-8-check: venv nextest
+	$(LAB_NEXTEST) -p integration-tests -E 'test(/^workshop::canary_/)'

@@ -10,10 +10,13 @@
 //! The template is the only source of truth: nothing here names a table, a queue or a
 //! function of this project.
 
+pub mod audit;
+pub mod chaos;
 pub mod demo;
 pub mod emulator;
 pub mod filter;
 pub mod host;
+pub mod hostile;
 pub mod http_client;
 pub mod intrinsics;
 pub mod invoke;
@@ -21,5 +24,6 @@ pub mod pipeline;
 pub mod provision;
 pub mod queues;
 pub mod redrive;
+pub mod reliability;
 pub mod streams;
 pub mod template;

@@ -2,7 +2,7 @@
 //!
 //! Receive up to `BatchSize` messages (waiting up to `MaximumBatchingWindowInSeconds` to
 //! fill the batch), invoke the function with Lambda's SQS event, delete the messages that
-//! succeeded and leave the failed ones on the queue. With `ReportBatchItemFailures` the
+//! succeeded (in one DeleteMessageBatch) and leave the failed ones on the queue. With `ReportBatchItemFailures` the
 //! function names the failed messages; without it, or when the invocation fails, the
 //! whole batch failed. The queue's own redrive policy moves a message that keeps failing
 //! to its DLQ after `maxReceiveCount` receives, exactly as in AWS.
@@ -10,14 +10,19 @@
 //! One local shortcut, so tests and demos do not wait out visibility timeouts: a failed
 //! message is made visible again after [`QueuePoller::retry_delay`] (default: at once)
 //! instead of after the queue's visibility timeout.
+//!
+//! For the reliability runs a poller can also be made to deliver every message more than
+//! once and shuffle its batches ([`crate::chaos`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use serde_json::{Map, Value, json};
 
+use crate::chaos::Chaos;
 use crate::emulator::REGION;
 use crate::invoke::Invoke;
 use crate::provision::QueueMapping;
@@ -55,6 +60,7 @@ pub struct QueuePoller {
     sqs: aws_sdk_sqs::Client,
     mapping: QueueMapping,
     retry_delay: Duration,
+    chaos: Arc<Chaos>,
 }
 
 impl QueuePoller {
@@ -64,7 +70,15 @@ impl QueuePoller {
             sqs: aws_sdk_sqs::Client::new(config),
             mapping,
             retry_delay: Duration::ZERO,
+            chaos: Arc::new(Chaos::default()),
         }
+    }
+
+    /// Delivers with duplicates and shuffled batches (shared by every poller of a run, so
+    /// copies are recognised whichever poller receives them).
+    pub fn chaos(mut self, chaos: Arc<Chaos>) -> Self {
+        self.chaos = chaos;
+        self
     }
 
     /// How long a failed message stays invisible before it is retried.
@@ -107,9 +121,13 @@ impl QueuePoller {
 
     /// Receives one batch (if any), invokes, and settles every message.
     pub async fn poll_once(&self, function: &dyn Invoke) -> Result<QueueReport, QueueError> {
-        let messages = self.receive().await?;
+        let mut messages = self.receive().await?;
         if messages.is_empty() {
             return Ok(QueueReport::default());
+        }
+        if !self.chaos.is_calm() {
+            self.send_copies(&messages).await?;
+            self.chaos.shuffle(&mut messages);
         }
         let records: Vec<Value> = messages.iter().map(|m| self.record(m)).collect();
         let outcome = function.invoke(json!({ "Records": records })).await;
@@ -128,7 +146,10 @@ impl QueuePoller {
             delivered: messages.len(),
             ..QueueReport::default()
         };
-        for (message, failed) in messages.iter().zip(failed) {
+        // Settle the batch as Lambda does: one DeleteMessageBatch for the messages that
+        // succeeded, and the failed ones made visible again for their retry.
+        let mut done = Vec::new();
+        for (index, (message, failed)) in messages.iter().zip(failed).enumerate() {
             let handle = message.receipt_handle.clone().unwrap_or_default();
             if failed {
                 report.failed += 1;
@@ -142,16 +163,47 @@ impl QueuePoller {
                     .map_err(aws("ChangeMessageVisibility"))?;
             } else {
                 report.succeeded += 1;
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.mapping.queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(aws("DeleteMessage"))?;
+                done.push(
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(handle)
+                        .build()
+                        .map_err(aws("DeleteMessageBatch entry"))?,
+                );
             }
         }
+        for entries in done.chunks(10) {
+            self.sqs
+                .delete_message_batch()
+                .queue_url(&self.mapping.queue_url)
+                .set_entries(Some(entries.to_vec()))
+                .send()
+                .await
+                .map_err(aws("DeleteMessageBatch"))?;
+        }
         Ok(report)
+    }
+
+    /// Sends the duplicates chaos asks for, before the originals are handled, so they race.
+    async fn send_copies(&self, messages: &[Message]) -> Result<(), QueueError> {
+        for message in messages {
+            let copies = self
+                .chaos
+                .copies_of(message.message_id.as_deref().unwrap_or_default());
+            for _ in 0..copies {
+                let sent = self
+                    .sqs
+                    .send_message()
+                    .queue_url(&self.mapping.queue_url)
+                    .set_message_body(message.body.clone())
+                    .set_message_attributes(message.message_attributes.clone())
+                    .send()
+                    .await
+                    .map_err(aws("SendMessage"))?;
+                self.chaos.record_copy(sent.message_id.unwrap_or_default());
+            }
+        }
+        Ok(())
     }
 
     /// The message as Lambda puts it in an SQS event.

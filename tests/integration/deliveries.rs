@@ -237,69 +237,26 @@ async fn events_out_of_order_never_move_an_order_backwards() {
     );
 }
 
-/// Hostile bodies, each in the same batch as a good event: every one ends in the DLQ with
-/// the reason it can never be processed, and the good event is handled regardless.
-/// (Bodies that are not UTF-8 cannot reach a consumer: SQS accepts only Unicode text and
-/// the Lambda event is JSON, so the nearest case is text that is not JSON at all.)
+/// Hostile bodies (`local::hostile`), each in the same batch as a good event: every one
+/// ends in the DLQ with the reason it can never be processed, and the good event is
+/// handled regardless.
 #[tokio::test]
 async fn hostile_bodies_end_in_the_dlq_with_their_reasons_and_block_nothing() {
     let h = Harness::start().await;
     let (mut pipeline, _consumers) = h.pipeline().await;
     let notifications = h.watch_notifications().await;
     let (queue, dlq) = queue_and_dlq(&h, "Notification");
-    let envelope = |event_type: &str, version: Value, payload: Value| {
-        json!({
-            "id": uuid::Uuid::new_v4(), "type": event_type, "version": version,
-            "occurred_at": "2026-11-24T12:00:00Z", "correlation_id": "hostile",
-            "order_id": uuid::Uuid::new_v4(), "payload": payload
-        })
-        .to_string()
-    };
-    let good_payload = json!({"customer_id": "cust-4711", "items": [], "payment_token": "tok_visa",
-        "total": {"amount_minor": 100, "currency": "EUR"}});
-    let good = envelope("OrderPlaced", json!(1), good_payload.clone());
+    let good = local::hostile::envelope(
+        "OrderPlaced",
+        json!(1),
+        local::hostile::order_placed_payload(),
+    );
     let good_order = serde_json::from_str::<Value>(&good).unwrap()["order_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let hostile: Vec<(&str, String, &str)> = vec![
-        (
-            "huge",
-            json!({"padding": "A".repeat(200 * 1024)}).to_string(),
-            "malformed envelope",
-        ),
-        (
-            "nested",
-            format!("{}{}", "[".repeat(5_000), "]".repeat(5_000)),
-            "malformed envelope",
-        ),
-        (
-            "wrong types",
-            envelope("OrderPlaced", json!("one"), good_payload.clone()),
-            "malformed envelope",
-        ),
-        (
-            "not JSON",
-            "\u{FFFD}\u{7F} definitely not json".to_owned(),
-            "malformed envelope",
-        ),
-        (
-            "unknown type",
-            envelope("OrderTeleported", json!(1), json!({})),
-            "unknown event type",
-        ),
-        (
-            "future version",
-            envelope("OrderPlaced", json!(99), good_payload.clone()),
-            "unsupported schema version",
-        ),
-        (
-            "bad payload",
-            envelope("OrderPlaced", json!(1), json!({"customer_id": 5})),
-            "invalid OrderPlaced payload",
-        ),
-    ];
-    for body in std::iter::once(&good).chain(hostile.iter().map(|(_, body, _)| body)) {
+    let hostile = local::hostile::bodies();
+    for body in std::iter::once(&good).chain(hostile.iter().map(|h| &h.body)) {
         h.sqs
             .send_message()
             .queue_url(&queue)
@@ -325,13 +282,13 @@ async fn hostile_bodies_end_in_the_dlq_with_their_reasons_and_block_nothing() {
         "every hostile body, once: {:?}",
         dead.iter().map(reason_of).collect::<Vec<_>>()
     );
-    for (name, body, expected) in &hostile {
+    for local::hostile::Hostile { name, body, reason } in &hostile {
         let message = dead
             .iter()
             .find(|m| m.body() == Some(body.as_str()))
             .unwrap_or_else(|| panic!("{name} is in the DLQ unchanged"));
-        let reason = reason_of(message);
-        assert!(reason.contains(expected), "{name}: {reason}");
+        let given = reason_of(message);
+        assert!(given.contains(reason), "{name}: {given}");
     }
     assert!(h.drain(&queue).await.is_empty(), "nothing left behind");
 }

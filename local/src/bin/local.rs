@@ -1,6 +1,8 @@
 //! The local host's command line: `local dev` (run everything until Ctrl-C, printing
 //! every function's logs readably) and `local demo` (the scripted tour; exit code 0 only
-//! if it passed). `make dev` and `make demo` build the functions and run these.
+//! if it passed) and `local reliability [SCALE]` (every reliability scenario, audited,
+//! written to docs/reliability.md; exit code 0 only if every audit passed). `make dev`,
+//! `make demo` and `make reliability` build the functions and run these.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,8 +17,11 @@ async fn main() -> ExitCode {
     let result = match command.as_str() {
         "dev" => dev().await,
         "demo" => demo().await,
+        "reliability" => reliability(std::env::args().nth(2), std::env::args().nth(3)).await,
         _ => {
-            eprintln!("usage: local dev | local demo");
+            eprintln!(
+                "usage: local dev | local demo | local reliability [SCALE (default 1.0) [SCENARIO]]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -87,4 +92,84 @@ async fn demo() -> Result<bool, Box<dyn std::error::Error>> {
     let passed = local::demo::run(&host, &workspace_root().join("events/demo")).await?;
     drop(host);
     Ok(passed)
+}
+
+async fn reliability(
+    scale: Option<String>,
+    only: Option<String>,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let scale: f64 = scale.as_deref().unwrap_or("1.0").parse()?;
+    let mut outcomes = Vec::new();
+    let chosen = local::reliability::scenarios(scale)
+        .into_iter()
+        .filter(|s| only.as_deref().is_none_or(|name| s.name.starts_with(name)));
+    for scenario in chosen {
+        println!(
+            "== {}: {}; faults: {}",
+            scenario.name,
+            scenario.load(),
+            scenario.faults()
+        );
+        let outcome = local::reliability::run(&scenario, &HostOptions::default()).await?;
+        for check in &outcome.audit.checks {
+            println!(
+                "   {} {}: {}",
+                if check.holds { "ok  " } else { "FAIL" },
+                check.invariant,
+                check.detail
+            );
+        }
+        println!(
+            "   {:.1} orders/s, time to final state p50 {} ms, p99 {} ms, {:.0} s\n",
+            outcome.orders_per_second,
+            outcome.p50_ms,
+            outcome.p99_ms,
+            outcome.wall.as_secs_f64()
+        );
+        for (function, (count, mean)) in &outcome.invocations {
+            println!("   {function:<28} {count:>6} invocations, mean {mean:>7.1} ms");
+        }
+        outcomes.push(outcome);
+    }
+    let api = match std::env::var("SCHEMATHESIS") {
+        Ok(fuzzer) if only.is_none() => {
+            let examples = ((150.0 * scale).round() as u32).max(10);
+            println!("== API fuzzing: schemathesis, {examples} examples per operation and phase");
+            let api =
+                local::reliability::fuzz_api(&fuzzer, examples, &HostOptions::default()).await?;
+            println!(
+                "   {} {} in {:.0} s\n",
+                if api.passed { "ok  " } else { "FAIL" },
+                api.summary,
+                api.wall.as_secs_f64()
+            );
+            Some(api)
+        }
+        _ => None,
+    };
+    let fuzz = local::reliability::cargo_fuzz_results(&["order_request", "event_envelope"]);
+    for target in fuzz.iter().filter(|target| target.ran) {
+        println!(
+            "== cargo fuzz {}: {} {}",
+            target.name,
+            if target.passed { "ok  " } else { "FAIL" },
+            target.result
+        );
+    }
+    let machine = format!(
+        "{} CPU cores, scale {scale}, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::env::consts::ARCH
+    );
+    if only.is_none() {
+        let path = workspace_root().join("docs/reliability.md");
+        std::fs::write(
+            &path,
+            local::reliability::report(&outcomes, api.as_ref(), &fuzz, &machine),
+        )?;
+        println!("wrote {}", path.display());
+    }
+    Ok(outcomes.iter().all(|o| o.audit.passed())
+        && api.as_ref().is_none_or(|api| api.passed)
+        && fuzz.iter().all(|target| target.passed || !target.ran))
 }

@@ -20,6 +20,7 @@ use aws_config::SdkConfig;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use crate::chaos::Chaos;
 use crate::emulator::{Emulator, EmulatorError, REGION, workspace_root};
 use crate::intrinsics::scalar_text;
 use crate::invoke::Invoke;
@@ -76,6 +77,13 @@ pub struct HostOptions {
     pub overrides: HashMap<String, (PathBuf, Vec<String>)>,
     /// Extra environment for every function (on top of the template's).
     pub extra_env: BTreeMap<String, String>,
+    /// How the SQS mappings deliver: calm by default; duplicates and shuffled batches in
+    /// the reliability runs.
+    pub chaos: Arc<Chaos>,
+    /// How long a failed SQS message stays invisible before its retry. Lambda waits out
+    /// the queue's visibility timeout; locally a short delay keeps runs quick, while the
+    /// fault runs use a longer one so an outage does not use up `maxReceiveCount`.
+    pub retry_delay: Duration,
 }
 
 impl Default for HostOptions {
@@ -87,6 +95,8 @@ impl Default for HostOptions {
             api_port: 3000,
             overrides: HashMap::new(),
             extra_env: BTreeMap::new(),
+            chaos: Arc::new(Chaos::default()),
+            retry_delay: Duration::from_secs(1),
         }
     }
 }
@@ -210,8 +220,9 @@ impl Host {
                 continue;
             };
             for _ in 0..mapping.maximum_concurrency.unwrap_or(1) {
-                let poller =
-                    QueuePoller::new(&sdk, mapping.clone()).retry_delay(Duration::from_secs(1));
+                let poller = QueuePoller::new(&sdk, mapping.clone())
+                    .retry_delay(options.retry_delay)
+                    .chaos(options.chaos.clone());
                 let function = function.clone();
                 let logs = logs.clone();
                 tasks.push(tokio::spawn(async move {
@@ -265,6 +276,11 @@ impl Host {
     /// A function, to invoke directly.
     pub fn function(&self, name: &str) -> Option<&FunctionHost> {
         self.functions.get(name)
+    }
+
+    /// Every function, by logical id.
+    pub fn functions(&self) -> impl Iterator<Item = &FunctionHost> {
+        self.functions.values()
     }
 
     /// The API's base URL.

@@ -69,6 +69,8 @@ struct Shared {
     pending: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
     processes: AtomicUsize,
     idle: AtomicUsize,
+    /// The running processes' ids, for fault injection.
+    pids: Mutex<Vec<u32>>,
     logs: Logs,
 }
 
@@ -89,6 +91,7 @@ impl FunctionHost {
                 pending: tokio::sync::Mutex::new(receiver),
                 processes: AtomicUsize::new(0),
                 idle: AtomicUsize::new(0),
+                pids: Mutex::new(Vec::new()),
                 logs,
             }),
         }
@@ -106,6 +109,26 @@ impl FunctionHost {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+    }
+
+    /// Kills one of the function's processes, if one runs, as abruptly as a crash or an
+    /// out-of-memory kill would (SIGKILL): whatever it was doing is lost mid-way, the
+    /// host reports the invocation as `Runtime.ExitError` and starts a fresh process.
+    /// The fault runs use it. Returns whether a process was killed.
+    pub fn kill_one(&self) -> bool {
+        let pid = self
+            .shared
+            .pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first()
+            .copied();
+        pid.is_some_and(|pid| {
+            std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .is_ok_and(|status| status.success())
+        })
     }
 
     fn scale(&self) {
@@ -417,6 +440,14 @@ async fn run_once(shared: Arc<Shared>) -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", spec.binary.display()))?;
     *process.pid.lock().unwrap_or_else(PoisonError::into_inner) = child.id();
+    let pid = child.id();
+    if let Some(pid) = pid {
+        shared
+            .pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pid);
+    }
     for stream in [
         child
             .stdout
@@ -474,5 +505,10 @@ async fn run_once(shared: Arc<Shared>) -> Result<(), String> {
         }
     };
     server.abort();
+    shared
+        .pids
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|running| Some(*running) != pid);
     outcome
 }

@@ -1,0 +1,711 @@
+//! `make reliability`: the pipeline under load, duplicates, reordering, faults and hostile
+//! input, each scenario on a fresh local host and ending with the [`audit`](crate::audit).
+//!
+//! A scenario places a mix of orders concurrently over HTTP, like many clients would:
+//! happy ones, declined cards, orders for a SKU that runs out (charged, then refunded),
+//! flaky cards (the provider times out once, then approves), and orders submitted twice at
+//! once with one idempotency key. The client is a well-behaved one: on a 409 (same key in
+//! progress), a 429, a 5xx or a dropped connection it retries with the same key. While the
+//! orders flow, the scenario injects its faults; then it waits for the pipeline to go quiet
+//! and audits the stores. `docs/reliability.md` is written from the outcomes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::audit::{Audit, AuditError, Check, Expected, Stores};
+use crate::chaos::{Chaos, DeliveryChaos};
+use crate::emulator::FaultClient;
+use crate::host::logs::Logs;
+use crate::host::{Host, HostError, HostOptions};
+use crate::http_client::Http;
+
+/// A run could not be carried out (as opposed to: it ran and an invariant broke).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The host did not start.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The stores could not be read.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// Something else went wrong.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The faults a scenario injects while its orders flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// Every function's AWS requests answer 503 for this many seconds, once, when about a
+    /// third of the orders are placed.
+    pub outage_seconds: Option<f64>,
+    /// This share of every function's AWS requests is throttled for the first this many
+    /// seconds of the run.
+    pub throttle: Option<(f64, f64)>,
+    /// How many function processes are killed (SIGKILL), one every half second from the
+    /// start, going round the functions.
+    pub kills: usize,
+    /// How many hostile bodies (of each kind in [`crate::hostile`]) go to each consumer
+    /// queue.
+    pub hostile_rounds: usize,
+}
+
+/// One scenario: how many orders, how they are delivered, what breaks.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// A short name.
+    pub name: &'static str,
+    /// How many orders (keys) are placed.
+    pub orders: usize,
+    /// How many requests are in flight at once.
+    pub concurrency: usize,
+    /// Duplicates and reordering.
+    pub delivery: DeliveryChaos,
+    /// Faults.
+    pub faults: Faults,
+}
+
+impl Scenario {
+    /// The load, described for the report.
+    pub fn load(&self) -> String {
+        let mut load = format!(
+            "{} orders, {} in flight (mixed: happy, declined, out of stock, flaky card, same key twice at once)",
+            self.orders, self.concurrency
+        );
+        if self.delivery.max_deliveries > 1 {
+            let _ = write!(
+                load,
+                "; every message delivered 2–{} times",
+                self.delivery.max_deliveries
+            );
+        }
+        if self.delivery.shuffle {
+            load.push_str("; batches shuffled");
+        }
+        load
+    }
+
+    /// The faults, described for the report.
+    pub fn faults(&self) -> String {
+        let f = &self.faults;
+        let mut parts = Vec::new();
+        if let Some(seconds) = f.outage_seconds {
+            parts.push(format!("AWS unavailable (503) for {seconds} s mid-run"));
+        }
+        if let Some((rate, seconds)) = f.throttle {
+            parts.push(format!(
+                "{:.0} % of AWS requests throttled for {seconds} s",
+                rate * 100.0
+            ));
+        }
+        if f.kills > 0 {
+            parts.push(format!("{} function processes killed", f.kills));
+        }
+        if f.hostile_rounds > 0 {
+            parts.push(format!(
+                "{} hostile bodies per consumer queue",
+                f.hostile_rounds * crate::hostile::bodies().len()
+            ));
+        }
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// What a scenario measured and found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Orders accepted (201), one per key.
+    pub accepted: usize,
+    /// POSTs answered with a replay (`Idempotent-Replayed: true`).
+    pub replayed: usize,
+    /// POSTs retried after a 409, 429, 5xx or a dropped connection.
+    pub retried: usize,
+    /// Duplicate deliveries made.
+    pub duplicates: usize,
+    /// Requests failed by the injected faults, by kind.
+    pub injected: BTreeMap<String, u64>,
+    /// Processes killed.
+    pub killed: usize,
+    /// Accepted orders per second, from the first acceptance to the last final state.
+    pub orders_per_second: f64,
+    /// Median and 99th percentile time from acceptance to final state, in ms.
+    pub p50_ms: i64,
+    /// See `p50_ms`.
+    pub p99_ms: i64,
+    /// Invocations per function and their mean duration in ms (from the host's
+    /// `platform.report` lines): where the time went.
+    pub invocations: BTreeMap<String, (usize, f64)>,
+    /// Wall time of the whole scenario, including start-up and the audit.
+    pub wall: Duration,
+    /// The audit.
+    pub audit: Audit,
+}
+
+/// The scenarios of `make reliability`, at `scale` (1.0 = the full run: 10 000 orders
+/// in the load scenario). `make test` runs them small.
+pub fn scenarios(scale: f64) -> Vec<Scenario> {
+    let n = |orders: f64| ((orders * scale).round() as usize).max(20);
+    vec![
+        Scenario {
+            name: "load",
+            orders: n(10_000.0),
+            concurrency: 32,
+            delivery: DeliveryChaos::default(),
+            faults: Faults::default(),
+        },
+        Scenario {
+            name: "duplicates and reordering",
+            orders: n(1_000.0),
+            concurrency: 16,
+            delivery: DeliveryChaos {
+                max_deliveries: 3,
+                shuffle: true,
+                seed: 42,
+            },
+            faults: Faults::default(),
+        },
+        Scenario {
+            name: "faults",
+            orders: n(1_000.0),
+            concurrency: 16,
+            delivery: DeliveryChaos::default(),
+            faults: Faults {
+                outage_seconds: Some(4.0),
+                throttle: Some((0.2, 8.0)),
+                kills: 6,
+                hostile_rounds: 0,
+            },
+        },
+        Scenario {
+            name: "hostile input",
+            orders: n(200.0),
+            concurrency: 16,
+            delivery: DeliveryChaos::default(),
+            faults: Faults {
+                hostile_rounds: 3,
+                ..Faults::default()
+            },
+        },
+    ]
+}
+
+/// The SKUs the runs order; `SKU-RARE` is stocked for about half the orders asking for it.
+fn stock_for(orders: usize) -> BTreeMap<String, i64> {
+    let plenty = i64::try_from(orders).unwrap_or(i64::MAX / 8) * 4;
+    let mut stock: BTreeMap<String, i64> = ["SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-PEN"]
+        .into_iter()
+        .map(|sku| (sku.to_owned(), plenty))
+        .collect();
+    stock.insert(
+        "SKU-RARE".into(),
+        i64::try_from(orders / 20).unwrap_or_default().max(1),
+    );
+    stock
+}
+
+/// Order `i` of a run and how many times it is submitted at once.
+fn order(i: usize) -> (Value, usize) {
+    let skus = ["SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-PEN"];
+    let line = |sku: &str, quantity: usize| json!({"sku": sku, "quantity": quantity, "unit_price_minor": 1250});
+    let happy = vec![line(skus[i % 4], 1 + i % 3), line(skus[(i + 1) % 4], 1)];
+    let (items, token, submissions) = match i % 20 {
+        13 | 14 => (happy, "tok_decline", 1),
+        15 | 16 => (vec![line("SKU-RARE", 1)], "tok_visa", 1),
+        17 => (happy, "tok_flaky_1", 1),
+        18 | 19 => (happy, "tok_visa", 2),
+        _ => (happy, "tok_visa", 1),
+    };
+    (
+        json!({"customer_id": format!("cust-{:04}", i % 1000), "currency": "EUR",
+            "items": items, "payment_token": token}),
+        submissions,
+    )
+}
+
+/// What placing one order (one key, one or more concurrent submissions) came to.
+#[derive(Debug, Default)]
+struct Placed {
+    /// The order ids the submissions were answered with (one, if all is well).
+    order_ids: BTreeSet<String>,
+    replayed: usize,
+    retried: usize,
+    /// Answers that were neither success nor retryable.
+    refused: Vec<String>,
+}
+
+/// Submits one order with `key` until it is accepted (or refused, or `deadline`).
+async fn submit(http: &Http, url: &str, key: &str, body: &str, deadline: Instant) -> Placed {
+    let mut placed = Placed::default();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let answer = http
+            .send(
+                Method::POST,
+                url,
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", key),
+                ],
+                Some(body.to_owned()),
+            )
+            .await;
+        match answer {
+            Ok(response) if response.status == 201 || response.status == 200 => {
+                let json: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
+                if let Some(id) = json["order_id"].as_str() {
+                    placed.order_ids.insert(id.to_owned());
+                }
+                placed.replayed +=
+                    usize::from(response.headers.contains_key("idempotent-replayed"));
+                return placed;
+            }
+            Ok(response) if !matches!(response.status, 409 | 429 | 500..=599) => {
+                placed
+                    .refused
+                    .push(format!("{} {}", response.status, response.body));
+                return placed;
+            }
+            _ if Instant::now() >= deadline => {
+                placed.refused.push("no answer before the deadline".into());
+                return placed;
+            }
+            _ => {
+                placed.retried += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Runs one scenario on a fresh host built from `options` and audits it.
+pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, RunError> {
+    let started = Instant::now();
+    let chaos = Arc::new(Chaos::new(scenario.delivery));
+    let logs = Logs::default();
+    let faulty = scenario.faults.outage_seconds.is_some()
+        || scenario.faults.throttle.is_some()
+        || scenario.faults.kills > 0;
+    let host = Host::start(
+        HostOptions {
+            api_port: 0,
+            chaos: chaos.clone(),
+            // Under faults, give each retry time for the fault to pass before a message
+            // uses up its maxReceiveCount, as the queue's visibility timeout does on AWS.
+            retry_delay: if faulty {
+                Duration::from_secs(3)
+            } else {
+                options.retry_delay
+            },
+            ..options.clone()
+        },
+        logs.clone(),
+    )
+    .await?;
+    let stores = Arc::new(Stores::watch(&host.sdk, &host.stack).await?);
+    let stock = stock_for(scenario.orders);
+    stores.seed_stock(&stock).await?;
+
+    let faults = tokio::spawn(inject(
+        host.emulator.faults(),
+        scenario.faults,
+        host.functions().cloned().collect(),
+    ));
+    let dead_letters = send_hostile(&host, scenario.faults.hostile_rounds).await?;
+    // Keep the notification watch queue short while the orders flow.
+    let collector = {
+        let stores = stores.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = stores.collect_notifications().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+
+    let http = Http::new();
+    let url = format!("{}/orders", host.api_url());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let placed: Vec<Placed> = futures::stream::iter(0..scenario.orders)
+        .map(|i| {
+            let (body, submissions) = order(i);
+            let body = body.to_string();
+            let key = uuid::Uuid::new_v4().to_string();
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let attempts = (0..submissions).map(|_| submit(&http, &url, &key, &body, deadline));
+                let mut all = Placed::default();
+                for one in futures::future::join_all(attempts).await {
+                    all.order_ids.extend(one.order_ids);
+                    all.replayed += one.replayed;
+                    all.retried += one.retried;
+                    all.refused.extend(one.refused);
+                }
+                all
+            }
+        })
+        .buffer_unordered(scenario.concurrency)
+        .collect()
+        .await;
+
+    let accepted: BTreeSet<String> = placed.iter().flat_map(|p| p.order_ids.clone()).collect();
+    let killed = faults
+        .await
+        .map_err(|e| RunError::Other(format!("fault injection: {e}")))?;
+    let limit = Duration::from_secs(120 + u64::try_from(scenario.orders / 20).unwrap_or(0));
+    stores.wait_until_quiet(&accepted, limit).await?;
+    collector.abort();
+    let expected = Expected {
+        accepted: accepted.clone(),
+        initial_stock: stock,
+        dead_letters,
+        faults_injected: faulty,
+    };
+    let mut audit = stores.audit(&expected).await?;
+
+    // What only the client can see: one order per key, and no valid order refused.
+    let split: Vec<String> = placed
+        .iter()
+        .filter(|p| p.order_ids.len() > 1)
+        .map(|p| format!("{:?}", p.order_ids))
+        .collect();
+    let refused: Vec<String> = placed.iter().flat_map(|p| p.refused.clone()).collect();
+    audit.checks.insert(
+        0,
+        Check {
+            invariant: "every valid order is accepted, once per idempotency key",
+            holds: split.is_empty() && refused.is_empty() && accepted.len() == scenario.orders,
+            detail: format!(
+                "{} keys, {} orders; keys with two orders: {}; refused: {}",
+                scenario.orders,
+                accepted.len(),
+                split.len(),
+                refused.first().map(String::as_str).unwrap_or("none")
+            ),
+        },
+    );
+
+    let percentile = |p: f64| {
+        let times = &audit.time_to_final_ms;
+        if times.is_empty() {
+            return 0;
+        }
+        let index = ((times.len() - 1) as f64 * p).round() as usize;
+        times[index.min(times.len() - 1)]
+    };
+    let (p50_ms, p99_ms) = (percentile(0.5), percentile(0.99));
+    let busy_ms = audit.busy_ms.max(1);
+    let injected = host
+        .emulator
+        .faults()
+        .injected()
+        .await
+        .map_err(RunError::Other)?;
+    Ok(Outcome {
+        accepted: accepted.len(),
+        replayed: placed.iter().map(|p| p.replayed).sum(),
+        retried: placed.iter().map(|p| p.retried).sum(),
+        duplicates: chaos.copies_sent(),
+        injected,
+        killed,
+        orders_per_second: accepted.len() as f64 * 1000.0 / busy_ms as f64,
+        p50_ms,
+        p99_ms,
+        invocations: invocations(&logs),
+        wall: started.elapsed(),
+        audit,
+        scenario: scenario.clone(),
+    })
+}
+
+/// Invocations per function and their mean duration, from the `platform.report` lines.
+fn invocations(logs: &Logs) -> BTreeMap<String, (usize, f64)> {
+    let mut totals: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    for line in logs.lines() {
+        let Some(json) = line.json() else { continue };
+        if json["type"] == "platform.report" {
+            let entry = totals.entry(line.function.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += json["record"]["metrics"]["durationMs"]
+                .as_f64()
+                .unwrap_or_default();
+        }
+    }
+    totals
+        .into_iter()
+        .map(|(function, (count, total))| (function, (count, total / count.max(1) as f64)))
+        .collect()
+}
+
+/// Sends `rounds` of every hostile body to every consumer queue; returns how many.
+async fn send_hostile(host: &Host, rounds: usize) -> Result<usize, RunError> {
+    if rounds == 0 {
+        return Ok(0);
+    }
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+    let mut sent = 0;
+    for mapping in host.stack.queue_mappings() {
+        for _ in 0..rounds {
+            for hostile in crate::hostile::bodies() {
+                sqs.send_message()
+                    .queue_url(&mapping.queue_url)
+                    .message_body(hostile.body)
+                    .send()
+                    .await
+                    .map_err(|e| RunError::Other(format!("sending a hostile body: {e:?}")))?;
+                sent += 1;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Injects the scenario's faults on schedule; returns how many processes it killed.
+async fn inject(
+    emulator: FaultClient,
+    faults: Faults,
+    functions: Vec<crate::host::runtime::FunctionHost>,
+) -> usize {
+    if let Some((rate, seconds)) = faults.throttle {
+        let _ = emulator.throttle(rate, seconds).await;
+    }
+    let mut killed = 0;
+    let mut outage = faults.outage_seconds;
+    let mut round = 0;
+    while killed < faults.kills || outage.is_some() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        round += 1;
+        if round == 6
+            && let Some(seconds) = outage.take()
+        {
+            let _ = emulator.make_unavailable(seconds).await;
+        }
+        if killed < faults.kills && !functions.is_empty() {
+            let function = &functions[round % functions.len()];
+            if function.kill_one() {
+                killed += 1;
+            }
+        }
+        if round > 600 {
+            break;
+        }
+    }
+    killed
+}
+
+/// One cargo fuzz target's run, from the log `make fuzz` leaves in `target/fuzz/`.
+#[derive(Debug, Clone)]
+pub struct FuzzTarget {
+    /// The target's name.
+    pub name: String,
+    /// libFuzzer's closing line ("Done 1234567 runs in 61 second(s)"), or what went wrong.
+    pub result: String,
+    /// Whether it ran to its time limit without a crash.
+    pub passed: bool,
+    /// Whether it ran at all (`make fuzz` before `local reliability`).
+    pub ran: bool,
+}
+
+/// The cargo fuzz targets' results, read from `target/fuzz/<target>.log`.
+pub fn cargo_fuzz_results(targets: &[&str]) -> Vec<FuzzTarget> {
+    let dir = crate::emulator::workspace_root().join("target/fuzz");
+    targets
+        .iter()
+        .map(|name| {
+            let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+            let done = log.lines().rev().find(|line| line.starts_with("Done "));
+            let crashed = log.contains("SUMMARY:") || log.contains("panicked");
+            FuzzTarget {
+                name: (*name).to_owned(),
+                result: match (done, crashed) {
+                    (_, true) => "crashed: see shared/fuzz/artifacts".to_owned(),
+                    (Some(done), false) => done.to_owned(),
+                    (None, false) => "did not run (make fuzz)".to_owned(),
+                },
+                passed: done.is_some() && !crashed,
+                ran: !log.is_empty(),
+            }
+        })
+        .collect()
+}
+
+/// `docs/reliability.md`, from the outcomes.
+pub fn report(
+    outcomes: &[Outcome],
+    api: Option<&ApiFuzz>,
+    fuzz: &[FuzzTarget],
+    machine: &str,
+) -> String {
+    let mut doc = String::from(
+        "# Reliability\n\n\
+         Generated by `make reliability` (`local/src/reliability.rs`): do not edit by hand. \
+         Each scenario runs on a fresh local host (the real function binaries, the moto \
+         emulator), places its orders concurrently over HTTP, injects its faults, waits \
+         until the pipeline is quiet and then audits the stores (`local/src/audit.rs`).\n\n",
+    );
+    let _ = writeln!(doc, "Machine: {machine}.\n");
+    doc.push_str(
+        "| scenario | load | faults injected | outcome | audit |\n|---|---|---|---|---|\n",
+    );
+    for o in outcomes {
+        let _ = writeln!(
+            doc,
+            "| {} | {} | {} | {} orders accepted ({} replays, {} client retries, {} duplicate deliveries{}{}); {:.1} orders/s; time to final state p50 {} ms, p99 {} ms; {:?}; run took {:.0} s | {} |",
+            o.scenario.name,
+            o.scenario.load(),
+            o.scenario.faults(),
+            o.accepted,
+            o.replayed,
+            o.retried,
+            o.duplicates,
+            if o.injected.values().any(|n| *n > 0) {
+                format!(", AWS requests failed by faults: {:?}", o.injected)
+            } else {
+                String::new()
+            },
+            if o.killed > 0 {
+                format!(", {} processes killed", o.killed)
+            } else {
+                String::new()
+            },
+            o.orders_per_second,
+            o.p50_ms,
+            o.p99_ms,
+            o.audit.by_state,
+            o.wall.as_secs_f64(),
+            if o.audit.passed() {
+                "**passed**".to_owned()
+            } else {
+                format!("**FAILED**: {}", o.audit.failures().join("; "))
+            }
+        );
+    }
+    if let Some(api) = api {
+        let _ = writeln!(
+            doc,
+            "| API fuzzing (schemathesis) | {} generated requests from docs/openapi.yaml, valid and invalid | none | {}; {:.0} s | {} |",
+            api.requests,
+            api.summary,
+            api.wall.as_secs_f64(),
+            if api.passed {
+                "**passed**: every answer documented (status, content type, schema), no 5xx"
+            } else {
+                "**FAILED**"
+            }
+        );
+    }
+    for target in fuzz.iter().filter(|target| target.ran) {
+        let _ = writeln!(
+            doc,
+            "| cargo fuzz `{}` | libFuzzer inputs for {} | none | {} | {} |",
+            target.name,
+            if target.name == "order_request" {
+                "request parsing and validation"
+            } else {
+                "event-envelope decoding"
+            },
+            target.result,
+            if target.passed {
+                "**passed**: no panic"
+            } else {
+                "**FAILED**"
+            }
+        );
+    }
+    doc.push_str("\n## The invariants, per scenario\n");
+    for o in outcomes {
+        let _ = writeln!(doc, "\n### {}\n", o.scenario.name);
+        for check in &o.audit.checks {
+            let _ = writeln!(
+                doc,
+                "- {} {}: {}",
+                if check.holds { "✓" } else { "✗" },
+                check.invariant,
+                check.detail
+            );
+        }
+    }
+    doc
+}
+
+/// What the API fuzzer found.
+#[derive(Debug, Clone)]
+pub struct ApiFuzz {
+    /// Whether every generated request got a documented answer (status, content type,
+    /// schema) and none a 5xx.
+    pub passed: bool,
+    /// Generated requests, per the fuzzer's own count.
+    pub requests: u64,
+    /// The fuzzer's closing summary, for the report.
+    pub summary: String,
+    /// Wall time.
+    pub wall: Duration,
+}
+
+/// Fuzzes the API from `docs/openapi.yaml` with schemathesis (`fuzzer` is its `st`
+/// executable): positive and negative examples of every operation, each answer checked
+/// against the document: no 5xx, a documented status, content type and body.
+pub async fn fuzz_api(
+    fuzzer: &str,
+    examples: u32,
+    options: &HostOptions,
+) -> Result<ApiFuzz, RunError> {
+    let started = Instant::now();
+    let host = Host::start(
+        HostOptions {
+            api_port: 0,
+            ..options.clone()
+        },
+        Logs::default(),
+    )
+    .await?;
+    let output = tokio::process::Command::new(fuzzer)
+        .arg("run")
+        .arg(crate::emulator::workspace_root().join("docs/openapi.yaml"))
+        .args(["--url", &host.api_url()])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--mode", "all", "--seed", "1", "--max-examples"])
+        .arg(examples.to_string())
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .map_err(|e| RunError::Other(format!("cannot run {fuzzer}: {e}")))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The summary says "Test cases:" then "  2817 generated, 2817 passed".
+    let summary = stdout
+        .lines()
+        .find(|line| line.contains(" generated,"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let requests = summary
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    Ok(ApiFuzz {
+        passed: output.status.success(),
+        requests,
+        summary: if output.status.success() {
+            summary
+        } else {
+            stdout.into_owned()
+        },
+        wall: started.elapsed(),
+    })
+}

@@ -1,0 +1,97 @@
+//! The fast subset of `make reliability`: each scenario at a few dozen orders, on the real
+//! function binaries, audited from the stores. And the proof that the audit can fail: a
+//! notification function that skips deduplication, under duplicate deliveries, is caught.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use local::emulator::workspace_root;
+use local::host::HostOptions;
+use local::reliability::{Outcome, Scenario, run, scenarios};
+
+/// Small enough for `make test` (every scenario has at least 20 orders).
+const SCALE: f64 = 0.02;
+
+fn scenario(name: &str) -> Scenario {
+    scenarios(SCALE)
+        .into_iter()
+        .find(|s| s.name.starts_with(name))
+        .unwrap_or_else(|| panic!("no scenario {name}"))
+}
+
+fn assert_passed(outcome: &Outcome) {
+    assert!(
+        outcome.audit.passed(),
+        "{}: {:#?}",
+        outcome.scenario.name,
+        outcome.audit.failures()
+    );
+}
+
+#[tokio::test]
+async fn duplicate_and_shuffled_deliveries_have_exactly_one_effect_each() {
+    let outcome = run(&scenario("duplicates"), &HostOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        outcome.duplicates >= outcome.accepted,
+        "every message was delivered more than once ({} copies for {} orders)",
+        outcome.duplicates,
+        outcome.accepted
+    );
+    assert!(outcome.replayed > 0, "same-key submissions were replayed");
+    assert_passed(&outcome);
+}
+
+#[tokio::test]
+async fn outages_throttling_and_killed_processes_lose_nothing() {
+    let outcome = run(&scenario("faults"), &HostOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        outcome.injected.get("unavailable").copied().unwrap_or(0) > 0
+            && outcome.injected.get("throttled").copied().unwrap_or(0) > 0,
+        "the faults really failed requests: {:?}",
+        outcome.injected
+    );
+    assert!(outcome.killed > 0, "processes were killed");
+    assert_passed(&outcome);
+}
+
+#[tokio::test]
+async fn hostile_bodies_end_in_dlqs_with_reasons_while_orders_flow() {
+    let outcome = run(&scenario("hostile"), &HostOptions::default())
+        .await
+        .unwrap();
+    assert_passed(&outcome);
+}
+
+/// A deliberately broken build: notification without deduplication. The audit must
+/// name the broken invariant, and only that one.
+#[tokio::test]
+async fn a_consumer_that_skips_deduplication_fails_the_audit() {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forgetful_notification.py");
+    let python = workspace_root().join(".venv/bin/python");
+    let options = HostOptions {
+        overrides: HashMap::from([(
+            "NotificationFunction".to_owned(),
+            (python, vec![script.to_string_lossy().into_owned()]),
+        )]),
+        ..HostOptions::default()
+    };
+    let outcome = run(&scenario("duplicates"), &options).await.unwrap();
+    let broken: Vec<&str> = outcome
+        .audit
+        .checks
+        .iter()
+        .filter(|check| !check.holds)
+        .map(|check| check.invariant)
+        .collect();
+    assert_eq!(
+        broken,
+        ["exactly one notification per notable event"],
+        "{:#?}",
+        outcome.audit.failures()
+    );
+}
