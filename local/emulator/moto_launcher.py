@@ -56,28 +56,74 @@ class RequestCounter:
     Locally each function signs with its own access key id (its logical id, set by the
     host), so the count says which function made which AWS calls:
     GET /_local/requests answers {"CreateOrderFunction": {"dynamodb.PutItem": 1, ...}},
-    DELETE /_local/requests starts over. The benchmarks and the request-budget test use
+    GET /_local/capacity-units the DynamoDB capacity units they would consume
+    ({"CreateOrderFunction": {"read": 1.0, "write": 6.0}}), and DELETE /_local/requests
+    starts over. The benchmarks and the request-budget test use
     it; it changes nothing for the requests themselves.
     """
 
     PATH = "/_local/requests"
+    UNITS_PATH = "/_local/capacity-units"
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
         self.counts = {}
+        self.units = {}
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == self.PATH:
-            return self.answer(environ, start_response)
+            return self.answer(environ, start_response, lambda: self.counts)
+        if environ.get("PATH_INFO") == self.UNITS_PATH:
+            return self.answer(environ, start_response, lambda: self.units)
         caller, service = self.credential(environ.get("HTTP_AUTHORIZATION", ""))
         if caller:
             operation = self.operation(environ)
+            units = self.capacity_units(environ, operation) if service == "dynamodb" else None
             with self.lock:
                 calls = self.counts.setdefault(caller, {})
                 key = f"{service}.{operation}"
                 calls[key] = calls.get(key, 0) + 1
+                if units:
+                    mine = self.units.setdefault(caller, {"read": 0.0, "write": 0.0})
+                    mine["read"] += units[0]
+                    mine["write"] += units[1]
         return self.app(environ, start_response)
+
+    @staticmethod
+    def capacity_units(environ, operation):
+        """(read, write) capacity units a DynamoDB request would consume on AWS, as billed
+        on demand: a write unit per KB written (two in a transaction), a read unit per
+        4 KB read strongly (half eventually, two in a transaction). Items are sized by
+        their JSON, which is close to DynamoDB's own sizing for small items; updates and
+        deletes count one unit, as they do for items under 1 KB. `make bench`'s cost
+        model reads these from GET /_local/capacity-units."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return None
+
+        def kilobytes(item, per):
+            return max(1, -(-len(json.dumps(item)) // per))
+
+        if operation == "PutItem":
+            return 0.0, float(kilobytes(request.get("Item", {}), 1024))
+        if operation in ("UpdateItem", "DeleteItem"):
+            return 0.0, 1.0
+        if operation == "GetItem":
+            return (1.0 if request.get("ConsistentRead") else 0.5), 0.0
+        if operation == "TransactWriteItems":
+            write = 0.0
+            for entry in request.get("TransactItems", []):
+                put = entry.get("Put")
+                write += 2.0 * (kilobytes(put.get("Item", {}), 1024) if put else 1)
+            return 0.0, write
+        if operation == "TransactGetItems":
+            return 2.0 * len(request.get("TransactItems", [])), 0.0
+        return None
 
     @staticmethod
     def credential(authorization):
@@ -102,11 +148,12 @@ class RequestCounter:
                 return pair[len(b"Action="):].decode("utf-8", "replace")
         return environ.get("REQUEST_METHOD", "unknown")
 
-    def answer(self, environ, start_response):
+    def answer(self, environ, start_response, which):
         with self.lock:
             if environ.get("REQUEST_METHOD") == "DELETE":
                 self.counts = {}
-            body = json.dumps(self.counts).encode()
+                self.units = {}
+            body = json.dumps(which()).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
 

@@ -23,6 +23,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub type RequestCounts =
     std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
 
+/// DynamoDB capacity units per caller: `read` and `write`.
+pub type CapacityUnits =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>;
+
 /// Starting the emulator failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
@@ -43,7 +47,7 @@ pub enum EmulatorError {
 #[derive(Debug)]
 pub struct Emulator {
     port: u16,
-    _child: Child,
+    child: Child,
     // The launcher exits when this pipe closes, even if we are killed without a Drop.
     _stdin: Option<ChildStdin>,
 }
@@ -112,7 +116,7 @@ impl Emulator {
                 }
                 Ok(Emulator {
                     port,
-                    _child: child,
+                    child,
                     _stdin: stdin,
                 })
             }
@@ -129,6 +133,11 @@ impl Emulator {
                 Err(EmulatorError::NotReady(stderr))
             }
         }
+    }
+
+    /// The emulator's process id, for `make bench`'s CPU accounting.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The emulator's port on 127.0.0.1.
@@ -150,7 +159,16 @@ impl Emulator {
         serde_json::from_str(&response.body).map_err(|e| format!("{e}: {}", response.body))
     }
 
-    /// Starts counting requests from zero.
+    /// The DynamoDB capacity units each caller's requests would consume on demand on
+    /// AWS (`{"read": …, "write": …}`), since the counts were last reset: the cost
+    /// model's DynamoDB input.
+    pub async fn capacity_units(&self) -> Result<CapacityUnits, String> {
+        let url = format!("{}/_local/capacity-units", self.endpoint_url());
+        let response = crate::http_client::send(http::Method::GET, &url, &[], None).await?;
+        serde_json::from_str(&response.body).map_err(|e| format!("{e}: {}", response.body))
+    }
+
+    /// Starts counting requests (and capacity units) from zero.
     pub async fn reset_request_counts(&self) -> Result<(), String> {
         let url = format!("{}/_local/requests", self.endpoint_url());
         crate::http_client::send(http::Method::DELETE, &url, &[], None)
@@ -172,12 +190,23 @@ impl Emulator {
 
 /// SDK configuration for an emulator at `endpoint_url`.
 pub fn sdk_config_for(endpoint_url: &str) -> SdkConfig {
+    sdk_config_signed_as(endpoint_url, "test")
+}
+
+/// SDK configuration for an emulator at `endpoint_url`, signing with `access_key_id`: the
+/// emulator counts requests per access key, so a caller that must not be mistaken for the
+/// host's pollers (`test`) or a function signs with its own.
+pub fn sdk_config_signed_as(endpoint_url: &str, access_key_id: &str) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint_url)
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "test", "test", None, None, "local",
+            access_key_id,
+            "test",
+            None,
+            None,
+            "local",
         )))
         .build()
 }

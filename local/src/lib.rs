@@ -11,6 +11,7 @@
 //! function of this project.
 
 pub mod audit;
+pub mod bench;
 pub mod chaos;
 pub mod demo;
 pub mod emulator;

@@ -27,6 +27,10 @@ use crate::emulator::REGION;
 use crate::invoke::Invoke;
 use crate::provision::QueueMapping;
 
+/// How long an empty receive waits for a message (Lambda waits up to 20 s; locally a short
+/// wait keeps shutdowns quick while still sparing the emulator a stream of empty polls).
+const LONG_POLL_SECONDS: i32 = 2;
+
 /// Talking to SQS failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{operation} failed: {message}")]
@@ -102,6 +106,14 @@ impl QueuePoller {
                 .receive_message()
                 .queue_url(&self.mapping.queue_url)
                 .max_number_of_messages(i32::try_from(wanted).unwrap_or(10))
+                // Long polling, as Lambda's pollers do: an empty queue answers when a
+                // message arrives or after the wait, not with a stream of empty replies.
+                // Once a batch has begun, only what is already there is taken.
+                .wait_time_seconds(if messages.is_empty() {
+                    LONG_POLL_SECONDS
+                } else {
+                    0
+                })
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .message_attribute_names("All")
                 .send()

@@ -202,7 +202,7 @@ pub fn scenarios(scale: f64) -> Vec<Scenario> {
 }
 
 /// The SKUs the runs order; `SKU-RARE` is stocked for about half the orders asking for it.
-fn stock_for(orders: usize) -> BTreeMap<String, i64> {
+pub(crate) fn stock_for(orders: usize) -> BTreeMap<String, i64> {
     let plenty = i64::try_from(orders).unwrap_or(i64::MAX / 8) * 4;
     let mut stock: BTreeMap<String, i64> = ["SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-PEN"]
         .into_iter()
@@ -216,7 +216,7 @@ fn stock_for(orders: usize) -> BTreeMap<String, i64> {
 }
 
 /// Order `i` of a run and how many times it is submitted at once.
-fn order(i: usize) -> (Value, usize) {
+pub(crate) fn order(i: usize) -> (Value, usize) {
     let skus = ["SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-PEN"];
     let line = |sku: &str, quantity: usize| json!({"sku": sku, "quantity": quantity, "unit_price_minor": 1250});
     let happy = vec![line(skus[i % 4], 1 + i % 3), line(skus[(i + 1) % 4], 1)];
@@ -236,17 +236,23 @@ fn order(i: usize) -> (Value, usize) {
 
 /// What placing one order (one key, one or more concurrent submissions) came to.
 #[derive(Debug, Default)]
-struct Placed {
+pub(crate) struct Placed {
     /// The order ids the submissions were answered with (one, if all is well).
-    order_ids: BTreeSet<String>,
-    replayed: usize,
-    retried: usize,
+    pub(crate) order_ids: BTreeSet<String>,
+    pub(crate) replayed: usize,
+    pub(crate) retried: usize,
     /// Answers that were neither success nor retryable.
-    refused: Vec<String>,
+    pub(crate) refused: Vec<String>,
 }
 
 /// Submits one order with `key` until it is accepted (or refused, or `deadline`).
-async fn submit(http: &Http, url: &str, key: &str, body: &str, deadline: Instant) -> Placed {
+pub(crate) async fn submit(
+    http: &Http,
+    url: &str,
+    key: &str,
+    body: &str,
+    deadline: Instant,
+) -> Placed {
     let mut placed = Placed::default();
     let mut backoff = Duration::from_millis(100);
     loop {

@@ -14,7 +14,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use shared::adapters::OUTBOX_SK_PREFIX;
-use shared::ports::{EventPublisher, PublishError};
+use shared::ports::{EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT, PublishError};
 
 /// The attributes of an outbox row the relay needs. It publishes `envelope` verbatim:
 /// the relay never re-encodes an event, so what consumers get is exactly what was stored.
@@ -39,32 +39,105 @@ pub enum RelayError {
     Publish(#[from] PublishError),
 }
 
-/// Relays one batch. Records are published in stream order; at the first failure the
-/// handler stops and reports that record, so Lambda checkpoints just before it and
-/// retries from there: nothing after a failed record is published ahead of it.
+/// Relays one batch. Outbox rows are published in stream order, up to
+/// [`PUBLISH_BATCH_LIMIT`] per request; at the first failure the handler stops and reports
+/// that record, so Lambda checkpoints just before it and retries from there. Events after
+/// the failed one in the same request may already be out: the retry publishes them again,
+/// and consumers deduplicate on the event id, as they do for any redelivery.
 pub async fn handle<P: EventPublisher>(
     publisher: &P,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {
     let mut response = DynamoDbEventResponse::default();
+    let mut pending: Vec<(&EventRecord, OutboxRow)> = Vec::new();
     for record in &event.payload.records {
-        if let Err(error) = relay(publisher, record).await {
-            tracing::error!(
-                error = %shared::telemetry::ErrorChain(&error),
-                sequence_number = record.change.sequence_number.as_deref().unwrap_or_default(),
-                event_id = %record.event_id,
-                "relaying stream record failed; it and the records after it will be retried"
-            );
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = record.change.sequence_number.clone();
-            response.batch_item_failures.push(failure);
-            break;
+        match outbox_row(record) {
+            Ok(None) => {}
+            Ok(Some(row)) => {
+                pending.push((record, row));
+                if pending.len() == PUBLISH_BATCH_LIMIT
+                    && let Some(failure) = flush(publisher, &mut pending).await
+                {
+                    response.batch_item_failures.push(failure);
+                    return Ok(response);
+                }
+            }
+            Err(error) => {
+                // Publish what came before it first: a checkpoint must not skip them.
+                let failure = match flush(publisher, &mut pending).await {
+                    Some(failure) => failure,
+                    None => failed(record, &error),
+                };
+                response.batch_item_failures.push(failure);
+                return Ok(response);
+            }
         }
+    }
+    if let Some(failure) = flush(publisher, &mut pending).await {
+        response.batch_item_failures.push(failure);
     }
     Ok(response)
 }
 
-async fn relay<P: EventPublisher>(publisher: &P, record: &EventRecord) -> Result<(), RelayError> {
+/// Logs why `record` could not be relayed and names it as the batch's failure.
+fn failed(record: &EventRecord, error: &RelayError) -> DynamoDbBatchItemFailure {
+    tracing::error!(
+        error = %shared::telemetry::ErrorChain(error),
+        sequence_number = record.change.sequence_number.as_deref().unwrap_or_default(),
+        event_id = %record.event_id,
+        "relaying stream record failed; it and the records after it will be retried"
+    );
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = record.change.sequence_number.clone();
+    failure
+}
+
+/// Publishes the pending rows in one request; returns the first failed record, if any.
+async fn flush<P: EventPublisher>(
+    publisher: &P,
+    pending: &mut Vec<(&EventRecord, OutboxRow)>,
+) -> Option<DynamoDbBatchItemFailure> {
+    if pending.is_empty() {
+        return None;
+    }
+    let outgoing: Vec<Outgoing<'_>> = pending
+        .iter()
+        .map(|(_, row)| Outgoing {
+            event_type: &row.event_type,
+            correlation_id: &row.correlation_id,
+            body: &row.envelope,
+        })
+        .collect();
+    // Boxed: the SDK's request future nests deep enough to overflow the compiler's
+    // layout query for `main` otherwise; one allocation per request is nothing.
+    let results = Box::pin(publisher.publish_batch(&outgoing)).await;
+    let mut results = results.into_iter();
+    let mut first_failure = None;
+    for (record, row) in pending.iter() {
+        let result = results.next().unwrap_or_else(|| {
+            Err(PublishError::Transient(
+                "the publisher gave no result".into(),
+            ))
+        });
+        match result {
+            Ok(()) => tracing::info!(
+                event_type = %row.event_type,
+                correlation_id = %row.correlation_id,
+                outbox_row = %row.sk,
+                "event published"
+            ),
+            Err(error) if first_failure.is_none() => {
+                first_failure = Some(failed(record, &RelayError::Publish(error)));
+            }
+            Err(_) => {}
+        }
+    }
+    pending.clear();
+    first_failure
+}
+
+/// The record's outbox row; `None` if the record is not an outbox insert.
+fn outbox_row(record: &EventRecord) -> Result<Option<OutboxRow>, RelayError> {
     let is_outbox_insert = record.event_name == "INSERT"
         && matches!(
             record.change.new_image.get("sk"),
@@ -73,18 +146,9 @@ async fn relay<P: EventPublisher>(publisher: &P, record: &EventRecord) -> Result
     if !is_outbox_insert {
         // The mapping's filter should keep these away; tolerate them if it does not.
         tracing::debug!(event_name = %record.event_name, "not an outbox insert; skipped");
-        return Ok(());
+        return Ok(None);
     }
-    let row: OutboxRow = serde_dynamo::from_item(record.change.new_image.clone())
-        .map_err(|e| RelayError::MalformedRow(e.to_string()))?;
-    publisher
-        .publish(&row.event_type, &row.correlation_id, &row.envelope)
-        .await?;
-    tracing::info!(
-        event_type = %row.event_type,
-        correlation_id = %row.correlation_id,
-        outbox_row = %row.sk,
-        "event published"
-    );
-    Ok(())
+    serde_dynamo::from_item(record.change.new_image.clone())
+        .map(Some)
+        .map_err(|e| RelayError::MalformedRow(e.to_string()))
 }

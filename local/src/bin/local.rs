@@ -1,8 +1,10 @@
 //! The local host's command line: `local dev` (run everything until Ctrl-C, printing
 //! every function's logs readably) and `local demo` (the scripted tour; exit code 0 only
 //! if it passed) and `local reliability [SCALE]` (every reliability scenario, audited,
-//! written to docs/reliability.md; exit code 0 only if every audit passed). `make dev`,
-//! `make demo` and `make reliability` build the functions and run these.
+//! written to docs/reliability.md; exit code 0 only if every audit passed) and `local
+//! bench [ORDERS]` (cold starts, sizes, memory, requests, throughput and cost, written to
+//! docs/performance.md). `make dev`, `make demo`, `make reliability` and `make bench`
+//! build the functions and run these.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -18,9 +20,10 @@ async fn main() -> ExitCode {
         "dev" => dev().await,
         "demo" => demo().await,
         "reliability" => reliability(std::env::args().nth(2), std::env::args().nth(3)).await,
+        "bench" => bench(std::env::args().nth(2)).await,
         _ => {
             eprintln!(
-                "usage: local dev | local demo | local reliability [SCALE (default 1.0) [SCENARIO]]"
+                "usage: local dev | local demo | local reliability [SCALE (default 1.0) [SCENARIO]] | local bench [ORDERS]"
             );
             return ExitCode::from(2);
         }
@@ -172,4 +175,38 @@ async fn reliability(
     Ok(outcomes.iter().all(|o| o.audit.passed())
         && api.as_ref().is_none_or(|api| api.passed)
         && fuzz.iter().all(|target| target.passed || !target.ran))
+}
+
+async fn bench(orders: Option<String>) -> Result<bool, Box<dyn std::error::Error>> {
+    let mut settings = local::bench::Settings::default();
+    if let Some(orders) = orders {
+        settings.orders = orders.parse()?;
+    }
+    let results = local::bench::run(settings).await?;
+    let machine = format!(
+        "{} CPU cores ({}, {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model(),
+        std::env::consts::ARCH
+    );
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let page = local::bench::report::write(&results, &machine, &date);
+    let path = workspace_root().join("docs/performance.md");
+    std::fs::write(&path, &page)?;
+    println!("{page}");
+    println!("wrote {}", path.display());
+    Ok(results.throughput.audit.passed())
+}
+
+/// The CPU's model name, from /proc/cpuinfo.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
 }

@@ -114,6 +114,8 @@ pub struct Host {
     /// Where the API listens.
     pub api_address: SocketAddr,
     functions: HashMap<String, FunctionHost>,
+    /// SQS messages handed to each function so far (every delivery, retries included).
+    delivered: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -200,8 +202,9 @@ impl Host {
             tasks.push(tokio::spawn(async move {
                 loop {
                     match poller.poll_once(&function).await {
+                        // Lambda reads each shard four times a second.
                         Ok(report) if report.delivered == 0 && report.pending_retry == 0 => {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            tokio::time::sleep(Duration::from_millis(250)).await;
                         }
                         Ok(report) if report.pending_retry > 0 => {
                             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -215,6 +218,7 @@ impl Host {
                 }
             }));
         }
+        let delivered = Arc::new(std::sync::Mutex::new(BTreeMap::<String, u64>::new()));
         for mapping in queue_mappings {
             let Some(function) = functions.get(&mapping.function).cloned() else {
                 continue;
@@ -225,13 +229,19 @@ impl Host {
                     .chaos(options.chaos.clone());
                 let function = function.clone();
                 let logs = logs.clone();
+                let delivered = delivered.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {
                         match poller.poll_once(&function).await {
-                            Ok(report) if report.delivered == 0 => {
-                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            // The receive long-polls, so an empty answer already waited.
+                            Ok(report) if report.delivered == 0 => {}
+                            Ok(report) => {
+                                *delivered
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                    .entry(function.name().to_owned())
+                                    .or_default() += report.delivered as u64;
                             }
-                            Ok(_) => {}
                             Err(error) => {
                                 logs.push("host", serde_json::json!({"level": "WARN", "message": "queue poll failed", "error": error.to_string()}).to_string());
                                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -269,8 +279,18 @@ impl Host {
             logs,
             api_address,
             functions,
+            delivered,
             tasks,
         })
+    }
+
+    /// SQS messages delivered to each function so far, retries and duplicates included:
+    /// what Lambda's pollers would have received and deleted.
+    pub fn delivered(&self) -> BTreeMap<String, u64> {
+        self.delivered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A function, to invoke directly.

@@ -13,6 +13,7 @@
 //! init duration on a cold start) after every invocation.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -95,6 +96,11 @@ impl FunctionHost {
                 logs,
             }),
         }
+    }
+
+    /// How the function is started: binary, environment, limits.
+    pub fn spec(&self) -> &FunctionSpec {
+        &self.shared.spec
     }
 
     /// The function's logical id.
@@ -413,25 +419,8 @@ async fn run_once(shared: Arc<Shared>) -> Result<(), String> {
     });
 
     let spec = &shared.spec;
-    let mut command = tokio::process::Command::new(&spec.binary);
+    let mut command = command(spec, address);
     command
-        .args(&spec.args)
-        .env_clear()
-        .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("LANG")))
-        .envs(&spec.env)
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env(
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            spec.memory_mb.to_string(),
-        )
-        .env(
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{}", spec.name),
-        )
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-        .env("_HANDLER", "bootstrap")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -511,4 +500,30 @@ async fn run_once(shared: Arc<Shared>) -> Result<(), String> {
         .unwrap_or_else(PoisonError::into_inner)
         .retain(|running| Some(*running) != pid);
     outcome
+}
+
+/// The command that starts one process of a function: its binary with the template's
+/// environment and the variables Lambda sets, talking to the Runtime API at `runtime_api`.
+/// `make bench` starts functions with exactly this to time their cold starts.
+pub fn command(spec: &FunctionSpec, runtime_api: SocketAddr) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(&spec.binary);
+    command
+        .args(&spec.args)
+        .env_clear()
+        .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME" || k.starts_with("LANG")))
+        .envs(&spec.env)
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            spec.memory_mb.to_string(),
+        )
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", spec.name),
+        )
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .env("_HANDLER", "bootstrap");
+    command
 }

@@ -1,11 +1,11 @@
 //! [`EventPublisher`] on an SNS topic.
 
 use aws_sdk_sns::Client;
-use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use tracing::Instrument;
 
 use crate::events::{CORRELATION_ATTRIBUTE, TYPE_ATTRIBUTE};
-use crate::ports::{EventPublisher, PublishError};
+use crate::ports::{EventPublisher, Outgoing, PublishError};
 
 /// Publishes to one SNS topic.
 #[derive(Debug, Clone)]
@@ -58,5 +58,89 @@ impl EventPublisher for SnsEventPublisher {
                     PublishError::Permanent(message)
                 }
             })
+    }
+
+    /// One `PublishBatch` request for several events (one event: a plain `Publish`). SNS
+    /// answers per entry, so one refused entry does not fail the others; the caller
+    /// retries from the first failure.
+    async fn publish_batch(&self, events: &[Outgoing<'_>]) -> Vec<Result<(), PublishError>> {
+        if let [one] = events {
+            return vec![
+                self.publish(one.event_type, one.correlation_id, one.body)
+                    .await,
+            ];
+        }
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let entries: Result<Vec<PublishBatchRequestEntry>, PublishError> = events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                PublishBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message(event.body)
+                    .message_attributes(TYPE_ATTRIBUTE, string_attribute(event.event_type)?)
+                    .message_attributes(
+                        CORRELATION_ATTRIBUTE,
+                        string_attribute(event.correlation_id)?,
+                    )
+                    .build()
+                    .map_err(|e| PublishError::Permanent(format!("building a batch entry: {e}")))
+            })
+            .collect();
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(error) => return vec![Err(error); events.len()],
+        };
+        let answer = self
+            .client
+            .publish_batch()
+            .topic_arn(&self.topic_arn)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .instrument(crate::aws::call_span("SNS.PublishBatch"))
+            .await;
+        let output = match answer {
+            Ok(output) => output,
+            Err(e) => {
+                let message = format!("SNS PublishBatch: {}", crate::aws::describe(&e));
+                let error = if crate::aws::is_transient(&e) {
+                    PublishError::Transient(message)
+                } else {
+                    PublishError::Permanent(message)
+                };
+                return vec![Err(error); events.len()];
+            }
+        };
+        let published: Vec<String> = output
+            .successful()
+            .iter()
+            .filter_map(|entry| entry.id().map(str::to_owned))
+            .collect();
+        (0..events.len())
+            .map(|index| {
+                let id = index.to_string();
+                if let Some(failed) = output.failed().iter().find(|f| f.id() == id) {
+                    let message = format!(
+                        "SNS PublishBatch entry: {} {}",
+                        failed.code(),
+                        failed.message().unwrap_or_default()
+                    );
+                    // SNS marks the entries that failed through the caller's fault.
+                    Err(if failed.sender_fault() {
+                        PublishError::Permanent(message)
+                    } else {
+                        PublishError::Transient(message)
+                    })
+                } else if published.contains(&id) {
+                    Ok(())
+                } else {
+                    Err(PublishError::Transient(
+                        "SNS PublishBatch did not answer for this entry".into(),
+                    ))
+                }
+            })
+            .collect()
     }
 }
