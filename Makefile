@@ -131,18 +131,20 @@ dev: venv functions ## Run every function locally (API on 127.0.0.1:3000) with r
 reliability: venv $(SCHEMATHESIS_STAMP) functions fuzz ## Load, duplicates, faults, hostile input and API fuzzing, each audited; writes docs/reliability.md (SCALE=0.2: 2 000 orders)
 	SCHEMATHESIS=$(SCHEMATHESIS_VENV)/bin/st cargo run --quiet --locked -p local --bin local -- reliability $(or $(SCALE),0.2)
 
-# A benchmark, never a test: not part of `make test`. Two builds, side by side (they
-# share no files): the arm64 release zips Lambda gets, which are sized, and for this
-# machine the functions, the hello-world floor and the local host in Cargo.toml's
-# `timing` profile, which are timed (cold starts, memory, throughput). Then the
-# measurements, into docs/performance.md.
+# A benchmark, never a test: not part of `make test`. Two builds, one after the other
+# (side by side they were slower on 2 cores): for this machine, the functions, the
+# hello-world floor and the local host in Cargo.toml's `timing` profile, which are
+# timed (cold starts, memory, throughput), while the Python tools install; then the
+# arm64 release zips Lambda gets, which are sized. Then the measurements, into
+# docs/performance.md.
 .PHONY: bench
-bench: venv ## Measure init, package size, memory, AWS requests per order, throughput and cost; writes docs/performance.md (ORDERS=300)
+bench: ## Measure init, package size, memory, AWS requests per order, throughput and cost; writes docs/performance.md (ORDERS=300)
 	rustup target add aarch64-unknown-linux-gnu
 	cargo fetch --locked
-	cargo build --profile timing --locked --bins --workspace --exclude tests & timed=$$!; \
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked --output-format zip & sized=$$!; \
-	wait $$timed; a=$$?; wait $$sized; b=$$?; test $$a -eq 0 -a $$b -eq 0
+	$(MAKE) --no-print-directory venv & venv=$$!; \
+	cargo build --profile timing --locked --bins --workspace --exclude tests; \
+	wait $$venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked --output-format zip
 	target/timing/local bench $(or $(ORDERS),300)
 
 # cargo fuzz needs nightly Rust; its build goes to target/fuzz, its findings to

@@ -216,7 +216,7 @@ pub(crate) fn stock_for(orders: usize) -> BTreeMap<String, i64> {
 }
 
 /// Order `i` of a run and how many times it is submitted at once.
-pub(crate) fn order(i: usize) -> (Value, usize) {
+fn order(i: usize) -> (Value, usize) {
     let skus = ["SKU-MUG", "SKU-TEE", "SKU-CAP", "SKU-PEN"];
     let line = |sku: &str, quantity: usize| json!({"sku": sku, "quantity": quantity, "unit_price_minor": 1250});
     let happy = vec![line(skus[i % 4], 1 + i % 3), line(skus[(i + 1) % 4], 1)];
@@ -246,13 +246,7 @@ pub(crate) struct Placed {
 }
 
 /// Submits one order with `key` until it is accepted (or refused, or `deadline`).
-pub(crate) async fn submit(
-    http: &Http,
-    url: &str,
-    key: &str,
-    body: &str,
-    deadline: Instant,
-) -> Placed {
+async fn submit(http: &Http, url: &str, key: &str, body: &str, deadline: Instant) -> Placed {
     let mut placed = Placed::default();
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -294,6 +288,36 @@ pub(crate) async fn submit(
             }
         }
     }
+}
+
+/// Places orders `0..count` of the runs' mix over HTTP on the API at `api_url`,
+/// `concurrency` at a time, each under its own idempotency key (and submitted twice at
+/// once where the mix says so), like many well-behaved clients would.
+pub(crate) async fn place(api_url: &str, count: usize, concurrency: usize) -> Vec<Placed> {
+    let http = Http::new();
+    let url = format!("{api_url}/orders");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let (body, submissions) = order(i);
+            let body = body.to_string();
+            let key = uuid::Uuid::new_v4().to_string();
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let attempts = (0..submissions).map(|_| submit(&http, &url, &key, &body, deadline));
+                let mut all = Placed::default();
+                for one in futures::future::join_all(attempts).await {
+                    all.order_ids.extend(one.order_ids);
+                    all.replayed += one.replayed;
+                    all.retried += one.retried;
+                    all.refused.extend(one.refused);
+                }
+                all
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
 }
 
 /// Runs one scenario on a fresh host built from `options` and audits it.
@@ -341,30 +365,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
         })
     };
 
-    let http = Http::new();
-    let url = format!("{}/orders", host.api_url());
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let placed: Vec<Placed> = futures::stream::iter(0..scenario.orders)
-        .map(|i| {
-            let (body, submissions) = order(i);
-            let body = body.to_string();
-            let key = uuid::Uuid::new_v4().to_string();
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let attempts = (0..submissions).map(|_| submit(&http, &url, &key, &body, deadline));
-                let mut all = Placed::default();
-                for one in futures::future::join_all(attempts).await {
-                    all.order_ids.extend(one.order_ids);
-                    all.replayed += one.replayed;
-                    all.retried += one.retried;
-                    all.refused.extend(one.refused);
-                }
-                all
-            }
-        })
-        .buffer_unordered(scenario.concurrency)
-        .collect()
-        .await;
+    let placed = place(&host.api_url(), scenario.orders, scenario.concurrency).await;
 
     let accepted: BTreeSet<String> = placed.iter().flat_map(|p| p.order_ids.clone()).collect();
     let killed = faults

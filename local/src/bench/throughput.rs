@@ -14,14 +14,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
-
 use super::BenchError;
 use crate::audit::{Audit, Expected, Stores};
 use crate::emulator::{CapacityUnits, RequestCounts};
 use crate::host::Host;
-use crate::http_client::Http;
-use crate::reliability::{Placed, order, stock_for, submit};
+use crate::reliability::{place, stock_for};
 
 /// Linux reports process CPU time in ticks of 1/100 s (`USER_HZ`).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -193,28 +190,7 @@ pub async fn measure(
         .map_err(BenchError::from)?;
     let start = sample(host);
 
-    let http = Http::new();
-    let url = format!("{}/orders", host.api_url());
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let placed: Vec<Placed> = futures::stream::iter(0..orders)
-        .map(|i| {
-            let (body, submissions) = order(i);
-            let body = body.to_string();
-            let key = uuid::Uuid::new_v4().to_string();
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let attempts = (0..submissions).map(|_| submit(&http, &url, &key, &body, deadline));
-                let mut all = Placed::default();
-                for one in futures::future::join_all(attempts).await {
-                    all.order_ids.extend(one.order_ids);
-                    all.refused.extend(one.refused);
-                }
-                all
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let placed = place(&host.api_url(), orders, concurrency).await;
     let refused: Vec<String> = placed.iter().flat_map(|p| p.refused.clone()).collect();
     if let Some(first) = refused.first() {
         return Err(BenchError(format!(
