@@ -27,14 +27,14 @@ fn verdict(met: bool) -> &'static str {
     if met { "✓ met" } else { "✗ not met" }
 }
 
-/// Per path: the fewest function requests the design could make on it (0 where the path
-/// has no fixed minimum, except "invalid request", whose minimum is 0), and why. The
-/// minimum is a design statement, each request one the guarantees need; the bench shows
-/// whether the code reaches it, and `local/tests/bench.rs` fails if it stops doing so.
-pub const MINIMUM: &[(&str, u64, &str)] = &[
+/// Per path: the fewest function requests the design could make on it (`None` where the
+/// path has no fixed minimum), and why. The minimum is a design statement, each request
+/// one the guarantees need; the bench shows whether the code reaches it, and
+/// `local/tests/bench.rs` fails if it stops doing so.
+pub const MINIMUM: &[(&str, Option<u64>, &str)] = &[
     (
         "happy",
-        18,
+        Some(18),
         "create-order: 1 idempotency read + 1 transaction (order, outbox row, key); \
          payment: claim, order status, provider check and charge (2 on the simulated \
          provider, 1 HTTPS call to a real one), 1 transaction, complete; inventory: 1 \
@@ -42,32 +42,32 @@ pub const MINIMUM: &[(&str, u64, &str)] = &[
          InventoryReserved with OrderConfirmed, stored in one transaction); notification: claim, publish and \
          complete per notification (2 × 3)",
     ),
-    ("read back", 1, "one consistent GetItem"),
+    ("read back", Some(1), "one consistent GetItem"),
     (
         "replayed request",
-        1,
+        Some(1),
         "one read of the key's record answers with the stored response",
     ),
     (
         "payment declined",
-        0,
+        None,
         "no fixed minimum: placed as on the happy path, then the decline's transition and \
          its notifications",
     ),
     (
         "out of stock",
-        0,
+        None,
         "no fixed minimum: the happy path's charge, then the failed reservation, the refund \
          and their notifications",
     ),
     (
         "invalid request",
-        0,
+        Some(0),
         "validation happens before any AWS call",
     ),
     (
         "poison message",
-        3,
+        Some(3),
         "one SendMessage to the DLQ, with the reason, per consumer",
     ),
 ];
@@ -153,7 +153,7 @@ fn summary(doc: &mut String, r: &Results) {
         .find(|p| p.path == "happy")
         .map(|p| p.total())
         .unwrap_or(0);
-    let happy_minimum = MINIMUM[0].1;
+    let happy_minimum = MINIMUM[0].1.unwrap_or_default();
     let t = &r.throughput;
     let ratio = t.orders_per_second / t.limit().max(1e-9);
     let total_cost: f64 =
@@ -371,12 +371,8 @@ fn requests(doc: &mut String, r: &Results) {
             p.path,
             p.story,
             minimum
-                .map(|(_, n, _)| if *n == 0 && p.path != "invalid request" {
-                    "–".to_owned()
-                } else {
-                    n.to_string()
-                })
-                .unwrap_or_default(),
+                .and_then(|(_, n, _)| *n)
+                .map_or_else(|| "–".to_owned(), |n| n.to_string()),
             if by_function.is_empty() {
                 "none".to_owned()
             } else {
