@@ -22,9 +22,10 @@ pub mod throughput;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::audit::Stores;
-use crate::emulator::{sdk_config_signed_as, workspace_root};
+use crate::emulator::{RequestCounts, sdk_config_signed_as, workspace_root};
 use crate::host::logs::Logs;
 use crate::host::runtime::{FunctionSpec, command};
 use crate::host::{Host, HostError, HostOptions};
@@ -267,6 +268,54 @@ pub async fn start(binaries: &Path) -> Result<(Host, Stores), BenchError> {
         .await
         .map_err(|e| BenchError(e.to_string()))?;
     Ok((host, stores))
+}
+
+/// Waits until the functions have made no AWS request for `quiet`, polling the emulator's
+/// counts, and answers every caller's counts as they stood at the functions' last request,
+/// together with what `at_change` read at that moment (the throughput run reads CPU
+/// times). Fails after `limit`: a pipeline that never goes quiet is a finding, not a
+/// measurement.
+pub(crate) async fn until_functions_still<T>(
+    host: &Host,
+    quiet: Duration,
+    limit: Duration,
+    at_change: impl Fn() -> T,
+) -> Result<(RequestCounts, T), BenchError> {
+    let functions: BTreeSet<String> = host.functions().map(|f| f.name().to_owned()).collect();
+    let of_functions = |counts: &RequestCounts| -> RequestCounts {
+        counts
+            .iter()
+            .filter(|(caller, _)| functions.contains(*caller))
+            .map(|(caller, ops)| (caller.clone(), ops.clone()))
+            .collect()
+    };
+    let deadline = Instant::now() + limit;
+    let mut last: Option<(RequestCounts, T)> = None;
+    let mut still_since = Instant::now();
+    loop {
+        let counts = host
+            .emulator
+            .request_counts()
+            .await
+            .map_err(BenchError::from)?;
+        let unchanged = last
+            .as_ref()
+            .is_some_and(|(before, _)| of_functions(before) == of_functions(&counts));
+        if !unchanged {
+            last = Some((counts, at_change()));
+            still_since = Instant::now();
+        } else if still_since.elapsed() >= quiet
+            && let Some(settled) = last
+        {
+            return Ok(settled);
+        }
+        if Instant::now() >= deadline {
+            return Err(BenchError(format!(
+                "the pipeline did not go quiet within {limit:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The AWS services a function called on any path, as boto3 names them.

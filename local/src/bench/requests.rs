@@ -6,16 +6,21 @@
 //! are read once every order is final and nothing has moved for a while.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
 
-use super::BenchError;
+use super::{BenchError, until_functions_still};
 use crate::audit::Stores;
 use crate::emulator::RequestCounts;
 use crate::host::Host;
 use crate::http_client::Http;
+
+/// How long the functions must stay still before a path's counts are read, and how long
+/// a path may take.
+const QUIET: Duration = Duration::from_secs(2);
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// The SKUs the paths order: one stocked, one sold out.
 pub const STOCKED: &str = "SKU-BENCH";
@@ -106,7 +111,7 @@ pub async fn count_paths(host: &Host, stores: &Stores) -> Result<Vec<PathRequest
     let mut results = Vec::new();
     let mut first_order = String::new();
     for (path, story, step) in paths {
-        settle(host).await?;
+        until_functions_still(host, QUIET, LIMIT, || ()).await?;
         host.emulator
             .reset_request_counts()
             .await
@@ -168,12 +173,7 @@ pub async fn count_paths(host: &Host, stores: &Stores) -> Result<Vec<PathRequest
                 }
             }
         }
-        settle(host).await?;
-        let mut counts = host
-            .emulator
-            .request_counts()
-            .await
-            .map_err(BenchError::from)?;
+        let (mut counts, ()) = until_functions_still(host, QUIET, LIMIT, || ()).await?;
         counts.retain(|caller, _| functions.contains(caller));
         results.push(PathRequests {
             path,
@@ -201,32 +201,4 @@ async fn post(
     )
     .await
     .map_err(BenchError::from)
-}
-
-/// Waits until no function has made a request for two seconds (at most a minute).
-async fn settle(host: &Host) -> Result<(), BenchError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = BTreeMap::new();
-    let mut still_since = Instant::now();
-    loop {
-        let mut counts = host
-            .emulator
-            .request_counts()
-            .await
-            .map_err(BenchError::from)?;
-        counts.remove("test");
-        counts.remove("audit");
-        if counts != last {
-            last = counts;
-            still_since = Instant::now();
-        } else if still_since.elapsed() >= Duration::from_secs(2) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(BenchError(
-                "the pipeline did not settle within a minute".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

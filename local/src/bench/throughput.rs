@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::BenchError;
+use super::{BenchError, until_functions_still};
 use crate::audit::{Audit, Expected, Stores};
 use crate::emulator::{CapacityUnits, RequestCounts};
 use crate::host::Host;
@@ -200,39 +200,15 @@ pub async fn measure(
     }
     let accepted: BTreeSet<String> = placed.iter().flat_map(|p| p.order_ids.clone()).collect();
 
-    // The window ends at the functions' last request: sample until they stay still.
-    let function_total = |counts: &RequestCounts| -> u64 {
-        counts
-            .iter()
-            .filter(|(caller, _)| functions.contains(*caller))
-            .flat_map(|(_, ops)| ops.values())
-            .sum()
-    };
-    let mut last = (
-        host.emulator
-            .request_counts()
-            .await
-            .map_err(BenchError::from)?,
-        sample(host),
-    );
-    let mut still_since = Instant::now();
-    let limit = Instant::now() + Duration::from_secs(600);
-    while still_since.elapsed() < Duration::from_secs(3) {
-        if Instant::now() >= limit {
-            return Err(BenchError("the pipeline never went quiet".into()));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let counts = host
-            .emulator
-            .request_counts()
-            .await
-            .map_err(BenchError::from)?;
-        if function_total(&counts) != function_total(&last.0) {
-            last = (counts, sample(host));
-            still_since = Instant::now();
-        }
-    }
-    let (counts_after, end) = last;
+    // The window ends at the functions' last request, and the CPU readings with it.
+    let (counts_after, end) = until_functions_still(
+        host,
+        Duration::from_secs(3),
+        Duration::from_secs(600),
+        || sample(host),
+    )
+    .await?;
+
     let delivered_after = host.delivered();
     let units_after = host
         .emulator
