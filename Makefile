@@ -28,23 +28,29 @@ help: ## List the targets
 .PHONY: venv
 venv: $(VENV_STAMP) ## Install the pinned Python tools (moto, SAM CLI, cfn-lint, cargo-lambda) into .venv
 
+# uv does the installing: pinned in local/requirements.txt and bootstrapped with pip, it
+# installs the requirements in about 20 seconds where pip alone took 80, which a cold
+# `make test` or `make bench` feels. It installs the other venvs below too.
+UV := $(VENV)/bin/uv
+UV_INSTALL = $(UV) pip install --quiet --python
 $(VENV_STAMP): local/requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$$(grep -m1 '^uv==' local/requirements.txt)"
+	$(UV_INSTALL) $(VENV)/bin/python -r local/requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 # checkov pins an older boto3 than moto and the SAM CLI, so it gets a venv of its own.
-$(CHECKOV_STAMP): local/requirements-checkov.txt
+$(CHECKOV_STAMP): local/requirements-checkov.txt | $(VENV_STAMP)
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/requirements-checkov.txt
+	$(UV_INSTALL) $(CHECKOV_VENV)/bin/python -r local/requirements-checkov.txt
 	@rm -f $(CHECKOV_VENV)/.installed-*
 	@touch $@
 
 # schemathesis (the API fuzzer of `make reliability`) pins a newer jsonschema than the SAM CLI.
-$(SCHEMATHESIS_STAMP): local/requirements-schemathesis.txt
+$(SCHEMATHESIS_STAMP): local/requirements-schemathesis.txt | $(VENV_STAMP)
 	@test -x $(SCHEMATHESIS_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMATHESIS_VENV)
-	$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/requirements-schemathesis.txt
+	$(UV_INSTALL) $(SCHEMATHESIS_VENV)/bin/python -r local/requirements-schemathesis.txt
 	@rm -f $(SCHEMATHESIS_VENV)/.installed-*
 	@touch $@
 
@@ -136,16 +142,29 @@ reliability: venv $(SCHEMATHESIS_STAMP) functions fuzz ## Load, duplicates, faul
 # hello-world floor and the local host in Cargo.toml's `timing` profile, which are
 # timed (cold starts, memory, throughput), while the Python tools install; then the
 # arm64 release zips Lambda gets, which are sized. Then the measurements, into
-# docs/performance.md.
+# docs/performance.md. The marks in target/bench/ let the run report how long each
+# phase took (its own goal: 15 minutes from a fresh clone).
 .PHONY: bench
 bench: ## Measure init, package size, memory, AWS requests per order, throughput and cost; writes docs/performance.md (ORDERS=300)
+	@mkdir -p target/bench && rm -f target/bench/*-built && date +%s > target/bench/started
 	rustup target add aarch64-unknown-linux-gnu
 	cargo fetch --locked
 	$(MAKE) --no-print-directory venv & venv=$$!; \
 	cargo build --profile timing --locked --bins --workspace --exclude tests; \
 	wait $$venv
+	@date +%s > target/bench/timing-built
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked --output-format zip
+	@date +%s > target/bench/arm64-built
 	target/timing/local bench $(or $(ORDERS),300)
+
+# What each release-profile and dependency-feature choice buys: create-order built for
+# arm64 once as committed and once per choice turned back (9 builds, about 25 minutes on
+# 2 cores), into docs/release-profile.md. Too slow for every `make bench`: run it when
+# the profile or the dependencies change.
+.PHONY: bench-choices
+bench-choices: venv ## Measure what each release-profile and feature choice buys (about 25 min); writes docs/release-profile.md
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo run --quiet --locked -p local --bin local -- bench-choices
 
 # cargo fuzz needs nightly Rust; its build goes to target/fuzz, its findings to
 # shared/fuzz/artifacts. FUZZ_SECONDS per target (default 60). No sanitizer: the code is

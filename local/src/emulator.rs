@@ -201,6 +201,7 @@ pub fn sdk_config_signed_as(endpoint_url: &str, access_key_id: &str) -> SdkConfi
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint_url)
+        .http_client(shared::aws::https_client())
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             access_key_id,
             "test",

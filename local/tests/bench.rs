@@ -216,3 +216,65 @@ fn the_emulator_limit_is_its_capacity_over_the_requests_an_order_needs() {
     assert!((run.emulator_capacity() - capacity).abs() < 1e-6);
     assert!((run.limit() - capacity / 12.0).abs() < 1e-6);
 }
+
+#[test]
+fn make_bench_times_its_builds_only_from_marks_it_has_just_left() {
+    use local::bench::own_time::{MARKS, builds};
+    use std::time::UNIX_EPOCH;
+
+    let dir = workspace_root().join("target/local-tests/bench-marks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mark = |seconds: [u64; 3]| {
+        for (name, at) in MARKS.iter().zip(seconds) {
+            std::fs::write(dir.join(name), format!("{at}\n")).unwrap();
+        }
+    };
+    let at = |seconds: u64| UNIX_EPOCH + Duration::from_secs(seconds);
+
+    mark([1_000, 1_330, 1_670]);
+    assert_eq!(
+        builds(&dir, at(1_671)),
+        Some((Duration::from_secs(330), Duration::from_secs(340))),
+        "marks in order, just left"
+    );
+    assert_eq!(
+        builds(&dir, at(1_670 + 3_600)),
+        None,
+        "marks an hour old belong to an earlier make bench"
+    );
+    mark([1_000, 900, 1_670]);
+    assert_eq!(builds(&dir, at(1_671)), None, "marks out of order");
+    std::fs::remove_file(dir.join(MARKS[2])).unwrap();
+    assert_eq!(
+        builds(&dir, at(1_671)),
+        None,
+        "the arm64 build never finished"
+    );
+}
+
+#[test]
+fn each_choice_is_shown_against_the_build_as_committed() {
+    use local::bench::choices::{CHOICES, Measured, report};
+
+    let measured = |choice, zip_bytes, binary_bytes| Measured {
+        choice,
+        zip_bytes,
+        binary_bytes,
+    };
+    let page = report(
+        &[
+            measured(CHOICES[0], 2 << 20, 5 << 20),
+            measured(CHOICES[1], 3 << 20, 10 << 20),
+        ],
+        "2 CPU cores",
+        "2026-11-26",
+    );
+    assert!(
+        page.contains("| the release build as committed | | 2.00 MB | 5.00 MB | |"),
+        "{page}"
+    );
+    assert!(
+        page.contains("| `opt-level = 3` | 3.00 MB (+50 %) | 10.00 MB (+100 %) |"),
+        "{page}"
+    );
+}

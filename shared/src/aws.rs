@@ -10,8 +10,30 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+/// The HTTPS client every SDK client sends through: the SDK's own hyper + rustls client,
+/// with `ring` as rustls's crypto provider.
+///
+/// The SDK's default client (its `default-https-client` feature) is the same client with
+/// aws-lc-rs, whose C library is the slowest single step of each build, twice in
+/// `make bench`. Both verify AWS's certificates against the system's trust store. What
+/// ring does not offer is aws-lc's FIPS mode and post-quantum key exchange: a deployment
+/// that needs them builds with this crate's `aws-lc` feature.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CRYPTO))
+        .build_https()
+}
+
+/// rustls's crypto provider: see `https_client`.
+#[cfg(not(feature = "aws-lc"))]
+const CRYPTO: CryptoMode = CryptoMode::Ring;
+#[cfg(feature = "aws-lc")]
+const CRYPTO: CryptoMode = CryptoMode::AwsLc;
 
 /// Loads the SDK configuration from the environment: region, credentials, endpoint.
 ///
@@ -19,6 +41,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 /// and timeouts are short because a Lambda invocation has a budget of seconds.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()

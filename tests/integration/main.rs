@@ -10,6 +10,7 @@ mod idempotency_protocol;
 mod least_privilege;
 mod orders;
 mod outbox;
+mod release_profile;
 mod saga;
 mod sample_events;
 mod scaffold;

@@ -9,12 +9,18 @@
 //! - [`throughput`]: orders per second through the pipeline against the emulator's limit,
 //!   and each function's peak memory, invocations and durations;
 //! - [`package`]: the zipped arm64 packages `cargo lambda` built;
+//! - [`own_time`]: how long `make bench` itself took, builds included;
 //!
 //! then [`cost`] turns the measurements into a price per million orders and [`report`]
 //! writes the page. Timings are never asserted in tests: they depend on the machine.
+//!
+//! [`choices`] is `make bench-choices`: a build per release-profile choice, too slow for
+//! every run, into `docs/release-profile.md`.
 
+pub mod choices;
 pub mod cold_start;
 pub mod cost;
+pub mod own_time;
 pub mod package;
 pub mod report;
 pub mod requests;
@@ -22,7 +28,7 @@ pub mod throughput;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::audit::Stores;
 use crate::emulator::{RequestCounts, sdk_config_signed_as, workspace_root};
@@ -118,6 +124,8 @@ pub struct Results {
     pub throughput: Throughput,
     /// Each function's configured memory, in MB.
     pub memory_mb: BTreeMap<String, u64>,
+    /// How long `make bench` took, if it started this run.
+    pub own_time: Option<own_time::OwnTime>,
     /// The settings measured with.
     pub settings: Settings,
 }
@@ -127,6 +135,8 @@ pub const FLOOR_BINARY: &str = "hello-floor";
 
 /// Runs every measurement.
 pub async fn run(settings: Settings) -> Result<Results, BenchError> {
+    let measuring = Instant::now();
+    let builds = own_time::builds(&settings.target.join("bench"), SystemTime::now());
     let (host, stores) = start(&settings.binaries).await?;
     println!("requests per order, path by path...");
     let paths = requests::count_paths(&host, &stores).await?;
@@ -246,6 +256,11 @@ pub async fn run(settings: Settings) -> Result<Results, BenchError> {
         paths,
         throughput,
         memory_mb,
+        own_time: builds.map(|(timing_build, arm64_build)| own_time::OwnTime {
+            timing_build,
+            arm64_build,
+            measuring: measuring.elapsed(),
+        }),
         settings,
     })
 }

@@ -3,8 +3,9 @@
 //! if it passed) and `local reliability [SCALE]` (every reliability scenario, audited,
 //! written to docs/reliability.md; exit code 0 only if every audit passed) and `local
 //! bench [ORDERS]` (cold starts, sizes, memory, requests, throughput and cost, written to
-//! docs/performance.md). `make dev`, `make demo`, `make reliability` and `make bench`
-//! build the functions and run these.
+//! docs/performance.md) and `local bench-choices` (a build per release-profile choice,
+//! written to docs/release-profile.md). `make dev`, `make demo`, `make reliability`,
+//! `make bench` and `make bench-choices` build what they need and run these.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -21,9 +22,10 @@ async fn main() -> ExitCode {
         "demo" => demo().await,
         "reliability" => reliability(std::env::args().nth(2), std::env::args().nth(3)).await,
         "bench" => bench(std::env::args().nth(2)).await,
+        "bench-choices" => bench_choices(),
         _ => {
             eprintln!(
-                "usage: local dev | local demo | local reliability [SCALE (default 1.0) [SCENARIO]] | local bench [ORDERS]"
+                "usage: local dev | local demo | local reliability [SCALE (default 1.0) [SCENARIO]] | local bench [ORDERS] | local bench-choices"
             );
             return ExitCode::from(2);
         }
@@ -183,19 +185,35 @@ async fn bench(orders: Option<String>) -> Result<bool, Box<dyn std::error::Error
         settings.orders = orders.parse()?;
     }
     let results = local::bench::run(settings).await?;
-    let machine = format!(
-        "{} CPU cores ({}, {})",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model(),
-        std::env::consts::ARCH
-    );
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let page = local::bench::report::write(&results, &machine, &date);
+    let page = local::bench::report::write(&results, &machine(), &date);
     let path = workspace_root().join("docs/performance.md");
     std::fs::write(&path, &page)?;
     println!("{page}");
     println!("wrote {}", path.display());
     Ok(results.throughput.audit.passed())
+}
+
+fn bench_choices() -> Result<bool, Box<dyn std::error::Error>> {
+    let root = workspace_root();
+    let measured = local::bench::choices::measure(&root, &root.join("target/bench-choices"))?;
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let page = local::bench::choices::report(&measured, &machine(), &date);
+    let path = root.join("docs/release-profile.md");
+    std::fs::write(&path, &page)?;
+    println!("{page}");
+    println!("wrote {}", path.display());
+    Ok(true)
+}
+
+/// The machine a measurement ran on: cores, CPU model, architecture.
+fn machine() -> String {
+    format!(
+        "{} CPU cores ({}, {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model(),
+        std::env::consts::ARCH
+    )
 }
 
 /// The CPU's model name, from /proc/cpuinfo.
