@@ -19,7 +19,8 @@ pub const MEMORY_GOAL_MB: u64 = 24;
 /// Orders per second as a share of the emulator-bound limit.
 pub const THROUGHPUT_GOAL: f64 = 0.8;
 
-fn mb(bytes: u64) -> String {
+/// A size as the pages show it, in MiB written "MB".
+pub(crate) fn mb(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / 1_048_576.0)
 }
 
