@@ -24,6 +24,7 @@ use local::template::Template;
 use serde_json::Value;
 
 pub mod contract;
+pub mod nested;
 use contract::Contract;
 
 /// How long a test waits for something to happen before failing.

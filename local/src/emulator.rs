@@ -212,6 +212,44 @@ pub fn sdk_config_signed_as(endpoint_url: &str, access_key_id: &str) -> SdkConfi
         .build()
 }
 
+/// The emulator process frozen with SIGSTOP: every connection to it, the functions', the
+/// host's pollers' and the run's own, hangs until it is resumed, as during a host or
+/// network stall. Unlike stopping moto, which would lose its in-memory state, no state is
+/// lost: the fault is the stall itself. Dropping the guard sends SIGCONT, so an early
+/// return or a panic never leaves the emulator frozen.
+#[derive(Debug)]
+pub struct Frozen {
+    pid: u32,
+}
+
+impl Frozen {
+    /// Sends SIGSTOP to the emulator process `pid` (from [`Emulator::pid`]).
+    pub fn freeze(pid: u32) -> std::io::Result<Self> {
+        signal("-STOP", pid)?;
+        Ok(Self { pid })
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = signal("-CONT", self.pid);
+    }
+}
+
+/// Sends a signal with kill(1): one process, no unsafe code, no libc binding to learn.
+fn signal(which: &str, pid: u32) -> std::io::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "kill {which} {pid}: {status}"
+        )))
+    }
+}
+
 /// Asks the emulator at an endpoint to fail the functions' requests (the host's pollers
 /// and the runs' own checks are never affected): the reliability runs' faults.
 #[derive(Debug, Clone)]

@@ -45,6 +45,10 @@ pub struct Faults {
     /// Every function's AWS requests answer 503 for this many seconds, once, when about a
     /// third of the orders are placed.
     pub outage_seconds: Option<f64>,
+    /// The emulator process is frozen (SIGSTOP) for this many seconds, once, a few seconds
+    /// after the outage: every request to it hangs, the host's own pollers' too, until
+    /// it resumes (SIGCONT) with its state intact.
+    pub freeze_seconds: Option<f64>,
     /// This share of every function's AWS requests is throttled for the first this many
     /// seconds of the run.
     pub throttle: Option<(f64, f64)>,
@@ -98,6 +102,11 @@ impl Scenario {
         if let Some(seconds) = f.outage_seconds {
             parts.push(format!("AWS unavailable (503) for {seconds} s mid-run"));
         }
+        if let Some(seconds) = f.freeze_seconds {
+            parts.push(format!(
+                "emulator process stopped (SIGSTOP) for {seconds} s, then resumed"
+            ));
+        }
         if let Some((rate, seconds)) = f.throttle {
             parts.push(format!(
                 "{:.0} % of AWS requests throttled for {seconds} s",
@@ -138,6 +147,8 @@ pub struct Outcome {
     pub injected: BTreeMap<String, u64>,
     /// Processes killed.
     pub killed: usize,
+    /// How long the emulator process was really stopped, if it was.
+    pub frozen: Option<Duration>,
     /// Accepted orders per second, from the first acceptance to the last final state.
     pub orders_per_second: f64,
     /// Median and 99th percentile time from acceptance to final state, in ms.
@@ -183,6 +194,7 @@ pub fn scenarios(scale: f64) -> Vec<Scenario> {
             delivery: DeliveryChaos::default(),
             faults: Faults {
                 outage_seconds: Some(4.0),
+                freeze_seconds: Some(4.0),
                 throttle: Some((0.2, 8.0)),
                 kills: 6,
                 hostile_rounds: 0,
@@ -326,6 +338,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
     let chaos = Arc::new(Chaos::new(scenario.delivery));
     let logs = Logs::default();
     let faulty = scenario.faults.outage_seconds.is_some()
+        || scenario.faults.freeze_seconds.is_some()
         || scenario.faults.throttle.is_some()
         || scenario.faults.kills > 0;
     let host = Host::start(
@@ -350,6 +363,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
 
     let faults = tokio::spawn(inject(
         host.emulator.faults(),
+        host.emulator.pid(),
         scenario.faults,
         host.functions().cloned().collect(),
     ));
@@ -368,7 +382,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
     let placed = place(&host.api_url(), scenario.orders, scenario.concurrency).await;
 
     let accepted: BTreeSet<String> = placed.iter().flat_map(|p| p.order_ids.clone()).collect();
-    let killed = faults
+    let Injected { killed, frozen } = faults
         .await
         .map_err(|e| RunError::Other(format!("fault injection: {e}")))?;
     let limit = Duration::from_secs(120 + u64::try_from(scenario.orders / 20).unwrap_or(0));
@@ -427,6 +441,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
         duplicates: chaos.copies_sent(),
         injected,
         killed,
+        frozen,
         orders_per_second: accepted.len() as f64 * 1000.0 / busy_ms as f64,
         p50_ms,
         p99_ms,
@@ -479,19 +494,29 @@ async fn send_hostile(host: &Host, rounds: usize) -> Result<usize, RunError> {
     Ok(sent)
 }
 
-/// Injects the scenario's faults on schedule; returns how many processes it killed.
+/// What the fault injection did.
+#[derive(Debug, Default)]
+struct Injected {
+    killed: usize,
+    frozen: Option<Duration>,
+}
+
+/// Injects the scenario's faults on schedule, every half second: one process killed per
+/// tick from the start, the outage at 3 s, the freeze at 6 s.
 async fn inject(
     emulator: FaultClient,
+    emulator_pid: Option<u32>,
     faults: Faults,
     functions: Vec<crate::host::runtime::FunctionHost>,
-) -> usize {
+) -> Injected {
     if let Some((rate, seconds)) = faults.throttle {
         let _ = emulator.throttle(rate, seconds).await;
     }
-    let mut killed = 0;
+    let mut done = Injected::default();
     let mut outage = faults.outage_seconds;
+    let mut freeze = faults.freeze_seconds.filter(|_| emulator_pid.is_some());
     let mut round = 0;
-    while killed < faults.kills || outage.is_some() {
+    while done.killed < faults.kills || outage.is_some() || freeze.is_some() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         round += 1;
         if round == 6
@@ -499,17 +524,27 @@ async fn inject(
         {
             let _ = emulator.make_unavailable(seconds).await;
         }
-        if killed < faults.kills && !functions.is_empty() {
+        if round == 12
+            && let (Some(seconds), Some(pid)) = (freeze.take(), emulator_pid)
+        {
+            let started = Instant::now();
+            if let Ok(frozen) = crate::emulator::Frozen::freeze(pid) {
+                tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+                drop(frozen);
+                done.frozen = Some(started.elapsed());
+            }
+        }
+        if done.killed < faults.kills && !functions.is_empty() {
             let function = &functions[round % functions.len()];
             if function.kill_one() {
-                killed += 1;
+                done.killed += 1;
             }
         }
         if round > 600 {
             break;
         }
     }
-    killed
+    done
 }
 
 /// One cargo fuzz target's run, from the log `make fuzz` leaves in `target/fuzz/`.
@@ -569,7 +604,7 @@ pub fn report(
     for o in outcomes {
         let _ = writeln!(
             doc,
-            "| {} | {} | {} | {} orders accepted ({} replays, {} client retries, {} duplicate deliveries{}{}); {:.1} orders/s; time to final state p50 {} ms, p99 {} ms; {:?}; run took {:.0} s | {} |",
+            "| {} | {} | {} | {} orders accepted ({} replays, {} client retries, {} duplicate deliveries{}{}{}); {:.1} orders/s; time to final state p50 {} ms, p99 {} ms; {:?}; run took {:.0} s | {} |",
             o.scenario.name,
             o.scenario.load(),
             o.scenario.faults(),
@@ -587,6 +622,10 @@ pub fn report(
             } else {
                 String::new()
             },
+            o.frozen.map_or_else(String::new, |d| format!(
+                ", emulator stopped {:.1} s",
+                d.as_secs_f64()
+            )),
             o.orders_per_second,
             o.p50_ms,
             o.p99_ms,

@@ -44,7 +44,7 @@ async fn duplicate_and_shuffled_deliveries_have_exactly_one_effect_each() {
 }
 
 #[tokio::test]
-async fn outages_throttling_and_killed_processes_lose_nothing() {
+async fn outages_a_stopped_emulator_throttling_and_killed_processes_lose_nothing() {
     let outcome = run(&scenario("faults"), &HostOptions::default())
         .await
         .unwrap();
@@ -55,6 +55,11 @@ async fn outages_throttling_and_killed_processes_lose_nothing() {
         outcome.injected
     );
     assert!(outcome.killed > 0, "processes were killed");
+    assert!(
+        outcome.frozen.is_some_and(|d| d.as_secs_f64() >= 3.5),
+        "the emulator process was really stopped: {:?}",
+        outcome.frozen
+    );
     assert_passed(&outcome);
 }
 

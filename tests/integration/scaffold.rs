@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use http::Method;
+use integration_tests::nested;
 use local::emulator::workspace_root;
 use local::host::logs::Logs;
 use local::host::{Host, HostOptions};
@@ -78,23 +79,17 @@ impl Copy {
         output
     }
 
-    /// Runs a command in the copy with cargo pointed at the shared target directory.
+    /// Runs a command in the copy as a shell would, with cargo pointed at the shared
+    /// target directory.
     fn try_run(&self, program: &str, args: &[&str]) -> Output {
-        Command::new(program)
+        nested::command(program, &self.root)
             .args(args)
-            .current_dir(&self.root)
-            .env("CARGO_TARGET_DIR", target_dir())
             // One compiler at a time: the other tests run beside this one.
             .env("CARGO_BUILD_JOBS", "1")
             // Every dependency is in Cargo.lock and the local registry cache already.
             .env("CARGO_NET_OFFLINE", "true")
             // The copy has no .venv; tests that start the emulator use the repository's.
             .env("MOTO_PYTHON", workspace_root().join(".venv/bin/python"))
-            // A make or cargo jobserver of the parent's is not ours to join.
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS")
-            .env_remove("MAKELEVEL")
-            .env_remove("CARGO_MAKEFLAGS")
             .output()
             .unwrap_or_else(|e| panic!("{program} runs: {e}"))
     }
@@ -113,12 +108,6 @@ impl Drop for Copy {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn cargo() -> String {
@@ -149,7 +138,7 @@ async fn wait_for_log(host: &Host, function: &str, wanted: impl Fn(&Value) -> bo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scaffolded_sqs_and_http_functions_build_pass_their_tests_and_join_the_topology() {
-    let binaries = target_dir().join("debug");
+    let binaries = nested::target_dir().join("debug");
     assert!(
         binaries.join("notification").exists(),
         "build the functions first (`make functions`, which `make test` runs)"

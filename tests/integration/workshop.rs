@@ -16,6 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
+use integration_tests::nested;
 use local::emulator::workspace_root;
 use local::template::{FUNCTION, Resource, Template};
 use serde_json::Value;
@@ -307,46 +308,6 @@ fn backticked_paths(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// An environment for a nested `make`/`cargo`: without what the running test harness
-/// and an outer `make` set (nextest's variables, make's jobserver), and with the
-/// repository's target dir, so dependencies built once are reused.
-fn nested(command: &mut Command, dir: &Path) {
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let inherited = [
-            "NEXTEST",
-            "__NEXTEST",
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-        ]
-        .iter()
-        .any(|prefix| key.starts_with(prefix))
-            || [
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "MAKEFLAGS",
-                "MFLAGS",
-                "MAKELEVEL",
-                "CARGO_MAKEFLAGS",
-            ]
-            .contains(&key.as_ref());
-        if inherited {
-            command.env_remove(key.as_ref());
-        }
-    }
-    command
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("CARGO_TERM_COLOR", "never");
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
 fn run(command: &mut Command) -> Output {
     command
         .stdin(Stdio::null())
@@ -364,10 +325,9 @@ fn text(output: &Output) -> String {
 
 /// The commands `make lab-check LAB=<n>` runs, without running them (`make -n`).
 fn checkpoint_commands(dir: &Path, lab: u32) -> Vec<String> {
-    let mut make = Command::new("make");
+    let mut make = nested::command("make", dir);
     make.args(["-n", "--no-print-directory", "lab-check"])
         .arg(format!("LAB={lab}"));
-    nested(&mut make, dir);
     let output = run(&mut make);
     assert!(
         output.status.success(),
@@ -417,9 +377,8 @@ fn every_checkpoint_is_a_make_target_that_selects_tests() {
                 .replace("cargo nextest run", "cargo nextest list -T oneline")
                 .replace("--no-tests=fail", "")
                 .replace("--no-fail-fast", "");
-            let mut bash = Command::new("bash");
+            let mut bash = nested::command("bash", &root);
             bash.args(["-c", &list]);
-            nested(&mut bash, &root);
             let output = run(&mut bash);
             assert!(output.status.success(), "{list}:\n{}", text(&output));
             let tests = String::from_utf8_lossy(&output.stdout)
@@ -451,7 +410,7 @@ impl Scratch {
     /// Takes the lock, then copies the working tree (tracked and untracked files that
     /// git does not ignore, so the copy is what the developer sees) into a fresh dir.
     fn new() -> Scratch {
-        let workshop = target_dir().join("workshop");
+        let workshop = nested::target_dir().join("workshop");
         std::fs::create_dir_all(&workshop).expect("create target/workshop");
         // `flock` holds the lock while `cat` waits for its stdin: dropping the pipe (at
         // the end of the test, or when the test process dies) releases it.
@@ -562,9 +521,8 @@ impl Scratch {
 
     /// Runs `make <args>` in the copy.
     fn make(&self, args: &[&str]) -> Output {
-        let mut make = Command::new("make");
+        let mut make = nested::command("make", &self.root);
         make.arg("--no-print-directory").args(args);
-        nested(&mut make, &self.root);
         run(&mut make)
     }
 
