@@ -62,6 +62,8 @@ nextest:
 test: venv nextest lint-template functions ## Format check, clippy, every test, template lint, sam build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	# The domain alone, as the fuzz targets (shared/fuzz, nightly) build it.
+	cargo clippy -p shared --no-default-features --locked -- -D warnings
 	cargo nextest run --workspace --locked --no-fail-fast
 	$(MAKE) --no-print-directory sam-build
 
@@ -186,10 +188,12 @@ fuzz: ## Fuzz request parsing and event decoding with cargo fuzz for FUZZ_SECOND
 # tests/integration/workshop.rs checks that every checkpoint selects tests that exist and
 # that every lab's solution (docs/workshop/solutions/) passes it.
 
-# `--workspace` with a filter, never `-p`: the workspace's one feature set is what
-# `make test` and `make demo` built, so a checkpoint reuses their build instead of
-# compiling the crates again with other features.
-LAB_NEXTEST := cargo nextest run --workspace --no-tests=fail --no-fail-fast
+# Checkpoints select packages with `-p`, never `--workspace`: the workshop test runs them
+# in a copy of the repository that shares target/, and `-p integration-tests` builds the
+# function crates as libraries only. A `--workspace` build there would write the copy's
+# function binaries (with a lab's deliberate break in them) over the repository's own in
+# target/debug/, under the feet of the tests running beside it.
+LAB_NEXTEST := cargo nextest run --no-tests=fail --no-fail-fast
 
 .PHONY: lab-check
 lab-check: ## Check a workshop lab (docs/workshop/): make lab-check LAB=<1-8>
@@ -199,19 +203,19 @@ lab-check: ## Check a workshop lab (docs/workshop/): make lab-check LAB=<1-8>
 .PHONY: lab-1-check lab-2-check lab-3-check lab-4-check lab-5-check lab-6-check lab-7-check lab-8-check
 # Lab 1: the demo passes, and one order is followed through every function by its logs.
 lab-1-check: venv nextest functions
-	$(LAB_NEXTEST) -E 'package(local) & (test(=the_demo_passes) | test(=one_order_is_followed_through_every_function_by_its_json_logs_and_metrics))'
+	$(LAB_NEXTEST) -p local -E 'test(=the_demo_passes) | test(=one_order_is_followed_through_every_function_by_its_json_logs_and_metrics)'
 
 # Lab 2: the gift-message tests the lab adds, in the domain crate and end to end.
 lab-2-check: venv nextest
-	$(LAB_NEXTEST) -E '(package(shared) | package(integration-tests)) & test(gift_message)'
+	$(LAB_NEXTEST) -p shared -p integration-tests -E 'test(gift_message)'
 
 # Lab 3: every delivery test: duplicates, out-of-order events, poison messages.
 lab-3-check: venv nextest
-	$(LAB_NEXTEST) -E 'package(integration-tests) & test(/^deliveries::/)'
+	$(LAB_NEXTEST) -p integration-tests -E 'test(/^deliveries::/)'
 
 # Lab 4: poison messages reach the DLQ with their reasons, and the redrive tool.
 lab-4-check: venv nextest
-	$(LAB_NEXTEST) -E 'package(integration-tests) & test(/^deliveries::/) & test(/poison|hostile|redrive/)'
+	$(LAB_NEXTEST) -p integration-tests -E 'test(/^deliveries::/) & test(/poison|hostile|redrive/)'
 
 # Lab 5: the scaffolded function (NAME, default shipping) is in template.yaml, its crate's
 # tests pass, its role grants what its code uses, and the template, with its queue and
@@ -222,15 +226,15 @@ lab-5-check: venv nextest
 	id="$$($(PYTHON) -c 'import sys; print("".join(w.capitalize() for w in sys.argv[1].split("-")))' "$$name")Function"; \
 	grep -q "^  $$id:" template.yaml || { echo "template.yaml has no $$id"; exit 1; }; \
 	echo "template.yaml declares $$id"
-	$(LAB_NEXTEST) -E 'package($(or $(NAME),shipping)) | (package(integration-tests) & (test(/^least_privilege::/) | test(/^sample_events::/)))'
+	$(LAB_NEXTEST) -p "$(or $(NAME),shipping)" -p integration-tests -E 'package($(or $(NAME),shipping)) | test(/^least_privilege::/) | test(/^sample_events::/)'
 
 # Lab 6: queues outlast their consumers 6x; docs/sizing.md says what the template deploys.
 lab-6-check: venv nextest
-	$(LAB_NEXTEST) -E 'package(integration-tests) & test(/^workshop::sizing_/)'
+	$(LAB_NEXTEST) -p integration-tests -E 'test(/^workshop::sizing_/)'
 
 # Lab 7: what you deploy, checked offline: the template lints and builds for arm64.
 lab-7-check: lint-template sam-build
 
 # Lab 8: every function deploys as a canary, rolled back by its own errors alarm.
 lab-8-check: venv nextest
-	$(LAB_NEXTEST) -E 'package(integration-tests) & test(/^workshop::canary_/)'
+	$(LAB_NEXTEST) -p integration-tests -E 'test(/^workshop::canary_/)'

@@ -9,6 +9,8 @@ Why not plain `moto_server`:
   which makes the emulator honest about the guarantees our idempotency code relies on.
 - A cancelled DynamoDB transaction must leave no trace, in the table or in its stream,
   and must not cost more as tables grow: see `roll_back_transactions_like_dynamodb`.
+- An SQS receive or delete must not cost more as the queue's backlog grows: see
+  `keep_sqs_requests_independent_of_the_backlog`.
 - The reliability runs need AWS to fail on cue: `FaultInjector` makes the functions'
   requests fail for a while (the service "down", or throttling) without touching them.
 - When our parent goes away (its end of stdin closes) we exit, so a killed test run never
@@ -335,6 +337,53 @@ def roll_back_transactions_like_dynamodb():
     DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def keep_sqs_requests_independent_of_the_backlog():
+    """Receiving and deleting a message costs the same with 10 or 10 000 in the queue.
+
+    moto re-reads every queue attribute for every message it receives, to check the
+    message's retention period; computing those attributes scans the whole queue three
+    times, with a clock reading per message. Receives therefore slowed down as the
+    backlog grew, which is exactly when a load test needs them. We read the retention
+    period directly, take one clock reading per scan, and delete in one pass. What SQS
+    answers is unchanged: the same messages, the same visibility and retention rules.
+    """
+    from moto.core.utils import unix_time, unix_time_millis
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue, SQSBackend
+
+    def is_message_valid_based_on_retention_period(self, queue_name, message):
+        queue = self.get_queue(queue_name)
+        retain_until = queue.message_retention_period + message.sent_timestamp / 1000
+        return retain_until > unix_time()
+
+    def messages(self):
+        now = unix_time_millis()
+        return [
+            message
+            for message in self._messages
+            if now > message.visible_at and not now < message.delayed_until
+        ]
+
+    def delete_message(self, receipt_handle):
+        if receipt_handle in self.deleted_messages:
+            return  # already deleted: SQS accepts the repeat
+        for index, message in enumerate(self._messages):
+            if message.had_receipt_handle(receipt_handle):
+                break
+        else:
+            raise ReceiptHandleIsInvalid()
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+        # A new list, as moto does: a receive iterating the old one is not disturbed.
+        self._messages = self._messages[:index] + self._messages[index + 1 :]
+
+    SQSBackend.is_message_valid_based_on_retention_period = (
+        is_message_valid_based_on_retention_period
+    )
+    Queue.messages = property(messages)
+    Queue.delete_message = delete_message
+
+
 class QuietRequestHandler(MotoRequestHandler):
     """No access-log line per request: at thousands of requests a second in the
     reliability runs, writing them costs more than some requests themselves."""
@@ -352,6 +401,7 @@ def main():
     host = os.environ.get("MOTO_HOST", "127.0.0.1")
     port = int(os.environ.get("MOTO_PORT", "0"))
     roll_back_transactions_like_dynamodb()
+    keep_sqs_requests_independent_of_the_backlog()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(
         host,

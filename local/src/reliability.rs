@@ -547,6 +547,37 @@ async fn inject(
     done
 }
 
+/// What the full run (scale 1.0: 10 000 orders in the load scenario) would take at the
+/// rates this run measured, scaling each scenario's wall time by its orders. Empty when
+/// this run was the full one. The emulator sets the pace: moto serves every AWS request
+/// from one Python process, about one core's worth, whatever the functions could do.
+fn full_scale(outcomes: &[Outcome]) -> String {
+    let full = scenarios(1.0);
+    let mut orders = 0;
+    let mut seconds = 0.0;
+    for o in outcomes {
+        let Some(scenario) = full.iter().find(|s| s.name == o.scenario.name) else {
+            continue;
+        };
+        if scenario.orders == o.scenario.orders {
+            return String::new();
+        }
+        orders += scenario.orders;
+        seconds += o.wall.as_secs_f64() * scenario.orders as f64 / o.scenario.orders as f64;
+    }
+    if orders == 0 {
+        return String::new();
+    }
+    format!(
+        "\nAt scale 1.0 (`make reliability SCALE=1`) the scenarios place {orders} orders; at \
+         the rates measured above that takes about {:.0} minutes on this machine, before the \
+         fuzzing. The emulator sets that pace, not the functions: moto serves every AWS \
+         request from one Python process, and every order takes a dozen or more of them \
+         (docs/performance.md counts them). On AWS the same code scales out with the queues.\n",
+        seconds / 60.0
+    )
+}
+
 /// One cargo fuzz target's run, from the log `make fuzz` leaves in `target/fuzz/`.
 #[derive(Debug, Clone)]
 pub struct FuzzTarget {
@@ -670,6 +701,7 @@ pub fn report(
             }
         );
     }
+    doc.push_str(&full_scale(outcomes));
     doc.push_str("\n## The invariants, per scenario\n");
     for o in outcomes {
         let _ = writeln!(doc, "\n### {}\n", o.scenario.name);

@@ -320,7 +320,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
             Err(error) => {
                 if let Err(release) = self.release(&claimed).await {
                     // Not fatal: the claim expires with the invocation's deadline.
-                    tracing::warn!(error = %crate::telemetry::ErrorChain(&release), key, "releasing an idempotency claim failed");
+                    tracing::warn!(error = %crate::error_chain::ErrorChain(&release), key, "releasing an idempotency claim failed");
                 }
                 Err(OnceError::Work(error))
             }

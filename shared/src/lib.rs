@@ -6,10 +6,14 @@
 //! only at the edges: the [`ports`] are traits, and [`adapters`] implement them with the
 //! DynamoDB and SNS SDK clients built by [`aws`].
 
+#[cfg(feature = "aws")]
 pub mod adapters;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+#[cfg(feature = "aws")]
 pub mod consumer;
+pub mod error_chain;
 pub mod events;
 #[cfg(feature = "fakes")]
 pub mod fakes;
@@ -22,5 +26,6 @@ pub mod money;
 pub mod order;
 pub mod ports;
 pub mod problem;
+#[cfg(feature = "aws")]
 pub mod telemetry;
 pub mod validation;

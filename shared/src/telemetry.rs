@@ -15,11 +15,12 @@
 //! EMF lines into metrics with no API call and no extra latency.
 
 use std::cell::Cell;
-use std::error::Error;
-use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Where the handlers have always found it; it lives in [`crate::error_chain`] so the
+/// domain can use it without the AWS side.
+pub use crate::error_chain::ErrorChain;
 use metrics_cloudwatch_embedded::Collector;
 /// Start the Lambda runtime with the handler, as `lambda_runtime::run` and
 /// `lambda_http::run` do, plus the layer that flushes metrics after each invocation.
@@ -116,38 +117,4 @@ pub fn invocation<F: Future>(handler: F) -> Instrumented<impl Future<Output = F:
         handler.await
     };
     tracing::Instrument::instrument(work, tracing::info_span!("invocation", invocation = number))
-}
-
-/// An error with its whole chain of causes, `outer: inner: root`, for log lines: the
-/// outer message alone rarely says what went wrong underneath.
-pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ErrorChain;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("order store failed")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn the_chain_names_every_cause() {
-        let error = Outer(std::io::Error::other("connection reset"));
-        assert_eq!(
-            ErrorChain(&error).to_string(),
-            "order store failed: connection reset"
-        );
-    }
 }

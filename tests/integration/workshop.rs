@@ -370,6 +370,12 @@ fn every_checkpoint_is_a_make_target_that_selects_tests() {
                 command.contains("--no-tests=fail"),
                 "{name}: a checkpoint that selects nothing must fail, not pass: {command}"
             );
+            // The solutions run in a copy sharing target/: a workspace build there would
+            // replace the repository's function binaries with the copy's (Makefile).
+            assert!(
+                command.contains(" -p ") && !command.contains("--workspace"),
+                "{name}: a checkpoint selects packages with -p: {command}"
+            );
             if SOLVED_IN_A_COPY.contains(&number) {
                 continue;
             }
