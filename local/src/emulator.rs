@@ -225,28 +225,14 @@ pub struct Frozen {
 impl Frozen {
     /// Sends SIGSTOP to the emulator process `pid` (from [`Emulator::pid`]).
     pub fn freeze(pid: u32) -> std::io::Result<Self> {
-        signal("-STOP", pid)?;
+        crate::signal::send("-STOP", pid)?;
         Ok(Self { pid })
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        let _ = signal("-CONT", self.pid);
-    }
-}
-
-/// Sends a signal with kill(1): one process, no unsafe code, no libc binding to learn.
-fn signal(which: &str, pid: u32) -> std::io::Result<()> {
-    let status = std::process::Command::new("kill")
-        .args([which, &pid.to_string()])
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "kill {which} {pid}: {status}"
-        )))
+        let _ = crate::signal::send("-CONT", self.pid);
     }
 }
 

@@ -26,5 +26,6 @@ pub mod provision;
 pub mod queues;
 pub mod redrive;
 pub mod reliability;
+pub mod signal;
 pub mod streams;
 pub mod template;

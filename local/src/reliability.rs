@@ -749,7 +749,13 @@ pub async fn fuzz_api(
         Logs::default(),
     )
     .await?;
+    // schemathesis keeps a cache of what it found in `.schemathesis/` under its working
+    // directory: that belongs in target/, not at the top of the repository.
+    let workdir = crate::emulator::workspace_root().join("target/schemathesis");
+    std::fs::create_dir_all(&workdir)
+        .map_err(|e| RunError::Other(format!("creating {}: {e}", workdir.display())))?;
     let output = tokio::process::Command::new(fuzzer)
+        .current_dir(&workdir)
         .arg("run")
         .arg(crate::emulator::workspace_root().join("docs/openapi.yaml"))
         .args(["--url", &host.api_url()])

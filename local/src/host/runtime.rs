@@ -129,12 +129,7 @@ impl FunctionHost {
             .unwrap_or_else(PoisonError::into_inner)
             .first()
             .copied();
-        pid.is_some_and(|pid| {
-            std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status()
-                .is_ok_and(|status| status.success())
-        })
+        pid.is_some_and(|pid| crate::signal::send("-KILL", pid).is_ok())
     }
 
     fn scale(&self) {
