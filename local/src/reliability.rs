@@ -514,7 +514,8 @@ async fn inject(
     }
     let mut done = Injected::default();
     let mut outage = faults.outage_seconds;
-    let mut freeze = faults.freeze_seconds.filter(|_| emulator_pid.is_some());
+    // Without a process id (the emulator already gone) there is nothing to stop.
+    let mut freeze = faults.freeze_seconds.zip(emulator_pid);
     let mut round = 0;
     while done.killed < faults.kills || outage.is_some() || freeze.is_some() {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -525,7 +526,7 @@ async fn inject(
             let _ = emulator.make_unavailable(seconds).await;
         }
         if round == 12
-            && let (Some(seconds), Some(pid)) = (freeze.take(), emulator_pid)
+            && let Some((seconds, pid)) = freeze.take()
         {
             let started = Instant::now();
             if let Ok(frozen) = crate::emulator::Frozen::freeze(pid) {
@@ -751,13 +752,14 @@ pub async fn fuzz_api(
     .await?;
     // schemathesis keeps a cache of what it found in `.schemathesis/` under its working
     // directory: that belongs in target/, not at the top of the repository.
-    let workdir = crate::emulator::workspace_root().join("target/schemathesis");
+    let root = crate::emulator::workspace_root();
+    let workdir = root.join("target/schemathesis");
     std::fs::create_dir_all(&workdir)
         .map_err(|e| RunError::Other(format!("creating {}: {e}", workdir.display())))?;
     let output = tokio::process::Command::new(fuzzer)
         .current_dir(&workdir)
         .arg("run")
-        .arg(crate::emulator::workspace_root().join("docs/openapi.yaml"))
+        .arg(root.join("docs/openapi.yaml"))
         .args(["--url", &host.api_url()])
         .args([
             "--checks",
