@@ -13,11 +13,17 @@ Why not plain `moto_server`:
   `keep_sqs_requests_independent_of_the_backlog`.
 - The reliability runs need AWS to fail on cue: `FaultInjector` makes the functions'
   requests fail for a while (the service "down", or throttling) without touching them.
+- Under load the emulator must not spend its one core on overhead: connections are
+  kept alive (`QuietRequestHandler`), DynamoDB answers skip moto's generic serializer
+  (`serialize_dynamodb_results_directly`) and SQS sends skip counting the queue
+  (`send_without_counting_the_queue`).
 - When our parent goes away (its end of stdin closes) we exit, so a killed test run never
   leaves an orphan emulator behind.
 """
 
 import copy
+import datetime
+import functools
 import io
 import json
 import os
@@ -31,9 +37,32 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.core.serialize import TimestampSerializer
 from werkzeug.serving import make_server
 
 DYNAMODB_TARGET_PREFIXES = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
+
+
+class WholeBodies:
+    """WSGI middleware (the outermost): reads each request's body in full before anything
+    answers it. Connections are kept alive (see `QuietRequestHandler`), so a body left
+    unread on the socket would be taken for the next request's first line; read here,
+    any layer may answer without reading it (the fault injector does)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        stream = environ["wsgi.input"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length:
+            body = stream.read(length)
+        elif environ.get("wsgi.input_terminated"):
+            body = stream.read()  # chunked: werkzeug's stream ends with the body
+        else:
+            body = b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        return self.app(environ, start_response)
 
 
 class SerialDynamoDb:
@@ -389,8 +418,6 @@ def cache_what_moto_recomputes_per_request():
     own package directory to recognise service names, and listing a response class's
     methods with `inspect`. Computed once instead, which the reliability runs' thousands
     of requests a minute notice; nothing about the answers changes."""
-    import functools
-
     import moto.backends as backends
     import moto.core.responses as responses
 
@@ -401,12 +428,178 @@ def cache_what_moto_recomputes_per_request():
     )
 
 
+def send_without_counting_the_queue():
+    """Sending a message (SNS fans every publish out to three queues) costs the same
+    whatever the queue holds.
+
+    moto's send reads the queue's attributes to learn one flag (content-based
+    deduplication), and building them counts the queue's delayed, in-flight and visible
+    messages: three scans of the whole backlog per message sent. While a send runs, the
+    three counters answer 0 instead; the send never reads them, and every other request
+    (GetQueueAttributes, the audit) still counts.
+    """
+    from moto.sqs.models import Queue, SQSBackend
+
+    sending = threading.local()
+    original_send = SQSBackend.send_message
+
+    def send_message(self, *args, **kwargs):
+        sending.active = True
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            sending.active = False
+
+    def uncounted_while_sending(counter):
+        def count(queue):
+            return 0 if getattr(sending, "active", False) else counter.fget(queue)
+
+        return property(count)
+
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    ):
+        setattr(Queue, name, uncounted_while_sending(getattr(Queue, name)))
+    SQSBackend.send_message = send_message
+
+
+class NotPlainJson(Exception):
+    """A DynamoDB result holds something `json.dumps` would not write as AWS does."""
+
+
+def plain_json(value):
+    """The wire form of a DynamoDB result, when it is plain JSON data already.
+
+    moto's DynamoDB results are dicts shaped like the wire format. The only things its
+    model-driven serializer changes in them are dropping `None` members and encoding
+    binary attributes (B, BS), dates (epoch seconds, as here) and non-JSON types; so a
+    result without the others is written as it is, and one with them raises
+    NotPlainJson and takes the slow path."""
+    if isinstance(value, dict):
+        plain = {}
+        for key, member in value.items():
+            if key in ("B", "BS"):
+                raise NotPlainJson(key)
+            if member is not None:
+                plain[key] = plain_json(member)
+        return plain
+    if isinstance(value, list):
+        return [plain_json(member) for member in value]
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if type(value) is datetime.datetime:
+        # The JSON protocol's default: seconds since the epoch, to the millisecond.
+        return TimestampSerializer._timestamp_unixtimestamp(value)
+    raise NotPlainJson(type(value).__name__)
+
+
+def serialize_dynamodb_results_directly():
+    """DynamoDB answers are written with `json.dumps`, not moto's generic serializer.
+
+    The serializer walks the AWS model of every response and looks up each member under
+    several spellings: a fifth of the emulator's time under load went there, on data
+    that was already in its wire shape. `plain_json` checks that it is (otherwise the
+    serializer runs as before). With MOTO_CHECK_FAST_JSON=<file> both run, and every
+    difference is appended to that file and answered with the serializer's version.
+    `make test` runs every test that way and fails on any difference, so a moto upgrade
+    that changes an answer cannot slip through.
+    """
+    from moto.core.responses import ActionResult, BaseResponse, get_service_model
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    handlers = (DynamoHandler, DynamoDBStreamsHandler)
+    # Not PaginatedResult: it pages the result while serializing.
+    results = (ActionResult, DynamoResult)
+
+    original = BaseResponse.serialized
+    check = os.environ.get("MOTO_CHECK_FAST_JSON")
+
+    @functools.lru_cache(maxsize=None)
+    def output_members(service, action):
+        """The serializer writes only the members the AWS model declares (moto's
+        results carry a few extras, such as DeleteItem's ConsumedCapacityUnits)."""
+        shape = get_service_model(service).operation_model(action).output_shape
+        return frozenset(shape.members) if shape is not None else frozenset()
+
+    def serialized(self, action_result):
+        if type(self) not in handlers or type(action_result) not in results:
+            return original(self, action_result)
+        result = action_result.result
+        if not isinstance(result, dict):
+            return original(self, action_result)
+        members = output_members(self.boto3_service_name, self._get_action())
+        try:
+            body = json.dumps(
+                {k: plain_json(v) for k, v in result.items() if k in members and v is not None}
+            )
+        except NotPlainJson:
+            return original(self, action_result)
+        headers = {"Content-Type": "application/x-amz-json-1.0"}
+        headers.update(self.response_headers)
+        if check:
+            status, slow_headers, slow_body = original(self, action_result)
+            if (status, slow_headers.get("Content-Type"), json.loads(slow_body)) != (
+                200,
+                headers["Content-Type"],
+                json.loads(body),
+            ):
+                with open(check, "a", encoding="utf-8") as report:
+                    print(f"{self._get_action()}: {body} != {slow_body}", file=report)
+                return status, slow_headers, slow_body
+        return 200, headers, body
+
+    BaseResponse.serialized = serialized
+
+
 class QuietRequestHandler(MotoRequestHandler):
-    """No access-log line per request: at thousands of requests a second in the
-    reliability runs, writing them costs more than some requests themselves."""
+    """moto's request handler, with connections kept alive and no access log.
+
+    werkzeug's development server closes the connection after every response, so every
+    AWS request paid for a new TCP connection and a new thread, on both sides: about a
+    quarter of the emulator's CPU under load went to the kernel. Here the connection
+    stays open for the client's next request, as AWS endpoints do. werkzeug closes
+    because it cannot tell an unread body from the next request; `WholeBodies` reads
+    every body first, and `keep_connections_alive` turns off werkzeug's read-ahead
+    that would otherwise swallow the next request. No access-log line either: at
+    hundreds of requests a second, writing them costs more than some requests."""
+
+    def send_header(self, keyword, value):
+        if keyword.lower() == "connection" and value.lower() == "close":
+            return
+        super().send_header(keyword, value)
 
     def log_request(self, code="-", size="-"):
         pass
+
+
+def keep_connections_alive():
+    """After each response werkzeug reads whatever the client sent next, for up to 10 ms,
+    and discards it: harmless when the connection then closes, but on a kept-alive
+    connection that is the client's next request. `WholeBodies` has already read each
+    body in full, so there is nothing of this request left to discard: the read-ahead's
+    selector is replaced by one that never finds anything to read."""
+    import selectors
+
+    import werkzeug.serving as serving
+
+    class NothingToDiscard:
+        def register(self, fileobj, events, data=None):
+            pass
+
+        def select(self, timeout=None):
+            return []
+
+        def close(self):
+            pass
+
+    class Selectors:
+        EVENT_READ = selectors.EVENT_READ
+        DefaultSelector = NothingToDiscard
+
+    serving.selectors = Selectors
 
 
 def exit_when_parent_goes_away():
@@ -420,11 +613,14 @@ def main():
     roll_back_transactions_like_dynamodb()
     keep_sqs_requests_independent_of_the_backlog()
     cache_what_moto_recomputes_per_request()
+    send_without_counting_the_queue()
+    serialize_dynamodb_results_directly()
+    keep_connections_alive()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(
         host,
         port,
-        RequestCounter(FaultInjector(SerialDynamoDb(app))),
+        WholeBodies(RequestCounter(FaultInjector(SerialDynamoDb(app)))),
         threaded=True,
         request_handler=QuietRequestHandler,
     )

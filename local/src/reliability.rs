@@ -756,7 +756,15 @@ pub async fn fuzz_api(
     let workdir = root.join("target/schemathesis");
     std::fs::create_dir_all(&workdir)
         .map_err(|e| RunError::Other(format!("creating {}: {e}", workdir.display())))?;
-    let output = tokio::process::Command::new(fuzzer)
+    // A relative path (the Makefile passes .venv/…) means relative to where we started,
+    // not to the fuzzer's working directory; a bare name is looked up on PATH.
+    let program = if fuzzer.contains('/') {
+        std::path::absolute(fuzzer)
+            .map_err(|e| RunError::Other(format!("cannot resolve {fuzzer}: {e}")))?
+    } else {
+        std::path::PathBuf::from(fuzzer)
+    };
+    let output = tokio::process::Command::new(&program)
         .current_dir(&workdir)
         .arg("run")
         .arg(root.join("docs/openapi.yaml"))

@@ -463,3 +463,124 @@ async fn a_message_failing_every_try_lands_in_the_dlq_after_max_receive_count() 
         "maxReceiveCount tries, then the DLQ"
     );
 }
+
+/// The emulator keeps each connection open for the next request, as AWS endpoints do (a
+/// connection per request cost it about a quarter of its CPU under load). A request it
+/// answers without reading the body, as an injected fault does, must leave nothing on
+/// the connection to be taken for the next request.
+#[tokio::test]
+async fn a_connection_carries_request_after_request_even_past_an_injected_fault() {
+    let emulator = Emulator::start().await.unwrap();
+    emulator.faults().make_unavailable(60.0).await.unwrap();
+    let port = emulator.port();
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut connection = tokio::io::BufReader::new(stream);
+
+    let failed = exchange(&mut connection, &list_queues(port, "PaymentFunction")).await;
+    assert_eq!(failed.status, 503, "a function's request meets the outage");
+    let served = exchange(&mut connection, &list_queues(port, "test")).await;
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert!(
+        serde_json::from_str::<Value>(&served.body)
+            .unwrap()
+            .is_object(),
+        "{}",
+        served.body
+    );
+    let again = exchange(&mut connection, &list_queues(port, "test")).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    for answer in [&failed, &served, &again] {
+        assert!(
+            !answer
+                .headers
+                .iter()
+                .any(|(name, value)| name == "connection" && value == "close"),
+            "the connection stays open: {:?}",
+            answer.headers
+        );
+    }
+}
+
+/// An SQS ListQueues, signed (in name only: moto checks no signature) as `caller`. Its
+/// body is one that no layer before moto reads, unlike DynamoDB's (the request counter
+/// sizes those), so the injected fault answers with it still on the connection.
+fn list_queues(port: u16, caller: &str) -> String {
+    let body = r#"{"QueueNamePrefix": "none-"}"#;
+    format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Type: application/x-amz-json-1.0\r\n\
+         X-Amz-Target: AmazonSQS.ListQueues\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={caller}/20261126/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One HTTP/1.1 answer, as read off the connection.
+struct Answer {
+    status: u16,
+    /// Names lowercased.
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// Sends `request` on the open connection and reads exactly one answer (by its
+/// Content-Length, or its chunks), leaving the connection ready for the next.
+async fn exchange(
+    connection: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    request: &str,
+) -> Answer {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    connection
+        .get_mut()
+        .write_all(request.as_bytes())
+        .await
+        .unwrap();
+    let mut line = String::new();
+    connection.read_line(&mut line).await.unwrap();
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_default();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        connection.read_line(&mut line).await.unwrap();
+        let Some((name, value)) = line.trim_end().split_once(':') else {
+            break;
+        };
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let header = |wanted: &str| {
+        headers
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, value)| value.clone())
+    };
+    let mut body = Vec::new();
+    if header("transfer-encoding").as_deref() == Some("chunked") {
+        loop {
+            line.clear();
+            connection.read_line(&mut line).await.unwrap();
+            let size = usize::from_str_radix(line.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2]; // the chunk and its CRLF
+            connection.read_exact(&mut chunk).await.unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        let length = header("content-length").map_or(0, |n| n.parse().unwrap());
+        body.resize(length, 0);
+        connection.read_exact(&mut body).await.unwrap();
+    }
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}

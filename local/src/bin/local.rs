@@ -99,11 +99,24 @@ async fn demo() -> Result<bool, Box<dyn std::error::Error>> {
     Ok(passed)
 }
 
+/// The directory of the running executable: target/<profile>/ when built by cargo.
+fn beside_this_binary() -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().ok_or("the executable has no directory")?;
+    Ok(dir.to_path_buf())
+}
+
 async fn reliability(
     scale: Option<String>,
     only: Option<String>,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let scale: f64 = scale.as_deref().unwrap_or("1.0").parse()?;
+    // The functions built with this binary, in the same profile: `make reliability`
+    // runs target/timing/local, so the pipeline it loads is optimised code, as on Lambda.
+    let options = HostOptions {
+        binaries: beside_this_binary()?,
+        ..HostOptions::default()
+    };
     let mut outcomes = Vec::new();
     let chosen = local::reliability::scenarios(scale)
         .into_iter()
@@ -115,7 +128,7 @@ async fn reliability(
             scenario.load(),
             scenario.faults()
         );
-        let outcome = local::reliability::run(&scenario, &HostOptions::default()).await?;
+        let outcome = local::reliability::run(&scenario, &options).await?;
         for check in &outcome.audit.checks {
             println!(
                 "   {} {}: {}",
@@ -140,8 +153,7 @@ async fn reliability(
         Ok(fuzzer) if only.is_none() => {
             let examples = ((150.0 * scale).round() as u32).max(10);
             println!("== API fuzzing: schemathesis, {examples} examples per operation and phase");
-            let api =
-                local::reliability::fuzz_api(&fuzzer, examples, &HostOptions::default()).await?;
+            let api = local::reliability::fuzz_api(&fuzzer, examples, &options).await?;
             println!(
                 "   {} {} in {:.0} s\n",
                 if api.passed { "ok  " } else { "FAIL" },
@@ -162,9 +174,14 @@ async fn reliability(
         );
     }
     let machine = format!(
-        "{} CPU cores, scale {scale}, {}",
+        "{} CPU cores, scale {scale}, {}, function binaries from {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::env::consts::ARCH
+        std::env::consts::ARCH,
+        options
+            .binaries
+            .strip_prefix(workspace_root())
+            .unwrap_or(&options.binaries)
+            .display()
     );
     if only.is_none() {
         let path = workspace_root().join("docs/reliability.md");
