@@ -65,6 +65,12 @@ class WholeBodies:
         return self.app(environ, start_response)
 
 
+def body_of(environ):
+    """The request's body, as `WholeBodies` read it, without consuming it for the layers
+    after us."""
+    return environ["wsgi.input"].getvalue()
+
+
 class SerialDynamoDb:
     """WSGI middleware: one DynamoDB request at a time, everything else concurrent."""
 
@@ -129,9 +135,7 @@ class RequestCounter:
         their JSON, which is close to DynamoDB's own sizing for small items; updates and
         deletes count one unit, as they do for items under 1 KB. `make bench`'s cost
         model reads these from GET /_local/capacity-units."""
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = body_of(environ)
         try:
             request = json.loads(body or b"{}")
         except ValueError:
@@ -170,11 +174,8 @@ class RequestCounter:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target:
             return target.rsplit(".", 1)[-1]
-        # Query protocol (SNS): the action is in the form body; read it and put it back.
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        for pair in body.split(b"&"):
+        # Query protocol (SNS): the action is in the form body.
+        for pair in body_of(environ).split(b"&"):
             if pair.startswith(b"Action="):
                 return pair[len(b"Action="):].decode("utf-8", "replace")
         return environ.get("REQUEST_METHOD", "unknown")
@@ -268,8 +269,7 @@ class FaultInjector:
 
     def answer(self, environ, start_response):
         if environ.get("REQUEST_METHOD") == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            ask = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            ask = json.loads(body_of(environ) or b"{}")
             now = time.monotonic()
             with self.lock:
                 if "unavailable_seconds" in ask:
