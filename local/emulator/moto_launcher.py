@@ -14,9 +14,13 @@ Why not plain `moto_server`:
 - The reliability runs need AWS to fail on cue: `FaultInjector` makes the functions'
   requests fail for a while (the service "down", or throttling) without touching them.
 - Under load the emulator must not spend its one core on overhead: connections are
-  kept alive (`QuietRequestHandler`), DynamoDB answers skip moto's generic serializer
-  (`serialize_dynamodb_results_directly`) and SQS sends skip counting the queue
-  (`send_without_counting_the_queue`).
+  kept alive (`QuietRequestHandler`), DynamoDB requests skip moto's Flask layer
+  (`DynamoDbWithoutFlask`) and its generic serializer
+  (`serialize_dynamodb_results_directly`), condition expressions are lexed once per
+  text (`lex_each_condition_expression_once`) and SQS sends skip counting the queue
+  (`send_without_counting_the_queue`). The reliability runs also start a second
+  launcher for DynamoDB alone (local/src/emulator.rs), so the emulator can use both
+  cores.
 - When our parent goes away (its end of stdin closes) we exit, so a killed test run never
   leaves an orphan emulator behind.
 """
@@ -554,6 +558,75 @@ def serialize_dynamodb_results_directly():
     BaseResponse.serialized = serialized
 
 
+def lex_each_condition_expression_once():
+    """moto parses every ConditionExpression from its text on every request, twice (once
+    to validate the names and values used, once to evaluate it), and lexing the text
+    was its largest single cost under load. The pipeline sends a handful of distinct
+    expressions with different values, so the lexed tokens (which hold no values: those
+    are bound after lexing) are kept per expression text. The tokens are immutable
+    tuples; each parse gets its own deque of them."""
+    from collections import deque
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lex = ConditionExpressionParser._lex_condition_expression
+
+    @functools.lru_cache(maxsize=256)
+    def lexed(parser_class, expression):
+        parser = parser_class.__new__(parser_class)
+        parser.condition_expression = expression
+        return tuple(lex(parser))
+
+    def lex_condition_expression(self):
+        return deque(lexed(type(self), self.condition_expression))
+
+    ConditionExpressionParser._lex_condition_expression = lex_condition_expression
+
+
+class DynamoDbWithoutFlask:
+    """WSGI application for DynamoDB requests: moto's own DynamoDB handler, called
+    without the Flask application moto wraps around every service.
+
+    For a DynamoDB request Flask only routes to that one handler and copies its answer
+    into a response; that, with moto's service dispatcher in front, was a sixth of the
+    emulator's time under load. The handler gets the same normalised request moto's
+    Flask app gives it, and its (status, headers, body) answer is sent as it is. Every
+    other request (SQS, SNS, Secrets Manager, DynamoDB Streams) goes through moto's
+    dispatcher as before."""
+
+    TARGET_PREFIX = "DynamoDB_20120810."
+
+    def __init__(self, app):
+        from botocore.exceptions import ClientError
+        from moto.core.request import Request
+        from moto.dynamodb.responses import DynamoHandler
+        from moto.moto_api import recorder
+        from werkzeug.wrappers import Response
+
+        class ServerRequest(Request):
+            from_wsgi_server = True
+
+        self.app = app
+        self.handler = DynamoHandler
+        self.request_class = ServerRequest
+        self.response_class = Response
+        self.client_error = ClientError
+        self.recorder = recorder
+
+    def __call__(self, environ, start_response):
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(self.TARGET_PREFIX):
+            return self.app(environ, start_response)
+        request = self.request_class(environ)
+        self.recorder._record_request(request)
+        try:
+            answer = self.handler.dispatch(request, request.raw_url, dict(request.headers))
+        except self.client_error as error:
+            answer = 400, {}, error.response["Error"]["Message"]
+        status, headers, body = answer if len(answer) == 3 else (200, {}, answer)
+        response = self.response_class(response=body, status=status, headers=headers)
+        return response(environ, start_response)
+
+
 class QuietRequestHandler(MotoRequestHandler):
     """moto's request handler, with connections kept alive and no access log.
 
@@ -573,6 +646,19 @@ class QuietRequestHandler(MotoRequestHandler):
 
     def log_request(self, code="-", size="-"):
         pass
+
+    def date_time_string(self, timestamp=None):
+        """The Date header, formatted once a second rather than once a response."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        cached = QuietRequestHandler._date
+        if cached[0] != second:
+            cached = (second, super().date_time_string(second))
+            QuietRequestHandler._date = cached
+        return cached[1]
+
+    _date = (0, "")
 
 
 def keep_connections_alive():
@@ -616,7 +702,8 @@ def main():
     send_without_counting_the_queue()
     serialize_dynamodb_results_directly()
     keep_connections_alive()
-    app = DomainDispatcherApplication(create_backend_app)
+    lex_each_condition_expression_once()
+    app = DynamoDbWithoutFlask(DomainDispatcherApplication(create_backend_app))
     server = make_server(
         host,
         port,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
@@ -43,14 +44,27 @@ pub enum EmulatorError {
     NotReady(String),
 }
 
-/// A running moto server, stopped when dropped.
+/// A running moto server, stopped when dropped: one launcher process, or two when
+/// DynamoDB runs apart (see [`Emulator::start_with_dynamodb_apart`]).
 #[derive(Debug)]
 pub struct Emulator {
+    main: Process,
+    /// DynamoDB and DynamoDB Streams, when they run in a process of their own.
+    dynamodb: Option<Process>,
+}
+
+/// One moto launcher process.
+#[derive(Debug)]
+struct Process {
     port: u16,
     child: Child,
     // The launcher exits when this pipe closes, even if we are killed without a Drop.
     _stdin: Option<ChildStdin>,
 }
+
+/// The services the SDK's own names for which go to the DynamoDB process when it runs
+/// apart: the tables and their streams live in the same moto backend.
+const DYNAMODB_SERVICE_IDS: [&str; 2] = ["DynamoDB", "DynamoDB Streams"];
 
 /// The repository root (the workspace this crate belongs to).
 pub fn workspace_root() -> PathBuf {
@@ -68,8 +82,161 @@ impl Emulator {
 
     /// Starts moto through `local/emulator/moto_launcher.py` with the project's `.venv`
     /// python (or `$MOTO_PYTHON`) on `port` of 127.0.0.1 (0: any free port), and waits
-    /// until it serves.
+    /// until it serves. One process serves every service at one endpoint, which is what
+    /// `make dev`, the demo and the labs show.
     pub async fn start_on(port: u16) -> Result<Emulator, EmulatorError> {
+        Ok(Emulator {
+            main: Process::start_on(port).await?,
+            dynamodb: None,
+        })
+    }
+
+    /// Like [`Emulator::start_on`], with DynamoDB (and its streams) served by a second
+    /// moto process on a free port. moto answers every request under one Python
+    /// interpreter lock, so one process can use one core; under the reliability runs'
+    /// load that core is the bottleneck while the other waits. DynamoDB takes about
+    /// three quarters of the pipeline's requests and nothing in moto ties it to the other
+    /// services (SNS delivers to SQS in-process, so those two stay together). The SDK
+    /// finds the second endpoint as `AWS_ENDPOINT_URL_DYNAMODB`, as it would on AWS with
+    /// a service-specific endpoint.
+    pub async fn start_with_dynamodb_apart(port: u16) -> Result<Emulator, EmulatorError> {
+        let (main, dynamodb) = tokio::try_join!(Process::start_on(port), Process::start_on(0))?;
+        Ok(Emulator {
+            main,
+            dynamodb: Some(dynamodb),
+        })
+    }
+
+    fn processes(&self) -> impl Iterator<Item = &Process> {
+        std::iter::once(&self.main).chain(self.dynamodb.as_ref())
+    }
+
+    /// The emulator's process ids, for `make bench`'s CPU accounting and the
+    /// reliability runs' freeze.
+    pub fn pids(&self) -> Vec<u32> {
+        self.processes().filter_map(|p| p.child.id()).collect()
+    }
+
+    /// The emulator's port on 127.0.0.1 (every service but DynamoDB's, when it runs
+    /// apart).
+    pub fn port(&self) -> u16 {
+        self.main.port
+    }
+
+    /// The endpoint to give the SDK (`AWS_ENDPOINT_URL`).
+    pub fn endpoint_url(&self) -> String {
+        self.main.endpoint_url()
+    }
+
+    /// DynamoDB's own endpoint, when it runs apart (`AWS_ENDPOINT_URL_DYNAMODB`).
+    pub fn dynamodb_endpoint_url(&self) -> Option<String> {
+        self.dynamodb.as_ref().map(Process::endpoint_url)
+    }
+
+    /// The environment that points a function's SDK at the emulator.
+    pub fn endpoint_env(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::from([("AWS_ENDPOINT_URL".to_owned(), self.endpoint_url())]);
+        if let Some(url) = self.dynamodb_endpoint_url() {
+            env.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), url.clone());
+            env.insert("AWS_ENDPOINT_URL_DYNAMODB_STREAMS".into(), url);
+        }
+        env
+    }
+
+    /// Every AWS request the emulator has served, per caller (locally each function signs
+    /// with its logical id as access key id) and operation (`dynamodb.PutItem`), since it
+    /// started or since [`Emulator::reset_request_counts`].
+    pub async fn request_counts(&self) -> Result<RequestCounts, String> {
+        let mut counts = RequestCounts::new();
+        for process in self.processes() {
+            let url = format!("{}/_local/requests", process.endpoint_url());
+            let theirs: RequestCounts = get_json(&url).await?;
+            for (caller, operations) in theirs {
+                let mine = counts.entry(caller).or_default();
+                for (operation, n) in operations {
+                    *mine.entry(operation).or_default() += n;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The DynamoDB capacity units each caller's requests would consume on demand on
+    /// AWS (`{"read": …, "write": …}`), since the counts were last reset: the cost
+    /// model's DynamoDB input.
+    pub async fn capacity_units(&self) -> Result<CapacityUnits, String> {
+        let mut units = CapacityUnits::new();
+        for process in self.processes() {
+            let url = format!("{}/_local/capacity-units", process.endpoint_url());
+            let theirs: CapacityUnits = get_json(&url).await?;
+            for (caller, kinds) in theirs {
+                let mine = units.entry(caller).or_default();
+                for (kind, n) in kinds {
+                    *mine.entry(kind).or_default() += n;
+                }
+            }
+        }
+        Ok(units)
+    }
+
+    /// Starts counting requests (and capacity units) from zero.
+    pub async fn reset_request_counts(&self) -> Result<(), String> {
+        for process in self.processes() {
+            let url = format!("{}/_local/requests", process.endpoint_url());
+            crate::http_client::send(http::Method::DELETE, &url, &[], None).await?;
+        }
+        Ok(())
+    }
+
+    /// The emulator's fault injection, for the reliability runs.
+    pub fn faults(&self) -> FaultClient {
+        FaultClient {
+            urls: self
+                .processes()
+                .map(|p| format!("{}/_local/faults", p.endpoint_url()))
+                .collect(),
+        }
+    }
+
+    /// SDK configuration for the emulator: its endpoints, the local region and dummy
+    /// credentials (moto accepts any).
+    pub fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_signed_as("test")
+    }
+
+    /// [`Emulator::sdk_config`], signing with `access_key_id` (see
+    /// [`sdk_config_signed_as`]).
+    pub fn sdk_config_signed_as(&self, access_key_id: &str) -> SdkConfig {
+        let mut builder = config_builder(&self.endpoint_url(), access_key_id);
+        if let Some(url) = self.dynamodb_endpoint_url() {
+            builder.set_service_config(Some(DynamoDbApart { url }));
+        }
+        builder.build()
+    }
+}
+
+/// Answers the SDK's per-service endpoint lookup (what `AWS_ENDPOINT_URL_DYNAMODB` does
+/// for a function) for DynamoDB and its streams; every other service takes the
+/// configuration's general endpoint.
+#[derive(Debug)]
+struct DynamoDbApart {
+    url: String,
+}
+
+impl LoadServiceConfig for DynamoDbApart {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        (key.env() == "AWS_ENDPOINT_URL" && DYNAMODB_SERVICE_IDS.contains(&key.service_id()))
+            .then(|| self.url.clone())
+    }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, String> {
+    let response = crate::http_client::send(http::Method::GET, url, &[], None).await?;
+    serde_json::from_str(&response.body).map_err(|e| format!("{e}: {}", response.body))
+}
+
+impl Process {
+    async fn start_on(port: u16) -> Result<Process, EmulatorError> {
         let root = workspace_root();
         let python = std::env::var("MOTO_PYTHON")
             .unwrap_or_else(|_| root.join(".venv/bin/python").to_string_lossy().into_owned());
@@ -114,7 +281,7 @@ impl Emulator {
                         }
                     });
                 }
-                Ok(Emulator {
+                Ok(Process {
                     port,
                     child,
                     _stdin: stdin,
@@ -135,56 +302,8 @@ impl Emulator {
         }
     }
 
-    /// The emulator's process id, for `make bench`'s CPU accounting.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// The emulator's port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The endpoint to give the SDK (`AWS_ENDPOINT_URL`).
-    pub fn endpoint_url(&self) -> String {
+    fn endpoint_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every AWS request the emulator has served, per caller (locally each function signs
-    /// with its logical id as access key id) and operation (`dynamodb.PutItem`), since it
-    /// started or since [`Emulator::reset_request_counts`].
-    pub async fn request_counts(&self) -> Result<RequestCounts, String> {
-        let url = format!("{}/_local/requests", self.endpoint_url());
-        let response = crate::http_client::send(http::Method::GET, &url, &[], None).await?;
-        serde_json::from_str(&response.body).map_err(|e| format!("{e}: {}", response.body))
-    }
-
-    /// The DynamoDB capacity units each caller's requests would consume on demand on
-    /// AWS (`{"read": …, "write": …}`), since the counts were last reset: the cost
-    /// model's DynamoDB input.
-    pub async fn capacity_units(&self) -> Result<CapacityUnits, String> {
-        let url = format!("{}/_local/capacity-units", self.endpoint_url());
-        let response = crate::http_client::send(http::Method::GET, &url, &[], None).await?;
-        serde_json::from_str(&response.body).map_err(|e| format!("{e}: {}", response.body))
-    }
-
-    /// Starts counting requests (and capacity units) from zero.
-    pub async fn reset_request_counts(&self) -> Result<(), String> {
-        let url = format!("{}/_local/requests", self.endpoint_url());
-        crate::http_client::send(http::Method::DELETE, &url, &[], None)
-            .await
-            .map(|_| ())
-    }
-
-    /// The emulator's fault injection, for the reliability runs.
-    pub fn faults(&self) -> FaultClient {
-        FaultClient::new(&self.endpoint_url())
-    }
-
-    /// SDK configuration for the emulator: its endpoint, the local region and dummy
-    /// credentials (moto accepts any).
-    pub fn sdk_config(&self) -> SdkConfig {
-        sdk_config_for(&self.endpoint_url())
     }
 }
 
@@ -197,6 +316,10 @@ pub fn sdk_config_for(endpoint_url: &str) -> SdkConfig {
 /// emulator counts requests per access key, so a caller that must not be mistaken for the
 /// host's pollers (`test`) or a function signs with its own.
 pub fn sdk_config_signed_as(endpoint_url: &str, access_key_id: &str) -> SdkConfig {
+    config_builder(endpoint_url, access_key_id).build()
+}
+
+fn config_builder(endpoint_url: &str, access_key_id: &str) -> aws_types::sdk_config::Builder {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
@@ -209,7 +332,6 @@ pub fn sdk_config_signed_as(endpoint_url: &str, access_key_id: &str) -> SdkConfi
             None,
             "local",
         )))
-        .build()
 }
 
 /// The emulator process frozen with SIGSTOP: every connection to it, the functions', the
@@ -219,20 +341,27 @@ pub fn sdk_config_signed_as(endpoint_url: &str, access_key_id: &str) -> SdkConfi
 /// return or a panic never leaves the emulator frozen.
 #[derive(Debug)]
 pub struct Frozen {
-    pid: u32,
+    pids: Vec<u32>,
 }
 
 impl Frozen {
-    /// Sends SIGSTOP to the emulator process `pid` (from [`Emulator::pid`]).
-    pub fn freeze(pid: u32) -> std::io::Result<Self> {
-        crate::signal::send("-STOP", pid)?;
-        Ok(Self { pid })
+    /// Sends SIGSTOP to the emulator's processes `pids` (from [`Emulator::pids`]). If
+    /// one cannot be stopped, those already stopped are resumed.
+    pub fn freeze(pids: &[u32]) -> std::io::Result<Self> {
+        let mut frozen = Self { pids: Vec::new() };
+        for &pid in pids {
+            crate::signal::send("-STOP", pid)?;
+            frozen.pids.push(pid);
+        }
+        Ok(frozen)
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        let _ = crate::signal::send("-CONT", self.pid);
+        for &pid in &self.pids {
+            let _ = crate::signal::send("-CONT", pid);
+        }
     }
 }
 
@@ -240,14 +369,15 @@ impl Drop for Frozen {
 /// and the runs' own checks are never affected): the reliability runs' faults.
 #[derive(Debug, Clone)]
 pub struct FaultClient {
-    url: String,
+    /// Every emulator process's fault endpoint: a fault holds for all of them.
+    urls: Vec<String>,
 }
 
 impl FaultClient {
     /// The fault injection of the emulator at `endpoint_url`.
     pub fn new(endpoint_url: &str) -> Self {
         Self {
-            url: format!("{endpoint_url}/_local/faults"),
+            urls: vec![format!("{endpoint_url}/_local/faults")],
         }
     }
 
@@ -257,7 +387,6 @@ impl FaultClient {
     pub async fn make_unavailable(&self, seconds: f64) -> Result<(), String> {
         self.ask(serde_json::json!({ "unavailable_seconds": seconds }))
             .await
-            .map(|_| ())
     }
 
     /// Makes `rate` (0–1) of every function's AWS requests answer the service's
@@ -265,24 +394,31 @@ impl FaultClient {
     pub async fn throttle(&self, rate: f64, seconds: f64) -> Result<(), String> {
         self.ask(serde_json::json!({ "throttle_rate": rate, "throttle_seconds": seconds }))
             .await
-            .map(|_| ())
     }
 
     /// How many function requests the faults failed so far, by fault (`unavailable`,
     /// `throttled`).
     pub async fn injected(&self) -> Result<BTreeMap<String, u64>, String> {
-        let response = crate::http_client::send(http::Method::GET, &self.url, &[], None).await?;
-        serde_json::from_str(&response.body).map_err(|e| format!("{e}: {}", response.body))
+        let mut injected = BTreeMap::new();
+        for url in &self.urls {
+            let theirs: BTreeMap<String, u64> = get_json(url).await?;
+            for (fault, n) in theirs {
+                *injected.entry(fault).or_default() += n;
+            }
+        }
+        Ok(injected)
     }
 
-    async fn ask(&self, ask: serde_json::Value) -> Result<String, String> {
-        crate::http_client::send(
-            http::Method::POST,
-            &self.url,
-            &[("content-type", "application/json")],
-            Some(ask.to_string()),
-        )
-        .await
-        .map(|response| response.body)
+    async fn ask(&self, ask: serde_json::Value) -> Result<(), String> {
+        for url in &self.urls {
+            crate::http_client::send(
+                http::Method::POST,
+                url,
+                &[("content-type", "application/json")],
+                Some(ask.to_string()),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

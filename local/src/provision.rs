@@ -128,6 +128,19 @@ pub struct QueueMapping {
     pub maximum_concurrency: Option<usize>,
 }
 
+/// Concurrent batches of an SQS mapping without `MaximumConcurrency`. Lambda starts
+/// five and adds more while the backlog grows; locally the start is also the ceiling,
+/// which keeps a laptop responsive and still lets batches overlap as they do on AWS.
+pub const POLLERS_WITHOUT_MAXIMUM: usize = 5;
+
+impl QueueMapping {
+    /// How many batches the host delivers at once: the template's `MaximumConcurrency`,
+    /// or what Lambda starts with.
+    pub fn pollers(&self) -> usize {
+        self.maximum_concurrency.unwrap_or(POLLERS_WITHOUT_MAXIMUM)
+    }
+}
+
 /// An API event: a method and path template routed to a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRoute {

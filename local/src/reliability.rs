@@ -352,6 +352,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
             } else {
                 options.retry_delay
             },
+            dynamodb_apart: true,
             ..options.clone()
         },
         logs.clone(),
@@ -363,7 +364,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
 
     let faults = tokio::spawn(inject(
         host.emulator.faults(),
-        host.emulator.pid(),
+        host.emulator.pids(),
         scenario.faults,
         host.functions().cloned().collect(),
     ));
@@ -505,7 +506,7 @@ struct Injected {
 /// tick from the start, the outage at 3 s, the freeze at 6 s.
 async fn inject(
     emulator: FaultClient,
-    emulator_pid: Option<u32>,
+    emulator_pids: Vec<u32>,
     faults: Faults,
     functions: Vec<crate::host::runtime::FunctionHost>,
 ) -> Injected {
@@ -515,7 +516,7 @@ async fn inject(
     let mut done = Injected::default();
     let mut outage = faults.outage_seconds;
     // Without a process id (the emulator already gone) there is nothing to stop.
-    let mut freeze = faults.freeze_seconds.zip(emulator_pid);
+    let mut freeze = faults.freeze_seconds.filter(|_| !emulator_pids.is_empty());
     let mut round = 0;
     while done.killed < faults.kills || outage.is_some() || freeze.is_some() {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -526,10 +527,10 @@ async fn inject(
             let _ = emulator.make_unavailable(seconds).await;
         }
         if round == 12
-            && let Some((seconds, pid)) = freeze.take()
+            && let Some(seconds) = freeze.take()
         {
             let started = Instant::now();
-            if let Ok(frozen) = crate::emulator::Frozen::freeze(pid) {
+            if let Ok(frozen) = crate::emulator::Frozen::freeze(&emulator_pids) {
                 tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
                 drop(frozen);
                 done.frozen = Some(started.elapsed());

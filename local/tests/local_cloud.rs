@@ -71,6 +71,60 @@ async fn the_repository_template_provisions_twice() {
     );
 }
 
+/// The reliability runs serve DynamoDB from a second emulator process: the whole template
+/// provisions across the two, the tables and their streams live only in the DynamoDB
+/// process, every other service only in the first, and the counts cover both.
+#[tokio::test]
+async fn dynamodb_apart_serves_tables_and_streams_from_a_process_of_its_own() {
+    let emulator = Emulator::start_with_dynamodb_apart(0).await.unwrap();
+    assert_eq!(emulator.pids().len(), 2);
+    let sdk = emulator.sdk_config();
+    let template = Template::load(&Template::workspace_template()).unwrap();
+    let stack = provision(&sdk, &template).await.unwrap();
+    let orders = stack.table_name("OrdersTable").unwrap().to_owned();
+
+    let tables_at = |config: &aws_config::SdkConfig| {
+        let client = aws_sdk_dynamodb::Client::new(config);
+        async move { client.list_tables().send().await.unwrap().table_names }
+    };
+    assert!(tables_at(&sdk).await.unwrap_or_default().contains(&orders));
+    let main_only = local::emulator::sdk_config_for(&emulator.endpoint_url());
+    assert_eq!(
+        tables_at(&main_only).await.unwrap_or_default(),
+        Vec::<String>::new()
+    );
+    let dynamodb_url = emulator.dynamodb_endpoint_url().unwrap();
+    let dynamodb_only = local::emulator::sdk_config_for(&dynamodb_url);
+    assert!(
+        tables_at(&dynamodb_only)
+            .await
+            .unwrap_or_default()
+            .contains(&orders)
+    );
+
+    let stream = aws_sdk_dynamodbstreams::Client::new(&sdk)
+        .describe_stream()
+        .stream_arn(stack.stream_arn("OrdersTable").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(stream.stream_description().is_some());
+    let queues = aws_sdk_sqs::Client::new(&sdk)
+        .list_queues()
+        .send()
+        .await
+        .unwrap();
+    assert!(!queues.queue_urls().is_empty());
+
+    let counts = emulator.request_counts().await.unwrap();
+    let ours = &counts["test"];
+    assert!(ours.contains_key("dynamodb.CreateTable"), "{ours:?}");
+    assert!(ours.contains_key("sqs.CreateQueue"), "{ours:?}");
+    let env = emulator.endpoint_env();
+    assert_eq!(env.get("AWS_ENDPOINT_URL_DYNAMODB"), Some(&dynamodb_url));
+    assert_eq!(env.get("AWS_ENDPOINT_URL"), Some(&emulator.endpoint_url()));
+}
+
 /// A template the project does not have: a new queue with a DLQ, subscribed to a topic
 /// with a filter, consumed by a new function. Nothing in local/ names any of it.
 const FANOUT_TEMPLATE: &str = r#"

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::audit::Stores;
-use crate::emulator::{RequestCounts, sdk_config_signed_as, workspace_root};
+use crate::emulator::{RequestCounts, workspace_root};
 use crate::host::logs::Logs;
 use crate::host::runtime::{FunctionSpec, command};
 use crate::host::{Host, HostError, HostOptions};
@@ -278,7 +278,7 @@ pub async fn start(binaries: &Path) -> Result<(Host, Stores), BenchError> {
         Logs::default(),
     )
     .await?;
-    let sdk = sdk_config_signed_as(&host.emulator.endpoint_url(), "audit");
+    let sdk = host.emulator.sdk_config_signed_as("audit");
     let stores = Stores::watch(&sdk, &host.stack)
         .await
         .map_err(|e| BenchError(e.to_string()))?;

@@ -133,9 +133,10 @@ fn machine_cpu_seconds() -> f64 {
 fn sample(host: &Host) -> CpuSample {
     let emulator = host
         .emulator
-        .pid()
+        .pids()
+        .iter()
         .map(|pid| process_cpu_seconds(&pid.to_string()))
-        .unwrap_or(0.0);
+        .sum();
     CpuSample {
         at: Instant::now(),
         emulator,

@@ -24,7 +24,7 @@ use crate::chaos::Chaos;
 use crate::emulator::{Emulator, EmulatorError, REGION, workspace_root};
 use crate::intrinsics::scalar_text;
 use crate::invoke::Invoke;
-use crate::provision::{ProvisionError, Stack, provision};
+use crate::provision::{ProvisionError, QueueMapping, Stack, provision};
 use crate::queues::QueuePoller;
 use crate::streams::StreamPoller;
 use crate::template::{Template, TemplateError};
@@ -84,6 +84,10 @@ pub struct HostOptions {
     /// the queue's visibility timeout; locally a short delay keeps runs quick, while the
     /// fault runs use a longer one so an outage does not use up `maxReceiveCount`.
     pub retry_delay: Duration,
+    /// DynamoDB served by an emulator process of its own
+    /// ([`Emulator::start_with_dynamodb_apart`]): the reliability runs' load needs both
+    /// cores; `make dev` and the demo keep one endpoint for every service.
+    pub dynamodb_apart: bool,
 }
 
 impl Default for HostOptions {
@@ -97,9 +101,16 @@ impl Default for HostOptions {
             extra_env: BTreeMap::new(),
             chaos: Arc::new(Chaos::default()),
             retry_delay: Duration::from_secs(1),
+            dynamodb_apart: false,
         }
     }
 }
+
+/// Most processes of a function that neither reserves concurrency nor is bounded by its
+/// mappings (the API's functions). Lambda would add environments while requests keep
+/// coming; locally processes start on demand up to this many, enough for the
+/// reliability runs' 32 requests in flight at the emulator's pace.
+pub const MOST_PROCESSES_UNBOUNDED: usize = 8;
 
 /// A running host. Dropping it stops the pollers, the functions and the emulator.
 pub struct Host {
@@ -126,7 +137,11 @@ fn number(value: Option<Value>) -> Option<u64> {
 impl Host {
     /// Starts everything.
     pub async fn start(options: HostOptions, logs: Logs) -> Result<Host, HostError> {
-        let emulator = Emulator::start_on(options.emulator_port).await?;
+        let emulator = if options.dynamodb_apart {
+            Emulator::start_with_dynamodb_apart(options.emulator_port).await?
+        } else {
+            Emulator::start_on(options.emulator_port).await?
+        };
         let sdk = emulator.sdk_config();
         let template = Template::load(&options.template)?;
         let stack = provision(&sdk, &template).await?;
@@ -153,7 +168,7 @@ impl Host {
                 });
             }
             let mut env = stack.function_env(&name)?;
-            env.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint_url());
+            env.extend(emulator.endpoint_env());
             env.insert("AWS_REGION".into(), REGION.into());
             env.insert("AWS_DEFAULT_REGION".into(), REGION.into());
             // Each function signs with its own access key id, its logical id, so the
@@ -175,11 +190,11 @@ impl Host {
             let mapped: usize = queue_mappings
                 .iter()
                 .filter(|m| m.function == name)
-                .map(|m| m.maximum_concurrency.unwrap_or(1))
+                .map(QueueMapping::pollers)
                 .sum();
             let max_processes = reserved
                 .map(|r| r as usize)
-                .unwrap_or_else(|| mapped.max(2));
+                .unwrap_or_else(|| mapped.max(MOST_PROCESSES_UNBOUNDED));
             let spec = FunctionSpec {
                 name: name.clone(),
                 binary,
@@ -223,7 +238,7 @@ impl Host {
             let Some(function) = functions.get(&mapping.function).cloned() else {
                 continue;
             };
-            for _ in 0..mapping.maximum_concurrency.unwrap_or(1) {
+            for _ in 0..mapping.pollers() {
                 let poller = QueuePoller::new(&sdk, mapping.clone())
                     .retry_delay(options.retry_delay)
                     .chaos(options.chaos.clone());
