@@ -145,7 +145,7 @@ dev: venv functions ## Run every function locally (API on 127.0.0.1:3000) with r
 # functions took most of the second core from the emulator and ran about a third slower.
 .PHONY: reliability
 reliability: venv $(SCHEMATHESIS_STAMP) fuzz ## Load, duplicates, faults, hostile input and API fuzzing, each audited; writes docs/reliability.md (SCALE=0.2: 2 000 orders)
-	cargo build --profile timing --locked --bins --workspace --exclude tests
+	cargo build --profile timing --locked --bins --workspace
 	SCHEMATHESIS=$(SCHEMATHESIS_VENV)/bin/st target/timing/local reliability $(or $(SCALE),0.2)
 
 # A benchmark, never a test: not part of `make test`. Two builds, one after the other
@@ -161,7 +161,7 @@ bench: ## Measure init, package size, memory, AWS requests per order, throughput
 	rustup target add aarch64-unknown-linux-gnu
 	cargo fetch --locked
 	$(MAKE) --no-print-directory venv & venv=$$!; \
-	cargo build --profile timing --locked --bins --workspace --exclude tests; \
+	cargo build --profile timing --locked --bins --workspace; \
 	wait $$venv
 	@date +%s > target/bench/timing-built
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked --output-format zip

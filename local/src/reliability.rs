@@ -549,10 +549,10 @@ async fn inject(
     done
 }
 
-/// What the full run (scale 1.0: 10 000 orders in the load scenario) would take at the
-/// rates this run measured, scaling each scenario's wall time by its orders. Empty when
+/// A lower bound on what the full run (scale 1.0: 10 000 orders in the load scenario)
+/// takes: each scenario's wall time scaled by its orders. Empty when
 /// this run was the full one. The emulator sets the pace: moto serves every AWS request
-/// from one Python process, about one core's worth, whatever the functions could do.
+/// from two Python processes, at most a core each, whatever the functions could do.
 fn full_scale(outcomes: &[Outcome]) -> String {
     let full = scenarios(1.0);
     let mut orders = 0;
@@ -571,11 +571,16 @@ fn full_scale(outcomes: &[Outcome]) -> String {
         return String::new();
     }
     format!(
-        "\nAt scale 1.0 (`make reliability SCALE=1`) the scenarios place {orders} orders; at \
-         the rates measured above that takes about {:.0} minutes on this machine, before the \
-         fuzzing. The emulator sets that pace, not the functions: moto serves every AWS \
-         request from one Python process, and every order takes a dozen or more of them \
-         (docs/performance.md counts them). On AWS the same code scales out with the queues.\n",
+        "\nAt scale 1.0 (`make reliability SCALE=1`) the scenarios place {orders} orders; \
+         scaling each run above by its orders gives about {:.0} minutes on this machine, \
+         before the fuzzing. That is a lower bound, not a measurement: a full run builds \
+         backlogs of thousands of messages and tables of tens of thousands of items, and \
+         moto's scans and receives cost more as they grow (README, Reliability). The \
+         emulator sets the pace, not the functions: moto serves every AWS \
+         request from two Python processes (DynamoDB in one, the other services in the \
+         other), one core each at most on two cores shared with the functions, and every \
+         order takes a dozen or more requests (docs/performance.md counts them). On AWS \
+         the same code scales out with the queues.\n",
         seconds / 60.0
     )
 }
