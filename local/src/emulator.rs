@@ -147,36 +147,33 @@ impl Emulator {
     /// with its logical id as access key id) and operation (`dynamodb.PutItem`), since it
     /// started or since [`Emulator::reset_request_counts`].
     pub async fn request_counts(&self) -> Result<RequestCounts, String> {
-        let mut counts = RequestCounts::new();
-        for process in self.processes() {
-            let url = format!("{}/_local/requests", process.endpoint_url());
-            let theirs: RequestCounts = get_json(&url).await?;
-            for (caller, operations) in theirs {
-                let mine = counts.entry(caller).or_default();
-                for (operation, n) in operations {
-                    *mine.entry(operation).or_default() += n;
-                }
-            }
-        }
-        Ok(counts)
+        self.summed("/_local/requests").await
     }
 
     /// The DynamoDB capacity units each caller's requests would consume on demand on
     /// AWS (`{"read": …, "write": …}`), since the counts were last reset: the cost
     /// model's DynamoDB input.
     pub async fn capacity_units(&self) -> Result<CapacityUnits, String> {
-        let mut units = CapacityUnits::new();
+        self.summed("/_local/capacity-units").await
+    }
+
+    /// A per-caller tally at `path`, added up over the emulator's processes.
+    async fn summed<V>(&self, path: &str) -> Result<BTreeMap<String, BTreeMap<String, V>>, String>
+    where
+        V: serde::de::DeserializeOwned + Default + std::ops::AddAssign,
+    {
+        let mut sum: BTreeMap<String, BTreeMap<String, V>> = BTreeMap::new();
         for process in self.processes() {
-            let url = format!("{}/_local/capacity-units", process.endpoint_url());
-            let theirs: CapacityUnits = get_json(&url).await?;
-            for (caller, kinds) in theirs {
-                let mine = units.entry(caller).or_default();
-                for (kind, n) in kinds {
-                    *mine.entry(kind).or_default() += n;
+            let url = format!("{}{path}", process.endpoint_url());
+            let theirs: BTreeMap<String, BTreeMap<String, V>> = get_json(&url).await?;
+            for (caller, tally) in theirs {
+                let mine = sum.entry(caller).or_default();
+                for (key, n) in tally {
+                    *mine.entry(key).or_default() += n;
                 }
             }
         }
-        Ok(units)
+        Ok(sum)
     }
 
     /// Starts counting requests (and capacity units) from zero.
