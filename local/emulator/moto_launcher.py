@@ -594,7 +594,7 @@ class DynamoDbWithoutFlask:
     other request (SQS, SNS, Secrets Manager, DynamoDB Streams) goes through moto's
     dispatcher as before."""
 
-    TARGET_PREFIX = "DynamoDB_20120810."
+    TARGET_PREFIX = DYNAMODB_TARGET_PREFIXES[0]  # not the streams' prefix
 
     def __init__(self, app):
         from botocore.exceptions import ClientError

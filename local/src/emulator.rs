@@ -62,8 +62,8 @@ struct Process {
     _stdin: Option<ChildStdin>,
 }
 
-/// The services the SDK's own names for which go to the DynamoDB process when it runs
-/// apart: the tables and their streams live in the same moto backend.
+/// The SDK's service ids that go to the DynamoDB process when it runs apart: a table
+/// and its stream live in the same moto backend.
 const DYNAMODB_SERVICE_IDS: [&str; 2] = ["DynamoDB", "DynamoDB Streams"];
 
 /// The repository root (the workspace this crate belongs to).
@@ -362,8 +362,8 @@ impl Drop for Frozen {
     }
 }
 
-/// Asks the emulator at an endpoint to fail the functions' requests (the host's pollers
-/// and the runs' own checks are never affected): the reliability runs' faults.
+/// Asks the emulator (each of its processes) to fail the functions' requests (the host's
+/// pollers and the runs' own checks are never affected): the reliability runs' faults.
 #[derive(Debug, Clone)]
 pub struct FaultClient {
     /// Every emulator process's fault endpoint: a fault holds for all of them.
@@ -371,13 +371,6 @@ pub struct FaultClient {
 }
 
 impl FaultClient {
-    /// The fault injection of the emulator at `endpoint_url`.
-    pub fn new(endpoint_url: &str) -> Self {
-        Self {
-            urls: vec![format!("{endpoint_url}/_local/faults")],
-        }
-    }
-
     /// Makes every function's AWS requests answer 503 Service Unavailable for `seconds`,
     /// as if the services were down. The emulator's state survives, as AWS's would;
     /// stopping moto itself would lose it, which no real outage does.
