@@ -10,11 +10,14 @@ Why not plain `moto_server`:
 - A cancelled DynamoDB transaction must leave no trace, in the table or in its stream,
   and must not cost more as tables grow: see `roll_back_transactions_like_dynamodb`.
 - An SQS receive or delete must not cost more as the queue's backlog grows: see
-  `keep_sqs_requests_independent_of_the_backlog`.
+  `keep_sqs_requests_independent_of_the_backlog` and `count_queue_attributes_once`.
+  Reading a table page by page must not cost more for later pages:
+  `scan_pages_from_their_start_key`.
 - The reliability runs need AWS to fail on cue: `FaultInjector` makes the functions'
   requests fail for a while (the service "down", or throttling) without touching them.
 - Under load the emulator must not spend its one core on overhead: connections are
-  kept alive (`QuietRequestHandler`), DynamoDB requests skip moto's Flask layer
+  kept alive (`QuietRequestHandler`), the clock is read cheaply
+  (`read_the_clock_cheaply`), DynamoDB requests skip moto's Flask layer
   (`DynamoDbWithoutFlask`) and its generic serializer
   (`serialize_dynamodb_results_directly`), condition expressions are lexed once per
   text (`lex_each_condition_expression_once`) and SQS sends skip counting the queue
@@ -75,6 +78,34 @@ def body_of(environ):
     return environ["wsgi.input"].getvalue()
 
 
+# DynamoDB operations that never change a table; any other request may.
+DYNAMODB_READS = frozenset(
+    {
+        "BatchGetItem",
+        "DescribeContinuousBackups",
+        "DescribeStream",
+        "DescribeTable",
+        "DescribeTimeToLive",
+        "GetItem",
+        "GetRecords",
+        "GetShardIterator",
+        "ListStreams",
+        "ListTables",
+        "ListTagsOfResource",
+        "Query",
+        "Scan",
+    }
+)
+
+
+class TableWrites:
+    """How many DynamoDB requests that may change a table have been served: a cache of
+    a table's contents is good while this number has not moved. Only read and bumped
+    under `SerialDynamoDb`'s lock."""
+
+    count = 0
+
+
 class SerialDynamoDb:
     """WSGI middleware: one DynamoDB request at a time, everything else concurrent."""
 
@@ -86,6 +117,8 @@ class SerialDynamoDb:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(DYNAMODB_TARGET_PREFIXES):
             with self.lock:
+                if target.partition(".")[2] not in DYNAMODB_READS:
+                    TableWrites.count += 1
                 # Materialise the body inside the lock: the work happens while iterating.
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)
@@ -368,6 +401,186 @@ def roll_back_transactions_like_dynamodb():
             raise
 
     DynamoDBBackend.transact_write_items = transact_write_items
+
+
+def read_the_clock_cheaply():
+    """moto reads "now" by building two datetimes and subtracting them, and SQS does it
+    once per message per scan (is it visible? delayed?). With thousands of messages
+    queued that was most of the emulator's time: a single GetQueueAttributes took tens
+    of milliseconds. `time.time()` is the same instant, read in well under a
+    microsecond; a call with an explicit datetime still goes to moto's own code.
+    """
+    import moto.core.utils as utils
+
+    original_unix_time = utils.unix_time
+    original_unix_time_millis = utils.unix_time_millis
+
+    def unix_time(dt=None):
+        return time.time() if dt is None else original_unix_time(dt)
+
+    def unix_time_millis(dt=None):
+        return time.time() * 1000.0 if dt is None else original_unix_time_millis(dt)
+
+    # Modules that imported the originals by name before this ran get the new ones too.
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("moto"):
+            for name, replacement in (
+                ("unix_time", unix_time),
+                ("unix_time_millis", unix_time_millis),
+            ):
+                original = getattr(utils, name)
+                if getattr(module, name, None) is original:
+                    setattr(module, name, replacement)
+
+
+def count_queue_attributes_once():
+    """GetQueueAttributes for two names made moto build the queue's whole attribute map
+    six times, and each build counts the queue three times over. The map is now built
+    once per request and each count takes one pass with one clock reading, so the
+    audit's polling of queue depths no longer competes with the pipeline it waits for.
+    The answer is the same map, filtered the same way.
+    """
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue, SQSBackend
+
+    original_get_queue_attributes = SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self, queue_name, attribute_names):
+        queue = self.get_queue(queue_name)
+        valid = {"All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES}
+        valid.update(queue.KMS_ATTRIBUTES)
+        plain = attribute_names and all(
+            name in valid and name != "All" for name in attribute_names
+        )
+        if not plain:
+            # "All", no names or a wrong one: moto answers (or refuses) as it always did.
+            return original_get_queue_attributes(self, queue_name, attribute_names)
+        attributes = queue.attributes
+        return {
+            name: attributes[name]
+            for name in attribute_names
+            if attributes.get(name) is not None
+        }
+
+    def delayed(self):
+        now = unix_time_millis()
+        return sum(1 for message in self._messages if now < message.delayed_until)
+
+    def not_visible(self):
+        now = unix_time_millis()
+        return sum(1 for message in self._messages if not now > message.visible_at)
+
+    SQSBackend.get_queue_attributes = get_queue_attributes
+    Queue.approximate_number_of_messages_delayed = property(delayed)
+    Queue.approximate_number_of_messages_not_visible = property(not_visible)
+
+
+def scan_pages_from_their_start_key():
+    """A Scan page costs the same whichever page it is, and a table is sorted once for a
+    whole scan instead of once per page.
+
+    moto answers every page by sorting the whole table and then walking it from the
+    first item to the page's ExclusiveStartKey, comparing keys as it goes: reading a
+    table of n items in pages costs n^2/page-size key comparisons. The audit reads
+    tables of tens of thousands of items, and at 10 000 orders that took longer than
+    the pipeline itself. Here the sorted items (and their keys) are kept until a
+    DynamoDB request that may write arrives (`TableWrites`), the start key is found by
+    binary search, and moto's own scan runs over the items after it. Same items, same
+    order, same pages, same LastEvaluatedKey.
+
+    Within such a scan two more costs go: each item's size (moto computes it twice per
+    item, walking every attribute) is kept with the sorted items, and the items are
+    not deep-copied for the answer, which is only serialised, under the same lock.
+    """
+    import bisect
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import Table
+
+    original_scan = Table.scan
+    original_all_items = Table.all_items
+    original_size = Item.size
+    original_item_deepcopy = Item.__deepcopy__
+    sorted_tables = {}  # id(table) -> (writes, table, items, keys, sizes by id(item))
+    remaining = threading.local()
+
+    def sort_key(item):
+        # The order moto's all_items sorts by.
+        return (item.hash_key, item.range_key) if item.range_key else item.hash_key
+
+    def sorted_items(table):
+        entry = sorted_tables.get(id(table))
+        if entry is None or entry[0] != TableWrites.count or entry[1] is not table:
+            items = original_all_items(table)
+            keys = [sort_key(item) for item in items]
+            entry = (TableWrites.count, table, items, keys, {})
+            sorted_tables[id(table)] = entry
+        return entry[2], entry[3], entry[4]
+
+    def start_key(table, exclusive_start_key):
+        hash_value = DynamoType(exclusive_start_key[table.hash_key_attr])
+        if table.range_key_attr:
+            return (hash_value, DynamoType(exclusive_start_key[table.range_key_attr]))
+        return hash_value
+
+    def all_items(self):
+        scanning = getattr(remaining, "items", None)
+        if scanning is not None and scanning[0] is self:
+            return scanning[1]
+        return original_all_items(self)
+
+    def size(self):
+        scanning = getattr(remaining, "items", None)
+        if scanning is None:
+            return original_size(self)
+        # The cached items stay referenced by the cache, so their ids stay theirs.
+        sizes = scanning[2]
+        known = sizes.get(id(self))
+        if known is None:
+            known = sizes[id(self)] = original_size(self)
+        return known
+
+    def item_deepcopy(self, memo):
+        if getattr(remaining, "items", None) is not None and not memo:
+            return self  # a Scan's page, about to be serialised and dropped
+        return original_item_deepcopy(self, memo)
+
+    def scan(
+        self,
+        filters,
+        limit,
+        exclusive_start_key,
+        filter_expression=None,
+        index_name=None,
+        consistent_read=False,
+        projection_expression=None,
+        segments=(None, None),
+    ):
+        arguments = (filters, limit)
+        rest = (filter_expression, index_name, consistent_read, projection_expression)
+        key_names = [self.hash_key_attr, self.range_key_attr or self.hash_key_attr]
+        usable_start = exclusive_start_key is None or all(
+            name in exclusive_start_key for name in key_names
+        )
+        if index_name or not usable_start:
+            # An index, or a start key without the table's keys: moto's own way.
+            return original_scan(
+                self, *arguments, exclusive_start_key, *rest, segments=segments
+            )
+        items, keys, sizes = sorted_items(self)
+        start = 0
+        if exclusive_start_key:
+            start = bisect.bisect_right(keys, start_key(self, exclusive_start_key))
+        remaining.items = (self, items[start:], sizes)
+        try:
+            return original_scan(self, *arguments, None, *rest, segments=segments)
+        finally:
+            remaining.items = None
+
+    Table.all_items = all_items
+    Table.scan = scan
+    Item.size = size
+    Item.__deepcopy__ = item_deepcopy
 
 
 def keep_sqs_requests_independent_of_the_backlog():
@@ -696,7 +909,10 @@ def exit_when_parent_goes_away():
 def main():
     host = os.environ.get("MOTO_HOST", "127.0.0.1")
     port = int(os.environ.get("MOTO_PORT", "0"))
+    read_the_clock_cheaply()
     roll_back_transactions_like_dynamodb()
+    count_queue_attributes_once()
+    scan_pages_from_their_start_key()
     keep_sqs_requests_independent_of_the_backlog()
     cache_what_moto_recomputes_per_request()
     send_without_counting_the_queue()

@@ -7,6 +7,9 @@ use std::pin::Pin;
 
 use serde_json::Value;
 
+/// Lambda's `errorType` for an invocation stopped at its timeout.
+pub const TIMED_OUT: &str = "Sandbox.Timedout";
+
 /// The function reported an error (Lambda's "Unhandled" function error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error_type}: {message}")]

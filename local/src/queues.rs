@@ -24,12 +24,19 @@ use serde_json::{Map, Value, json};
 
 use crate::chaos::Chaos;
 use crate::emulator::REGION;
-use crate::invoke::Invoke;
+use crate::invoke::{Invoke, TIMED_OUT};
 use crate::provision::QueueMapping;
 
 /// How long an empty receive waits for a message (Lambda waits up to 20 s; locally a short
 /// wait keeps shutdowns quick while still sparing the emulator a stream of empty polls).
 const LONG_POLL_SECONDS: i32 = 2;
+
+/// The shortest wait before retrying the batch of an invocation that timed out. Its
+/// records' idempotency claims stay in progress until a second after its deadline
+/// ([`shared::idempotency::in_progress_window`]); a retry sooner would find them still
+/// held and spend one of the message's `maxReceiveCount` receives on nothing. On AWS
+/// the 60 s visibility timeout covers this by far.
+const RETRY_AFTER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Talking to SQS failed.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +161,12 @@ impl QueuePoller {
             Ok(_) => vec![false; ids.len()],
             Err(_) => vec![true; ids.len()],
         };
+        let retry_delay = match &outcome {
+            Err(error) if error.error_type == TIMED_OUT => {
+                self.retry_delay.max(RETRY_AFTER_TIMEOUT)
+            }
+            _ => self.retry_delay,
+        };
         let mut report = QueueReport {
             delivered: messages.len(),
             ..QueueReport::default()
@@ -169,7 +182,7 @@ impl QueuePoller {
                     .change_message_visibility()
                     .queue_url(&self.mapping.queue_url)
                     .receipt_handle(handle)
-                    .visibility_timeout(i32::try_from(self.retry_delay.as_secs()).unwrap_or(0))
+                    .visibility_timeout(i32::try_from(retry_delay.as_secs()).unwrap_or(0))
                     .send()
                     .await
                     .map_err(aws("ChangeMessageVisibility"))?;

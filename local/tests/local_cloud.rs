@@ -638,3 +638,206 @@ async fn exchange(
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
+
+/// Reads a whole table with Scan, page by page, as the audit does.
+async fn scan_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .limit(7)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items() {
+            let text = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(s)) => s.clone(),
+                Some(AttributeValue::N(n)) => n.clone(),
+                _ => String::new(),
+            };
+            keys.push(format!("{}/{}", text("pk"), text("sk")));
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return keys;
+        }
+    }
+}
+
+/// The emulator sorts a table once per scan rather than once per page, and finds each
+/// page's start by its key (moto_launcher.py, `scan_pages_from_their_start_key`). What a
+/// reader sees must not change: every item once, in key order, and a write between two
+/// scans seen by the second.
+#[tokio::test]
+async fn a_table_read_in_pages_gives_every_item_once_in_key_order_and_sees_later_writes() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let emulator = Emulator::start().await.unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config());
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    dynamodb
+        .create_table()
+        .table_name("Pages")
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let put = |i: usize| {
+        dynamodb
+            .put_item()
+            .table_name("Pages")
+            .item("pk", AttributeValue::S(format!("p{}", i % 13)))
+            .item("sk", AttributeValue::S(format!("s{i:03}")))
+            .send()
+    };
+    for i in 0..120 {
+        put(i).await.unwrap();
+    }
+    let mut expected: Vec<String> = (0..120).map(|i| format!("p{}/s{i:03}", i % 13)).collect();
+    expected.sort();
+    assert_eq!(scan_keys(&dynamodb, "Pages").await, expected);
+
+    for i in 120..130 {
+        put(i).await.unwrap();
+        expected.push(format!("p{}/s{i:03}", i % 13));
+    }
+    dynamodb
+        .delete_item()
+        .table_name("Pages")
+        .key("pk", AttributeValue::S("p0".into()))
+        .key("sk", AttributeValue::S("s000".into()))
+        .send()
+        .await
+        .unwrap();
+    expected.retain(|k| k != "p0/s000");
+    expected.sort();
+    assert_eq!(scan_keys(&dynamodb, "Pages").await, expected);
+}
+
+/// A queue's depth, as the audit reads it while it waits for the pipeline to go quiet:
+/// the emulator builds the attributes once per request (`count_queue_attributes_once`).
+#[tokio::test]
+async fn queue_depth_counts_waiting_and_in_flight_messages() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let emulator = Emulator::start().await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&emulator.sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name("Depth")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for i in 0..12 {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(i.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(5)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(received.messages().len(), 5);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(
+        attributes[&QueueAttributeName::ApproximateNumberOfMessages],
+        "7"
+    );
+    assert_eq!(
+        attributes[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
+        "5"
+    );
+    let wrong = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::from("NoSuchAttribute"))
+        .send()
+        .await;
+    assert!(wrong.is_err(), "an unknown attribute name is refused");
+}
+
+/// A batch whose invocation timed out is retried only after the claims that invocation
+/// held have lapsed (a second past its deadline), however short the host's retry delay.
+#[tokio::test]
+async fn a_timed_out_batch_waits_for_its_claims_to_lapse_before_its_retry() {
+    let emulator = Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let stack = provision(&sdk, &Template::parse(FANOUT_TEMPLATE).unwrap())
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = stack.queue_url("ShippingQueue").unwrap().to_owned();
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body("slow")
+        .send()
+        .await
+        .unwrap();
+    let timed_out = from_fn(|_event: Value| async {
+        Err(InvokeError::new(
+            local::invoke::TIMED_OUT,
+            "Task timed out after 10.00 seconds",
+        ))
+    });
+    let poller = local::queues::QueuePoller::new(&sdk, stack.queue_mappings().remove(0))
+        .retry_delay(Duration::ZERO);
+    let deadline = Instant::now() + DEADLINE;
+    let report = loop {
+        let report = poller.poll_once(&timed_out).await.unwrap();
+        if report.delivered > 0 {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "the message never arrived");
+    };
+    assert_eq!(report.failed, 1);
+    let failed_at = Instant::now();
+    let ok = from_fn(|_event: Value| async { Ok(json!({"batchItemFailures": []})) });
+    loop {
+        if poller.poll_once(&ok).await.unwrap().succeeded == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the message never came back");
+    }
+    assert!(
+        failed_at.elapsed() >= Duration::from_millis(1900),
+        "retried after {:?}, while the timed-out invocation's claims could still be held",
+        failed_at.elapsed()
+    );
+}

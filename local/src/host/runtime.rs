@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::logs::Logs;
 use crate::emulator::{ACCOUNT_ID, REGION};
-use crate::invoke::{Invoke, InvokeError, InvokeFuture};
+use crate::invoke::{Invoke, InvokeError, InvokeFuture, TIMED_OUT};
 
 /// What the host needs to run one function.
 #[derive(Debug, Clone)]
@@ -481,7 +481,7 @@ async fn run_once(shared: Arc<Shared>) -> Result<(), String> {
                 let seconds = spec.timeout.as_secs();
                 process.finish(
                     None,
-                    Err(InvokeError::new("Sandbox.Timedout", format!("Task timed out after {seconds}.00 seconds"))),
+                    Err(InvokeError::new(TIMED_OUT, format!("Task timed out after {seconds}.00 seconds"))),
                     "timeout",
                 );
                 break Err(format!("{} timed out after {seconds} s and was stopped", spec.name));
