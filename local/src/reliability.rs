@@ -345,13 +345,13 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
         HostOptions {
             api_port: 0,
             chaos: chaos.clone(),
-            // Under faults, give each retry time for the fault to pass before a message
-            // uses up its maxReceiveCount, as the queue's visibility timeout does on AWS.
-            retry_delay: if faulty {
-                Duration::from_secs(3)
-            } else {
-                options.retry_delay
-            },
+            // A message's five receives must span longer than a claim can be held (the
+            // function's 10 s timeout plus a second), as the 60 s visibility timeout
+            // makes them on AWS: 3 s between tries spans 12 s. With 1 s, a message whose
+            // claim a slow invocation still held used up its receives under load and
+            // reached the DLQ unprocessed. Under faults it also gives each outage time
+            // to pass.
+            retry_delay: options.retry_delay.max(Duration::from_secs(3)),
             dynamodb_apart: true,
             ..options.clone()
         },

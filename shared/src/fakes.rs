@@ -61,8 +61,8 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
                 records.insert(record.key.clone(), record.clone());
                 Ok(())
             }
-            _ => Err(StoreError::Permanent(format!(
-                "idempotency key {} is no longer ours to complete",
+            _ => Err(StoreError::Transient(format!(
+                "idempotency key {} was claimed again after our claim lapsed; a retry will find what that claimant stores",
                 record.key
             ))),
         }

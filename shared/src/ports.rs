@@ -180,7 +180,11 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Replaces an in-progress record with its completed form, only if it is still ours
-    /// (same key, still in progress with the same payload hash).
+    /// (same key, still in progress with the same payload hash). When it is not, our
+    /// claim lapsed (a slow or stopped invocation) and another invocation took the key:
+    /// that is a transient error, because the message's retry replays whatever the other
+    /// claimant completes, or runs again if it gave the key up. A permanent error here
+    /// would send to the DLQ a message whose work was done.
     fn complete(
         &self,
         record: &IdempotencyRecord,

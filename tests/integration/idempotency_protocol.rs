@@ -103,3 +103,46 @@ async fn concurrent_claims_acquire_once() {
         .count();
     assert_eq!(acquired, 1, "{claims:?}");
 }
+
+/// A holder whose claim lapsed (it ran past its deadline, or its last request reached
+/// DynamoDB after it was stopped) finds the key completed by the invocation that took it
+/// over. Completing must then fail as *transient*: the message is retried and its retry
+/// replays the result, instead of going to the DLQ as if its work had not been done.
+#[tokio::test]
+async fn completing_a_lapsed_claim_taken_over_is_a_transient_failure_that_a_retry_replays() {
+    let h = Harness::start().await;
+    let p = protocol(&h);
+    let key = format!("test#{}", new_key());
+    let then_ms = Utc::now().timestamp_millis() - 120_000;
+    let Claim::Acquired(lapsed) = p
+        .claim(&key, "h1", Some(then_ms + 3_000), then_ms)
+        .await
+        .unwrap()
+    else {
+        panic!("acquired");
+    };
+    let now_ms = Utc::now().timestamp_millis();
+    let Claim::Acquired(taken_over) = p
+        .claim(&key, "h1", Some(now_ms + 5_000), now_ms)
+        .await
+        .unwrap()
+    else {
+        panic!("a lapsed claim is taken over");
+    };
+    p.complete(&taken_over, "{\"charge\":\"ch_2\"}".into(), now_ms / 1000)
+        .await
+        .unwrap();
+
+    let late = p
+        .complete(&lapsed, "{\"charge\":\"ch_1\"}".into(), now_ms / 1000)
+        .await
+        .unwrap_err();
+    assert!(late.is_transient(), "{late}");
+    assert_eq!(
+        p.claim(&key, "h1", Some(now_ms + 5_000), now_ms)
+            .await
+            .unwrap(),
+        Claim::Replay("{\"charge\":\"ch_2\"}".into()),
+        "the retry replays what the new holder stored"
+    );
+}

@@ -131,8 +131,8 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::Permanent(format!(
-                    "idempotency key {} is no longer ours to complete",
+                Err(StoreError::Transient(format!(
+                    "idempotency key {} was claimed again after our claim lapsed; a retry will find what that claimant stores",
                     record.key
                 )))
             }
