@@ -144,9 +144,9 @@ dev: venv functions ## Run every function locally (API on 127.0.0.1:3000) with r
 # profile that `make bench` builds too (one build serves both). Debug builds of the
 # functions took most of the second core from the emulator and ran about a third slower.
 .PHONY: reliability
-reliability: venv $(SCHEMATHESIS_STAMP) fuzz ## Load, duplicates, faults, hostile input and API fuzzing, each audited; writes docs/reliability.md (SCALE=0.2: 2 000 orders)
+reliability: venv $(SCHEMATHESIS_STAMP) fuzz ## Load (10 000 orders), duplicates, faults, hostile input and API fuzzing, each audited; writes docs/reliability.md (SCALE=0.2 for a 2 000-order try)
 	cargo build --profile timing --locked --bins --workspace
-	SCHEMATHESIS=$(SCHEMATHESIS_VENV)/bin/st target/timing/local reliability $(or $(SCALE),0.2)
+	SCHEMATHESIS=$(SCHEMATHESIS_VENV)/bin/st target/timing/local reliability $(or $(SCALE),1)
 
 # A benchmark, never a test: not part of `make test`. Two builds, one after the other
 # (side by side they were slower on 2 cores): for this machine, the functions, the

@@ -796,6 +796,70 @@ def lex_each_condition_expression_once():
     ConditionExpressionParser._lex_condition_expression = lex_condition_expression
 
 
+def parse_each_update_expression_once():
+    """moto parses every UpdateExpression from its text two or three times per request,
+    and each validation deep-copies the parsed tree with copy.deepcopy, whose generic
+    reconstruction was an eighth of the DynamoDB process under load. The pipeline sends
+    a handful of distinct update expressions, so each text is parsed once and every
+    caller gets its own copy, made by `clone_tree`, which knows the tree's shape: nodes
+    hold only `type`, `children` and `parent`. Anything else goes to copy.deepcopy."""
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import Node
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    real_deepcopy = copy.deepcopy
+    plain = (str, int, bool, float, type(None))
+
+    class Unusual(Exception):
+        """A tree clone_tree does not know how to copy exactly."""
+
+    def clone(node, memo):
+        if id(node) in memo:
+            return memo[id(node)]
+        new = object.__new__(type(node))
+        memo[id(node)] = new
+        for key, value in node.__dict__.items():
+            if key == "parent":
+                if value is not None and id(value) not in memo:
+                    raise Unusual
+                copied = None if value is None else memo[id(value)]
+            elif key == "children" and type(value) is list:
+                copied = [
+                    clone(child, memo)
+                    if isinstance(child, Node)
+                    else child
+                    if type(child) in plain
+                    else real_deepcopy(child)
+                    for child in value
+                ]
+            elif type(value) in plain:
+                copied = value
+            else:
+                raise Unusual
+            new.__dict__[key] = copied
+        return new
+
+    def clone_tree(value, memo=None):
+        if memo is None and isinstance(value, Node) and value.parent is None:
+            try:
+                return clone(value, {})
+            except Unusual:
+                pass
+        return real_deepcopy(value, memo)
+
+    make = UpdateExpressionParser.make.__func__
+
+    @functools.lru_cache(maxsize=256)
+    def parsed(parser_class, expression):
+        return make(parser_class, expression)
+
+    def make_once(cls, expression):
+        return clone_tree(parsed(cls, expression))
+
+    validators.deepcopy = clone_tree
+    UpdateExpressionParser.make = classmethod(make_once)
+
+
 class DynamoDbWithoutFlask:
     """WSGI application for DynamoDB requests: moto's own DynamoDB handler, called
     without the Flask application moto wraps around every service.
@@ -850,7 +914,16 @@ class QuietRequestHandler(MotoRequestHandler):
     because it cannot tell an unread body from the next request; `WholeBodies` reads
     every body first, and `keep_connections_alive` turns off werkzeug's read-ahead
     that would otherwise swallow the next request. No access-log line either: at
-    hundreds of requests a second, writing them costs more than some requests."""
+    hundreds of requests a second, writing them costs more than some requests.
+
+    Nagle's algorithm is off (TCP_NODELAY), as on any request/response server: werkzeug
+    writes a response's headers and its body separately, so with Nagle on the body
+    waited for the client to acknowledge the headers, and the client delays that
+    acknowledgement by up to 40 ms hoping to piggyback it on data. On a kept-alive
+    connection every AWS call took about 44 ms on an idle emulator; with it off, under
+    a millisecond."""
+
+    disable_nagle_algorithm = True
 
     def send_header(self, keyword, value):
         if keyword.lower() == "connection" and value.lower() == "close":
@@ -919,6 +992,7 @@ def main():
     serialize_dynamodb_results_directly()
     keep_connections_alive()
     lex_each_condition_expression_once()
+    parse_each_update_expression_once()
     app = DynamoDbWithoutFlask(DomainDispatcherApplication(create_backend_app))
     server = make_server(
         host,

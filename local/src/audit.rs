@@ -77,6 +77,9 @@ pub struct Audit {
     /// From the first order's acceptance to the last final state, in milliseconds: the
     /// time the pipeline was busy with the run's orders.
     pub busy_ms: i64,
+    /// The accepted orders that are missing or not final: what a failed run's trace
+    /// follows through the logs.
+    pub unfinished: Vec<String>,
 }
 
 impl Audit {
@@ -375,6 +378,16 @@ impl Stores {
             .iter()
             .filter(|o| !is_final(o.status))
             .map(|o| format!("{} {}", o.order_id, o.status.as_str()))
+            .collect();
+        audit.unfinished = missing
+            .iter()
+            .map(|id| (*id).clone())
+            .chain(
+                accepted
+                    .iter()
+                    .filter(|o| !is_final(o.status))
+                    .map(|o| o.order_id.to_string()),
+            )
             .collect();
         audit.checks.push(Check {
             invariant: "every accepted order is in a final state",

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::audit::{Audit, AuditError, Check, Expected, Stores};
 use crate::chaos::{Chaos, DeliveryChaos};
 use crate::emulator::FaultClient;
-use crate::host::logs::Logs;
+use crate::host::logs::{LogLine, Logs, readable};
 use crate::host::{Host, HostError, HostOptions};
 use crate::http_client::Http;
 
@@ -162,6 +162,9 @@ pub struct Outcome {
     pub wall: Duration,
     /// The audit.
     pub audit: Audit,
+    /// Every log line about the orders the audit found unfinished (and about the events
+    /// those lines name), readable: where to start when an order got stuck.
+    pub unfinished_trace: Vec<String>,
 }
 
 /// The scenarios of `make reliability`, at `scale` (1.0 = the full run: 10 000 orders
@@ -448,9 +451,44 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
         p99_ms,
         invocations: invocations(&logs),
         wall: started.elapsed(),
+        unfinished_trace: trace(&logs, &audit.unfinished),
         audit,
         scenario: scenario.clone(),
     })
+}
+
+/// The log lines that mention any of `order_ids`, or any event id or message id those
+/// lines name, in the order the host received them. Empty when `order_ids` is.
+fn trace(logs: &Logs, order_ids: &[String]) -> Vec<String> {
+    if order_ids.is_empty() {
+        return Vec::new();
+    }
+    let lines = logs.lines();
+    let mentions = |line: &LogLine, terms: &BTreeSet<String>| {
+        terms.iter().any(|term| line.text.contains(term.as_str()))
+    };
+    let mut terms: BTreeSet<String> = order_ids.iter().cloned().collect();
+    for line in &lines {
+        if !mentions(line, &terms) {
+            continue;
+        }
+        let Some(json) = line.json() else { continue };
+        for field in ["event_id", "message_id"] {
+            for value in [&json[field], &json["span"][field]] {
+                if let Some(id) = value.as_str().filter(|id| !id.is_empty()) {
+                    terms.insert(id.to_owned());
+                }
+            }
+        }
+    }
+    lines
+        .iter()
+        .filter(|line| mentions(line, &terms))
+        .map(|line| {
+            let at = chrono::DateTime::<chrono::Utc>::from(line.at).format("%H:%M:%S%.3f");
+            format!("{at} {}", readable(line, false))
+        })
+        .collect()
 }
 
 /// Invocations per function and their mean duration, from the `platform.report` lines.
@@ -549,10 +587,10 @@ async fn inject(
     done
 }
 
-/// A lower bound on what the full run (scale 1.0: 10 000 orders in the load scenario)
-/// takes: each scenario's wall time scaled by its orders. Empty when
-/// this run was the full one. The emulator sets the pace: moto serves every AWS request
-/// from two Python processes, at most a core each, whatever the functions could do.
+/// An estimate of what the full run (scale 1.0, the default: 10 000 orders in the load
+/// scenario) takes: each scenario's wall time scaled by its orders. Empty when this run
+/// was the full one. The emulator sets the pace: moto serves every AWS request from two
+/// Python processes, at most a core each, whatever the functions could do.
 fn full_scale(outcomes: &[Outcome]) -> String {
     let full = scenarios(1.0);
     let mut orders = 0;
@@ -571,11 +609,9 @@ fn full_scale(outcomes: &[Outcome]) -> String {
         return String::new();
     }
     format!(
-        "\nAt scale 1.0 (`make reliability SCALE=1`) the scenarios place {orders} orders; \
+        "\nAt scale 1.0 (plain `make reliability`) the scenarios place {orders} orders; \
          scaling each run above by its orders gives about {:.0} minutes on this machine, \
-         before the fuzzing. That is a lower bound, not a measurement: a full run builds \
-         backlogs of thousands of messages and tables of tens of thousands of items, and \
-         moto's scans and receives cost more as they grow (README, Reliability). The \
+         before the fuzzing. That is an estimate: run the full scale to measure it. The \
          emulator sets the pace, not the functions: moto serves every AWS \
          request from two Python processes (DynamoDB in one, the other services in the \
          other), one core each at most on two cores shared with the functions, and every \
@@ -808,4 +844,44 @@ pub async fn fuzz_api(
         },
         wall: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stuck order's trace follows it from the API through the events it caused, by
+    /// the event ids its own lines name, and leaves out every other order.
+    #[test]
+    fn an_unfinished_orders_trace_follows_its_events_and_nothing_else() {
+        let logs = Logs::default();
+        let line = |function: &str, value: Value| logs.push(function, value.to_string());
+        line(
+            "CreateOrderFunction",
+            json!({"level": "INFO", "message": "order placed", "order_id": "ord-stuck", "event_id": "evt-1"}),
+        );
+        line(
+            "CreateOrderFunction",
+            json!({"level": "INFO", "message": "order placed", "order_id": "ord-fine", "event_id": "evt-2"}),
+        );
+        line(
+            "EventRelayFunction",
+            json!({"level": "ERROR", "message": "relaying stream record failed", "event_id": "evt-1"}),
+        );
+        line(
+            "PaymentFunction",
+            json!({"level": "INFO", "message": "payment succeeded", "span": {"event_id": "evt-2"}}),
+        );
+
+        let trace = trace(&logs, &["ord-stuck".to_owned()]);
+
+        assert_eq!(trace.len(), 2, "{trace:#?}");
+        assert!(trace[0].contains("order placed"), "{}", trace[0]);
+        assert!(
+            trace[1].contains("relaying stream record failed"),
+            "{}",
+            trace[1]
+        );
+        assert!(super::trace(&logs, &[]).is_empty());
+    }
 }

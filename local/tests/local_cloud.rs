@@ -640,6 +640,41 @@ async fn exchange(
 }
 
 /// Reads a whole table with Scan, page by page, as the audit does.
+/// Creates an on-demand table keyed by `keys` (the hash key, then the sort key if any),
+/// all strings.
+async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, keys: &[&str]) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let mut create = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (index, key) in keys.iter().enumerate() {
+        let kind = if index == 0 {
+            KeyType::Hash
+        } else {
+            KeyType::Range
+        };
+        create = create
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*key)
+                    .key_type(kind)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    create.send().await.unwrap();
+}
+
 async fn scan_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
     let mut keys = Vec::new();
     let mut start = None;
@@ -673,36 +708,9 @@ async fn scan_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Stri
 /// scans seen by the second.
 #[tokio::test]
 async fn a_table_read_in_pages_gives_every_item_once_in_key_order_and_sees_later_writes() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     let emulator = Emulator::start().await.unwrap();
     let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config());
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    dynamodb
-        .create_table()
-        .table_name("Pages")
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
+    create_table(&dynamodb, "Pages", &["pk", "sk"]).await;
     let put = |i: usize| {
         dynamodb
             .put_item()
@@ -840,4 +848,93 @@ async fn a_timed_out_batch_waits_for_its_claims_to_lapse_before_its_retry() {
         "retried after {:?}, while the timed-out invocation's claims could still be held",
         failed_at.elapsed()
     );
+}
+
+/// The emulator parses each UpdateExpression text once and hands every request its own
+/// copy of the tree (`parse_each_update_expression_once`). Requests sharing a text must
+/// still apply their own values, on their own items, and an invalid one must fail every
+/// time, not only the first.
+#[tokio::test]
+async fn requests_sharing_an_update_expression_each_apply_their_own_values() {
+    let emulator = Emulator::start().await.unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config());
+    create_table(&dynamodb, "Counters", &["pk"]).await;
+    let update = |pk: &str, status: &str, entry: &str| {
+        dynamodb
+            .update_item()
+            .table_name("Counters")
+            .key("pk", AttributeValue::S(pk.into()))
+            .update_expression(
+                "SET #status = :to, history = list_append(if_not_exists(history, :empty), :entry) ADD attempts :one",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", AttributeValue::S(status.into()))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![AttributeValue::S(entry.into())]))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+    };
+    update("a", "PAID", "a1").await.unwrap();
+    update("b", "PAYMENT_FAILED", "b1").await.unwrap();
+    update("a", "CONFIRMED", "a2").await.unwrap();
+
+    let read = |pk: &'static str| {
+        let dynamodb = dynamodb.clone();
+        async move {
+            let item = dynamodb
+                .get_item()
+                .table_name("Counters")
+                .key("pk", AttributeValue::S(pk.into()))
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            let history: Vec<String> = match item.get("history") {
+                Some(AttributeValue::L(entries)) => entries
+                    .iter()
+                    .filter_map(|entry| entry.as_s().ok().cloned())
+                    .collect(),
+                other => panic!("history is {other:?}"),
+            };
+            (
+                item.get("status").and_then(|s| s.as_s().ok()).cloned(),
+                history,
+                item.get("attempts").and_then(|n| n.as_n().ok()).cloned(),
+            )
+        }
+    };
+    assert_eq!(
+        read("a").await,
+        (
+            Some("CONFIRMED".into()),
+            vec!["a1".into(), "a2".into()],
+            Some("2".into())
+        )
+    );
+    assert_eq!(
+        read("b").await,
+        (
+            Some("PAYMENT_FAILED".into()),
+            vec!["b1".into()],
+            Some("1".into())
+        )
+    );
+
+    for _ in 0..2 {
+        let refused = dynamodb
+            .update_item()
+            .table_name("Counters")
+            .key("pk", AttributeValue::S("a".into()))
+            .update_expression("SET attempts = = :to")
+            .expression_attribute_values(":to", AttributeValue::S("PAID".into()))
+            .send()
+            .await;
+        let error = refused.unwrap_err().into_service_error();
+        assert_eq!(
+            error.meta().code(),
+            Some("ValidationException"),
+            "{error:?}"
+        );
+    }
 }

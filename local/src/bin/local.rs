@@ -147,6 +147,16 @@ async fn reliability(
         for (function, (count, mean)) in &outcome.invocations {
             println!("   {function:<28} {count:>6} invocations, mean {mean:>7.1} ms");
         }
+        if !outcome.unfinished_trace.is_empty() {
+            let dir = workspace_root().join("target/reliability");
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join(format!(
+                "{}-unfinished.log",
+                scenario.name.replace(' ', "-")
+            ));
+            std::fs::write(&path, outcome.unfinished_trace.join("\n") + "\n")?;
+            println!("   the unfinished orders' log lines: {}", path.display());
+        }
         outcomes.push(outcome);
     }
     let api = match std::env::var("SCHEMATHESIS") {
