@@ -459,25 +459,48 @@ async fn a_cancelled_transaction_leaves_nothing_in_the_stream() {
     assert_eq!(*seen.lock().unwrap(), ["keep-first", "keep-later"]);
 }
 
-#[tokio::test]
-async fn a_message_failing_every_try_lands_in_the_dlq_after_max_receive_count() {
+/// The fan-out template on a fresh emulator, with one message waiting in its shipping
+/// queue: where the queue poller's tests start.
+struct Shipping {
+    _emulator: Emulator,
+    sdk: aws_config::SdkConfig,
+    stack: local::provision::Stack,
+    sqs: aws_sdk_sqs::Client,
+}
+
+async fn shipping_queue_holding(body: &str) -> Shipping {
     let emulator = Emulator::start().await.unwrap();
     let sdk = emulator.sdk_config();
     let stack = provision(&sdk, &Template::parse(FANOUT_TEMPLATE).unwrap())
         .await
         .unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = stack.queue_url("ShippingQueue").unwrap().to_owned();
+    sqs.send_message()
+        .queue_url(stack.queue_url("ShippingQueue").unwrap())
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+    Shipping {
+        _emulator: emulator,
+        sdk,
+        stack,
+        sqs,
+    }
+}
+
+#[tokio::test]
+async fn a_message_failing_every_try_lands_in_the_dlq_after_max_receive_count() {
+    let Shipping {
+        _emulator,
+        sdk,
+        stack,
+        sqs,
+    } = shipping_queue_holding("cannot be shipped").await;
     let dlq_url = stack
         .queue_url("ShippingDeadLetterQueue")
         .unwrap()
         .to_owned();
-    sqs.send_message()
-        .queue_url(&queue_url)
-        .message_body("cannot be shipped")
-        .send()
-        .await
-        .unwrap();
     let invocations = Arc::new(Mutex::new(0));
     let function = {
         let invocations = invocations.clone();
@@ -805,19 +828,12 @@ async fn queue_depth_counts_waiting_and_in_flight_messages() {
 /// held have lapsed (a second past its deadline), however short the host's retry delay.
 #[tokio::test]
 async fn a_timed_out_batch_waits_for_its_claims_to_lapse_before_its_retry() {
-    let emulator = Emulator::start().await.unwrap();
-    let sdk = emulator.sdk_config();
-    let stack = provision(&sdk, &Template::parse(FANOUT_TEMPLATE).unwrap())
-        .await
-        .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = stack.queue_url("ShippingQueue").unwrap().to_owned();
-    sqs.send_message()
-        .queue_url(&queue_url)
-        .message_body("slow")
-        .send()
-        .await
-        .unwrap();
+    let Shipping {
+        _emulator,
+        sdk,
+        stack,
+        ..
+    } = shipping_queue_holding("slow").await;
     let timed_out = from_fn(|_event: Value| async {
         Err(InvokeError::new(
             local::invoke::TIMED_OUT,
