@@ -161,7 +161,7 @@ async fn reliability(
     }
     let api = match std::env::var("SCHEMATHESIS") {
         Ok(fuzzer) if only.is_none() => {
-            let examples = ((150.0 * scale).round() as u32).max(10);
+            let examples = ((300.0 * scale).round() as u32).max(10);
             println!("== API fuzzing: schemathesis, {examples} examples per operation and phase");
             let api = local::reliability::fuzz_api(&fuzzer, examples, &options).await?;
             println!(
