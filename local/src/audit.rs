@@ -374,20 +374,19 @@ impl Stores {
         // Orders.
         let stored: BTreeSet<String> = orders.iter().map(|o| o.order_id.to_string()).collect();
         let missing: Vec<&String> = expected.accepted.difference(&stored).collect();
-        let not_final: Vec<String> = accepted
+        let stuck: Vec<&Order> = accepted
             .iter()
+            .copied()
             .filter(|o| !is_final(o.status))
+            .collect();
+        let not_final: Vec<String> = stuck
+            .iter()
             .map(|o| format!("{} {}", o.order_id, o.status.as_str()))
             .collect();
         audit.unfinished = missing
             .iter()
             .map(|id| (*id).clone())
-            .chain(
-                accepted
-                    .iter()
-                    .filter(|o| !is_final(o.status))
-                    .map(|o| o.order_id.to_string()),
-            )
+            .chain(stuck.iter().map(|o| o.order_id.to_string()))
             .collect();
         audit.checks.push(Check {
             invariant: "every accepted order is in a final state",
