@@ -19,6 +19,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use axum::serve::ListenerExt as _;
 use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::chaos::Chaos;
@@ -277,7 +278,7 @@ impl Host {
             })
             .collect();
         let address = SocketAddr::from(([127, 0, 0, 1], options.api_port));
-        let listener = tokio::net::TcpListener::bind(address)
+        let listener = TcpListener::bind(address)
             .await
             .map_err(|source| HostError::Listen { address, source })?;
         let api_address = listener
@@ -285,12 +286,7 @@ impl Host {
             .map_err(|source| HostError::Listen { address, source })?;
         let app = api::router(routes).into_make_service_with_connect_info::<SocketAddr>();
         tasks.push(tokio::spawn(async move {
-            // Nagle off, as on any request/response server: see the emulator's
-            // `QuietRequestHandler` for the 40 ms it costs per call otherwise.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(answering_at_once(listener), app).await;
         }));
 
         Ok(Host {
@@ -339,4 +335,17 @@ impl Drop for Host {
             function.close();
         }
     }
+}
+
+/// `listener` with Nagle's algorithm off on every connection it accepts, as on any
+/// request/response server: with it on, a response written in two parts waits up to
+/// 40 ms for the client's delayed acknowledgement of the first (the emulator's
+/// `QuietRequestHandler` says more).
+pub(crate) fn answering_at_once(
+    listener: TcpListener,
+) -> axum::serve::TapIo<TcpListener, fn(&mut TcpStream)> {
+    fn no_delay(tcp: &mut TcpStream) {
+        let _ = tcp.set_nodelay(true);
+    }
+    listener.tap_io(no_delay)
 }

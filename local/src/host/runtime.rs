@@ -25,7 +25,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -411,12 +410,7 @@ async fn run_once(shared: Arc<Shared>) -> Result<(), String> {
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .with_state(process.clone());
     let server = tokio::spawn(async move {
-        // Nagle off, as on any request/response server: see the emulator's
-        // `QuietRequestHandler` for the 40 ms it costs per call otherwise.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(super::answering_at_once(listener), app).await;
     });
 
     let spec = &shared.spec;
