@@ -46,6 +46,7 @@ pub struct Harness {
     pub sqs: aws_sdk_sqs::Client,
     create_order: create_order::wiring::LiveApp,
     get_order: get_order::wiring::LiveApp,
+    signed_as_functions: bool,
 }
 
 /// An HTTP response, read fully.
@@ -98,27 +99,59 @@ impl ApiResponse {
 impl Harness {
     /// Starts an emulator, provisions template.yaml on it and wires the functions.
     pub async fn start() -> Harness {
+        Self::start_with(false).await
+    }
+
+    /// Like [`Harness::start`], but each function's clients sign with the function's
+    /// logical id, as the local host's functions do. The emulator's fault injector only
+    /// fails requests signed by a function, so this is how a test makes AWS unkind to
+    /// the code under test while its own checks still get through.
+    pub async fn start_signed_as_functions() -> Harness {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(signed_as_functions: bool) -> Harness {
         let emulator = Emulator::start().await.expect("emulator starts");
         let sdk = emulator.sdk_config();
         let template = Template::load(&Template::workspace_template()).expect("template loads");
         let stack = provision(&sdk, &template)
             .await
             .expect("template provisions");
+        let sdk_of = |id: &str| {
+            if signed_as_functions {
+                emulator.sdk_config_signed_as(id)
+            } else {
+                sdk.clone()
+            }
+        };
         let create_env = stack.function_env("CreateOrderFunction").expect("env");
         let create_config = create_order::wiring::Config::load(&lookup(&create_env))
             .expect("template sets CreateOrderFunction's settings");
         let get_env = stack.function_env("GetOrderFunction").expect("env");
         let get_config = get_order::wiring::Config::load(&lookup(&get_env))
             .expect("template sets GetOrderFunction's settings");
+        let create_order =
+            create_order::wiring::live(&sdk_of("CreateOrderFunction"), &create_config);
+        let get_order = get_order::wiring::live(&sdk_of("GetOrderFunction"), &get_config);
         Harness {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
-            create_order: create_order::wiring::live(&sdk, &create_config),
-            get_order: get_order::wiring::live(&sdk, &get_config),
+            create_order,
+            get_order,
             emulator,
             stack,
             sdk,
+            signed_as_functions,
+        }
+    }
+
+    /// The SDK configuration the function `id` is wired with.
+    pub fn function_sdk(&self, id: &str) -> SdkConfig {
+        if self.signed_as_functions {
+            self.emulator.sdk_config_signed_as(id)
+        } else {
+            self.sdk.clone()
         }
     }
 
@@ -198,13 +231,17 @@ impl Harness {
         let env = self.stack.function_env("EventRelayFunction").expect("env");
         let config = event_relay::wiring::Config::load(&lookup(&env))
             .expect("template sets EventRelayFunction's settings");
-        let publisher = event_relay::wiring::live(&self.sdk, &config);
+        let relay = event_relay::wiring::live(&self.function_sdk("EventRelayFunction"), &config);
         from_fn(move |event: Value| {
-            let publisher = publisher.clone();
+            let relay = relay.clone();
             async move {
-                let response = event_relay::handle(&publisher, lambda_event(event)?)
-                    .await
-                    .map_err(|e| InvokeError::new("Handler.Error", e.to_string()))?;
+                let response = event_relay::handle(
+                    &relay.publisher,
+                    &relay.dead_letters,
+                    lambda_event(event)?,
+                )
+                .await
+                .map_err(|e| InvokeError::new("Handler.Error", e.to_string()))?;
                 lambda_response(response)
             }
         })
@@ -404,19 +441,19 @@ impl Harness {
         let env = |id: &str| self.stack.function_env(id).expect("env");
         let payment_env = env("PaymentFunction");
         let payment = payment::wiring::live(
-            &self.sdk,
+            &self.function_sdk("PaymentFunction"),
             &payment::wiring::Config::load(&lookup(&payment_env)).expect("payment settings"),
         )
         .await
         .expect("payment reads its secret");
         let inventory_env = env("InventoryFunction");
         let inventory = inventory::wiring::live(
-            &self.sdk,
+            &self.function_sdk("InventoryFunction"),
             &inventory::wiring::Config::load(&lookup(&inventory_env)).expect("inventory settings"),
         );
         let notification_env = env("NotificationFunction");
         let notification = notification::wiring::live(
-            &self.sdk,
+            &self.function_sdk("NotificationFunction"),
             &notification::wiring::Config::load(&lookup(&notification_env))
                 .expect("notification settings"),
         );

@@ -13,8 +13,16 @@ Why not plain `moto_server`:
   `keep_sqs_requests_independent_of_the_backlog` and `count_queue_attributes_once`.
   Reading a table page by page must not cost more for later pages:
   `scan_pages_from_their_start_key`.
+- SQS requests run concurrently, and moto changes a queue's messages without a lock:
+  two deletes at once could remove a message nobody had received. Each queue's
+  messages now change under its own lock (`change_each_queue_under_its_lock`). A
+  delete with a receipt handle older than the message's latest receipt succeeds and
+  deletes nothing, as SQS documents (moto deleted on any handle the message had).
 - The reliability runs need AWS to fail on cue: `FaultInjector` makes the functions'
-  requests fail for a while (the service "down", or throttling) without touching them.
+  requests fail for a while (the service "down", or throttling) without touching them,
+  and produces the DynamoDB failures that come from contention, which a serialised
+  emulator never has: cancelled transactions (TransactionConflict, ThrottlingError)
+  and throttled single-item writes, for a share of requests or the next few.
 - Under load the emulator must not spend its one core on overhead: connections are
   kept alive (`QuietRequestHandler`), the clock is read cheaply
   (`read_the_clock_cheaply`), DynamoDB requests skip moto's Flask layer
@@ -227,8 +235,62 @@ class RequestCounter:
         return [body]
 
 
+class FaultPlan:
+    """When one DynamoDB fault strikes: the next `count` matching requests (deterministic,
+    for tests), and a share `rate` of them until `until` (for the reliability runs), each
+    only for the access key ids in its `callers` if given. Setting one part leaves the
+    other as it was. Read and changed under `FaultInjector`'s lock."""
+
+    def __init__(self):
+        self.count = 0
+        self.count_callers = None
+        self.rate = 0.0
+        self.until = 0.0
+        self.rate_callers = None
+
+    @staticmethod
+    def parsed(ask):
+        """The plan `ask` ({"count": n} or {"rate": r, "seconds": s}, with "callers"
+        optional) describes, checked before anything changes: ValueError if it is not
+        one."""
+        if not isinstance(ask, dict) or not ("count" in ask or "seconds" in ask):
+            raise ValueError(f"expected {{count}} or {{rate, seconds}}, got {ask!r}")
+        callers = ask.get("callers")
+        if callers is not None:
+            if not isinstance(callers, list) or not all(
+                isinstance(caller, str) for caller in callers
+            ):
+                raise ValueError(f"callers must be a list of access key ids: {callers!r}")
+            callers = frozenset(callers)
+        count = int(ask["count"]) if "count" in ask else None
+        seconds = float(ask["seconds"]) if "seconds" in ask else None
+        rate = float(ask.get("rate", 1.0))
+        if (count is not None and count < 0) or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"count must be >= 0 and rate within 0-1: {ask!r}")
+        return count, seconds, rate, callers
+
+    def set(self, parsed, now):
+        count, seconds, rate, callers = parsed
+        if count is not None:
+            self.count, self.count_callers = count, callers
+        if seconds is not None:
+            self.until, self.rate, self.rate_callers = now + seconds, rate, callers
+
+    def strikes(self, caller, now, draw):
+        """Whether this request from `caller` fails; a counted one is used up."""
+        if self.count > 0 and (self.count_callers is None or caller in self.count_callers):
+            self.count -= 1
+            return True
+        return (
+            now < self.until
+            and (self.rate_callers is None or caller in self.rate_callers)
+            and draw() < self.rate
+        )
+
+
 class FaultInjector:
-    """WSGI middleware: fails the functions' requests on cue, for the reliability runs.
+    """WSGI middleware: fails the functions' requests on cue, for the reliability runs
+    and the tests.
 
     Only requests signed by a function are touched (locally each signs with its logical
     id); the host's event source mappings and the runs' own checks sign as "test" and
@@ -238,12 +300,54 @@ class FaultInjector:
         every function request answers 503 Service Unavailable for 5 s: the service down.
     POST /_local/faults {"throttle_rate": 0.3, "throttle_seconds": 10}
         30 % of function requests answer the service's throttling error for 10 s.
-    GET /_local/faults answers how many requests were failed, by fault.
     Both are errors the AWS SDK classifies as retryable, as the real ones are.
+
+    DynamoDB also fails under contention in ways the emulator, which serialises it,
+    never would. Each of these is set as {"rate": 0.1, "seconds": 30} (a share of the
+    matching requests for a while) or {"count": 2} (the next two, for tests), optionally
+    with "callers": ["InventoryFunction", ...]:
+    POST /_local/faults {"transaction_conflict": {...}}
+        a TransactWriteItems is cancelled as when another transaction holds one of its
+        items: TransactionCanceledException with a TransactionConflict reason for one
+        item (picked with the injector's seeded random) and None for the others.
+    POST /_local/faults {"transaction_throttle": {...}}
+        the same cancellation with a ThrottlingError reason, which is how DynamoDB
+        reports throttling inside a transaction.
+    POST /_local/faults {"write_throttle": {...}}
+        a PutItem, UpdateItem or DeleteItem answers ProvisionedThroughputExceededException,
+        which the SDK retries. The SDK never retries a cancelled transaction: that is
+        the caller's to handle, as on AWS.
+    The answers are DynamoDB's own (moto's TransactionCanceledException body), so the
+    SDK parses them as it would AWS's; nothing is written.
+
+    GET /_local/faults answers how many requests were failed, by fault.
     """
 
     PATH = "/_local/faults"
     HOST_CALLER = "test"
+    DYNAMODB_PREFIX = "DynamoDB_20120810."
+    DYNAMODB_ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+    TRANSACTIONS = frozenset({"TransactWriteItems"})
+    SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+    # Each DynamoDB fault: the operations it fails.
+    DYNAMODB_FAULTS = {
+        "transaction_conflict": TRANSACTIONS,
+        "transaction_throttle": TRANSACTIONS,
+        "write_throttle": SINGLE_WRITES,
+    }
+    # The cancellation reason each transaction fault gives its one item, as DynamoDB.
+    CANCELLATION_REASONS = {
+        "transaction_conflict": {
+            "Code": "TransactionConflict",
+            "Message": "Transaction is ongoing for the item",
+        },
+        "transaction_throttle": {
+            "Code": "ThrottlingError",
+            "Message": "Throughput exceeds the current capacity for one or more global "
+            "secondary indexes. DynamoDB is automatically scaling your index so please "
+            "be patient",
+        },
+    }
 
     def __init__(self, app):
         self.app = app
@@ -251,7 +355,8 @@ class FaultInjector:
         self.unavailable_until = 0.0
         self.throttle_until = 0.0
         self.throttle_rate = 0.0
-        self.failed = {"unavailable": 0, "throttled": 0}
+        self.plans = {name: FaultPlan() for name in self.DYNAMODB_FAULTS}
+        self.failed = {"unavailable": 0, "throttled": 0, **{name: 0 for name in self.plans}}
         self.random = random.Random(1)
 
     def __call__(self, environ, start_response):
@@ -265,6 +370,12 @@ class FaultInjector:
                 return [b"Service Unavailable (injected)"]
             if fault == "throttled":
                 return self.throttled(environ, start_response)
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if target.startswith(self.DYNAMODB_PREFIX):
+                operation = target[len(self.DYNAMODB_PREFIX) :]
+                answer = self.dynamodb_fault(environ, caller, operation)
+                if answer is not None:
+                    return self.dynamodb_error(start_response, *answer)
         return self.app(environ, start_response)
 
     def fault_now(self):
@@ -277,6 +388,66 @@ class FaultInjector:
                 self.failed["throttled"] += 1
                 return "throttled"
         return None
+
+    def dynamodb_fault(self, environ, caller, operation):
+        """The (error type, body) of the DynamoDB fault that strikes this request, or
+        None: the request goes on to moto."""
+        names = [
+            name
+            for name, operations in self.DYNAMODB_FAULTS.items()
+            if operation in operations
+        ]
+        if not names:
+            return None
+        now = time.monotonic()
+        with self.lock:
+            draw = self.random.random
+            fault = next(
+                (name for name in names if self.plans[name].strikes(caller, now, draw)),
+                None,
+            )
+            if fault is None:
+                return None
+            self.failed[fault] += 1
+            if fault == "write_throttle":
+                return "ProvisionedThroughputExceededException", {
+                    "message": "Throughput exceeds the current capacity of your table or "
+                    "index. DynamoDB is automatically scaling your table or index so "
+                    "please try again shortly. If exceptions persist, check if you have "
+                    "a hot partition: https://docs.aws.amazon.com/amazondynamodb/latest/"
+                    "developerguide/bp-partition-key-design.html."
+                }
+            items = self.transaction_size(environ)
+            reasons = [{"Code": "None"}] * items
+            reasons[self.random.randrange(items)] = self.CANCELLATION_REASONS[fault]
+        codes = ", ".join(reason["Code"] for reason in reasons)
+        return "TransactionCanceledException", {
+            "Message": "Transaction cancelled, please refer cancellation reasons for "
+            f"specific reasons [{codes}]",
+            "CancellationReasons": reasons,
+        }
+
+    @staticmethod
+    def transaction_size(environ):
+        """How many items the TransactWriteItems request names: DynamoDB gives one
+        cancellation reason per item. At least one, should the body not say."""
+        try:
+            return max(1, len(json.loads(body_of(environ))["TransactItems"]))
+        except (ValueError, KeyError, TypeError):
+            return 1
+
+    @classmethod
+    def dynamodb_error(cls, start_response, error_type, body):
+        """A DynamoDB error answer, as moto (and DynamoDB) write one."""
+        start_response(
+            "400 Bad Request",
+            [
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("x-amzn-ErrorType", error_type),
+            ],
+        )
+        body = {"__type": cls.DYNAMODB_ERROR_PREFIX + error_type, **body}
+        return [json.dumps(body).encode()]
 
     @staticmethod
     def throttled(environ, start_response):
@@ -306,14 +477,29 @@ class FaultInjector:
 
     def answer(self, environ, start_response):
         if environ.get("REQUEST_METHOD") == "POST":
-            ask = json.loads(body_of(environ) or b"{}")
+            try:
+                ask = json.loads(body_of(environ) or b"{}")
+                plans = {
+                    name: FaultPlan.parsed(ask[name]) for name in self.plans if name in ask
+                }
+                unavailable = ask.get("unavailable_seconds")
+                unavailable = None if unavailable is None else float(unavailable)
+                throttle = ask.get("throttle_seconds")
+                throttle = None if throttle is None else float(throttle)
+                throttle_rate = float(ask.get("throttle_rate", 0.2))
+            except (ValueError, TypeError, AttributeError) as error:
+                # Refused whole, so a mistyped fault never half-applies.
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [f"bad fault request: {error}".encode()]
             now = time.monotonic()
             with self.lock:
-                if "unavailable_seconds" in ask:
-                    self.unavailable_until = now + float(ask["unavailable_seconds"])
-                if "throttle_seconds" in ask:
-                    self.throttle_until = now + float(ask["throttle_seconds"])
-                    self.throttle_rate = float(ask.get("throttle_rate", 0.2))
+                if unavailable is not None:
+                    self.unavailable_until = now + unavailable
+                if throttle is not None:
+                    self.throttle_until = now + throttle
+                    self.throttle_rate = throttle_rate
+                for name, plan in plans.items():
+                    self.plans[name].set(plan, now)
         with self.lock:
             body = json.dumps(self.failed).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
@@ -592,6 +778,13 @@ def keep_sqs_requests_independent_of_the_backlog():
     backlog grew, which is exactly when a load test needs them. We read the retention
     period directly, take one clock reading per scan, and delete in one pass. What SQS
     answers is unchanged: the same messages, the same visibility and retention rules.
+
+    The delete also answers as SQS does for a stale receipt handle: a message received
+    again (its visibility timeout lapsed) is deleted only with the handle of its latest
+    receipt; an older one succeeds and leaves the message where it is (moto deleted on
+    any handle the message ever had). So a consumer that overran its visibility timeout
+    cannot delete a message another consumer now holds, here as on AWS. It runs under
+    the queue's lock: see `change_each_queue_under_its_lock`.
     """
     from moto.core.utils import unix_time, unix_time_millis
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
@@ -611,23 +804,63 @@ def keep_sqs_requests_independent_of_the_backlog():
         ]
 
     def delete_message(self, receipt_handle):
-        if receipt_handle in self.deleted_messages:
-            return  # already deleted: SQS accepts the repeat
-        for index, message in enumerate(self._messages):
-            if message.had_receipt_handle(receipt_handle):
-                break
-        else:
-            raise ReceiptHandleIsInvalid()
-        self.pending_messages.discard(message)
-        self.deleted_messages.update(message.all_receipt_handles)
-        # A new list, as moto does: a receive iterating the old one is not disturbed.
-        self._messages = self._messages[:index] + self._messages[index + 1 :]
+        with queue_lock(self):
+            if receipt_handle in self.deleted_messages:
+                return  # already deleted: SQS accepts the repeat
+            for index, message in enumerate(self._messages):
+                if message.receipt_handle == receipt_handle:
+                    break
+                if receipt_handle in message._old_receipt_handles:
+                    return  # received again since: SQS accepts it and keeps the message
+            else:
+                raise ReceiptHandleIsInvalid()
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            # A new list, as moto does: a reader counting the old one is not disturbed.
+            self._messages = self._messages[:index] + self._messages[index + 1 :]
 
     SQSBackend.is_message_valid_based_on_retention_period = (
         is_message_valid_based_on_retention_period
     )
     Queue.messages = property(messages)
     Queue.delete_message = delete_message
+
+
+def queue_lock(queue):
+    """The lock every change to `queue`'s messages holds: moto's own condition, on which
+    long polls wait and under which sends already appended. It is re-entrant, and a
+    long poll waiting on it releases it however deeply it is held."""
+    return queue._messages_lock
+
+
+def change_each_queue_under_its_lock():
+    """A queue's messages change one request at a time, so no request undoes another.
+
+    SQS requests run on concurrent threads (only DynamoDB is serialised), and moto
+    changes a queue's message list without a lock. A delete that walked the list to its
+    message while another delete replaced the list then cut its index out of the new
+    one: a neighbour nobody had received vanished, and the message meant stayed. Every
+    path that replaces or changes the list, or the set of messages in flight, now holds
+    `queue_lock`: deletes (`keep_sqs_requests_independent_of_the_backlog`), receives
+    (which free lapsed claims and move messages to the dead-letter queue, taking that
+    queue's lock inside their own; the template's dead-letter queues have none of their
+    own, so no two requests wait on each other), visibility changes and purges; sends
+    already appended under it. A receive holds it for its whole scan, and gives it up
+    while a long poll waits. The interpreter lock never let these requests run in
+    parallel anyway, so serialising them per queue costs nothing.
+    """
+    from moto.sqs.models import SQSBackend
+
+    def under_the_queue_lock(method):
+        @functools.wraps(method)
+        def locked(self, queue_name, *args, **kwargs):
+            with queue_lock(self.get_queue(queue_name)):
+                return method(self, queue_name, *args, **kwargs)
+
+        return locked
+
+    for name in ("receive_message", "change_message_visibility", "purge_queue"):
+        setattr(SQSBackend, name, under_the_queue_lock(getattr(SQSBackend, name)))
 
 
 def cache_what_moto_recomputes_per_request():
@@ -987,6 +1220,7 @@ def main():
     count_queue_attributes_once()
     scan_pages_from_their_start_key()
     keep_sqs_requests_independent_of_the_backlog()
+    change_each_queue_under_its_lock()
     cache_what_moto_recomputes_per_request()
     send_without_counting_the_queue()
     serialize_dynamodb_results_directly()

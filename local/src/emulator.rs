@@ -362,6 +362,35 @@ impl Drop for Frozen {
     }
 }
 
+/// A DynamoDB failure that AWS produces under contention and the emulator, which
+/// serialises DynamoDB, never would: without injecting it, the code that handles it
+/// never runs before production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamoDbFault {
+    /// A `TransactWriteItems` cancelled because another transaction holds one of its
+    /// items: `TransactionCanceledException`, one reason `TransactionConflict`, the
+    /// others `None`. The SDK does not retry it.
+    TransactionConflict,
+    /// A `TransactWriteItems` cancelled for throttling, as DynamoDB reports it inside a
+    /// transaction: one reason `ThrottlingError`, the others `None`.
+    TransactionThrottled,
+    /// A `PutItem`, `UpdateItem` or `DeleteItem` answered
+    /// `ProvisionedThroughputExceededException`, which the SDK retries.
+    WriteThrottled,
+}
+
+impl DynamoDbFault {
+    /// The fault's name on the emulator's fault endpoint, and the key
+    /// [`FaultClient::injected`] counts it under.
+    pub fn name(self) -> &'static str {
+        match self {
+            DynamoDbFault::TransactionConflict => "transaction_conflict",
+            DynamoDbFault::TransactionThrottled => "transaction_throttle",
+            DynamoDbFault::WriteThrottled => "write_throttle",
+        }
+    }
+}
+
 /// Asks the emulator (each of its processes) to fail the functions' requests (the host's
 /// pollers and the runs' own checks are never affected): the reliability runs' faults.
 #[derive(Debug, Clone)]
@@ -386,8 +415,38 @@ impl FaultClient {
             .await
     }
 
+    /// The next `count` matching requests signed by `caller` fail with `fault`: a test
+    /// can make exactly the request it means fail, and no other. Every process is asked;
+    /// only the one serving DynamoDB ever sees a matching request.
+    pub async fn fail_next(
+        &self,
+        fault: DynamoDbFault,
+        caller: &str,
+        count: u32,
+    ) -> Result<(), String> {
+        self.ask(serde_json::json!({
+            fault.name(): { "count": count, "callers": [caller] }
+        }))
+        .await
+    }
+
+    /// `rate` (0–1) of matching requests from every function fail with `fault` for
+    /// `seconds`, as contention strikes on AWS: for the reliability runs. A rate of 0
+    /// ends it.
+    pub async fn fail_share(
+        &self,
+        fault: DynamoDbFault,
+        rate: f64,
+        seconds: f64,
+    ) -> Result<(), String> {
+        self.ask(serde_json::json!({
+            fault.name(): { "rate": rate, "seconds": seconds }
+        }))
+        .await
+    }
+
     /// How many function requests the faults failed so far, by fault (`unavailable`,
-    /// `throttled`).
+    /// `throttled`, and each [`DynamoDbFault::name`]).
     pub async fn injected(&self) -> Result<BTreeMap<String, u64>, String> {
         let mut injected = BTreeMap::new();
         for url in &self.urls {
@@ -399,15 +458,20 @@ impl FaultClient {
         Ok(injected)
     }
 
+    /// Sends `ask` to every process; one that refuses it (a malformed fault) is an error
+    /// rather than a fault silently never injected.
     async fn ask(&self, ask: serde_json::Value) -> Result<(), String> {
         for url in &self.urls {
-            crate::http_client::send(
+            let response = crate::http_client::send(
                 http::Method::POST,
                 url,
                 &[("content-type", "application/json")],
                 Some(ask.to_string()),
             )
             .await?;
+            if response.status != 200 {
+                return Err(format!("{url} refused {ask}: {}", response.body));
+            }
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //!
 //! Receive up to `BatchSize` messages (waiting up to `MaximumBatchingWindowInSeconds` to
 //! fill the batch), invoke the function with Lambda's SQS event, delete the messages that
-//! succeeded (in one DeleteMessageBatch) and leave the failed ones on the queue. With `ReportBatchItemFailures` the
+//! succeeded (in one DeleteMessageBatch) and leave the failed ones on the queue, each
+//! message settled on its own, as Lambda's poller does. With `ReportBatchItemFailures` the
 //! function names the failed messages; without it, or when the invocation fails, the
 //! whole batch failed. The queue's own redrive policy moves a message that keeps failing
 //! to its DLQ after `maxReceiveCount` receives, exactly as in AWS.
@@ -56,14 +57,37 @@ fn aws<E: std::fmt::Debug>(operation: &'static str) -> impl FnOnce(E) -> QueueEr
 }
 
 /// What one poll did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueReport {
     /// Messages passed to the function.
     pub delivered: usize,
-    /// Messages handled and deleted.
+    /// Messages the function handled: deleted, unless listed in `unsettled`.
     pub succeeded: usize,
     /// Messages left on the queue for another try.
     pub failed: usize,
+    /// Messages whose settling call failed, each with the reason, so the caller can log
+    /// them (the host does): none of them stops the others from being settled. Each
+    /// stays on the queue and comes back after the queue's visibility timeout, a handled
+    /// one to be handled again (harmless, handling is idempotent), a failed one to be
+    /// retried later than [`QueuePoller::retry_delay`] says.
+    pub unsettled: Vec<SettleFailure>,
+}
+
+/// One message the poller could not delete or make visible again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettleFailure {
+    /// The message's SQS id, to find it in the queue and in the function's logs.
+    pub message_id: String,
+    /// The call that failed: `DeleteMessageBatch`, `DeleteMessage` (the one retry of a
+    /// batch entry SQS failed on its side) or `ChangeMessageVisibility`.
+    pub operation: &'static str,
+    /// SQS's reason (its error code and message), for the log line.
+    pub reason: String,
+}
+
+/// An error with its sources, for a log line.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    shared::telemetry::ErrorChain(error).to_string()
 }
 
 /// Polls one queue for one mapping.
@@ -171,42 +195,139 @@ impl QueuePoller {
             delivered: messages.len(),
             ..QueueReport::default()
         };
-        // Settle the batch as Lambda does: one DeleteMessageBatch for the messages that
-        // succeeded, and the failed ones made visible again for their retry.
+        // Settle the batch as Lambda does, each message on its own: the failed ones made
+        // visible again for their retry, then one DeleteMessageBatch per ten that
+        // succeeded. A call that fails for one message never stops the others.
         let mut done = Vec::new();
         for (index, (message, failed)) in messages.iter().zip(failed).enumerate() {
-            let handle = message.receipt_handle.clone().unwrap_or_default();
+            let id = message.message_id.clone().unwrap_or_default();
             if failed {
                 report.failed += 1;
-                self.sqs
+            } else {
+                report.succeeded += 1;
+            }
+            let Some(handle) = message.receipt_handle.clone() else {
+                report.unsettled.push(SettleFailure {
+                    message_id: id,
+                    operation: if failed {
+                        "ChangeMessageVisibility"
+                    } else {
+                        "DeleteMessageBatch"
+                    },
+                    reason: "SQS gave no receipt handle".into(),
+                });
+                continue;
+            };
+            if failed {
+                let changed = self
+                    .sqs
                     .change_message_visibility()
                     .queue_url(&self.mapping.queue_url)
                     .receipt_handle(handle)
                     .visibility_timeout(i32::try_from(retry_delay.as_secs()).unwrap_or(0))
                     .send()
-                    .await
-                    .map_err(aws("ChangeMessageVisibility"))?;
+                    .await;
+                if let Err(error) = changed {
+                    report.unsettled.push(SettleFailure {
+                        message_id: id,
+                        operation: "ChangeMessageVisibility",
+                        reason: chain(&error),
+                    });
+                }
             } else {
-                report.succeeded += 1;
-                done.push(
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(index.to_string())
-                        .receipt_handle(handle)
-                        .build()
-                        .map_err(aws("DeleteMessageBatch entry"))?,
-                );
+                let entry = DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(handle)
+                    .build();
+                match entry {
+                    Ok(entry) => done.push((entry, id)),
+                    Err(error) => report.unsettled.push(SettleFailure {
+                        message_id: id,
+                        operation: "DeleteMessageBatch",
+                        reason: chain(&error),
+                    }),
+                }
             }
         }
-        for entries in done.chunks(10) {
-            self.sqs
-                .delete_message_batch()
-                .queue_url(&self.mapping.queue_url)
-                .set_entries(Some(entries.to_vec()))
-                .send()
-                .await
-                .map_err(aws("DeleteMessageBatch"))?;
+        for chunk in done.chunks(10) {
+            self.delete_batch(chunk, &mut report.unsettled).await;
         }
         Ok(report)
+    }
+
+    /// Deletes up to ten handled messages in one DeleteMessageBatch and records every one
+    /// not deleted. SQS answers per entry: an entry SQS failed on its own side
+    /// (`SenderFault: false`, e.g. `InternalError`) is retried once alone with
+    /// DeleteMessage; one it refused as the caller's fault (e.g. `ReceiptHandleIsInvalid`:
+    /// the message is gone or its receipt expired) is not, since the retry would get the
+    /// same answer. When the whole call fails (the SDK has already retried it), none is
+    /// retried. Whatever stays undeleted comes back after the queue's visibility timeout
+    /// and is handled again, which idempotent handling makes harmless.
+    async fn delete_batch(
+        &self,
+        chunk: &[(DeleteMessageBatchRequestEntry, String)],
+        unsettled: &mut Vec<SettleFailure>,
+    ) {
+        let message_id = |entry_id: &str| {
+            chunk
+                .iter()
+                .find(|(entry, _)| entry.id() == entry_id)
+                .map(|(_, message_id)| message_id.clone())
+                .unwrap_or_default()
+        };
+        let answer = match self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.mapping.queue_url)
+            .set_entries(Some(chunk.iter().map(|(entry, _)| entry.clone()).collect()))
+            .send()
+            .await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                let reason = chain(&error);
+                unsettled.extend(chunk.iter().map(|(_, message_id)| SettleFailure {
+                    message_id: message_id.clone(),
+                    operation: "DeleteMessageBatch",
+                    reason: reason.clone(),
+                }));
+                return;
+            }
+        };
+        for failure in answer.failed() {
+            let reason = format!(
+                "{}: {}",
+                failure.code(),
+                failure.message().unwrap_or("no message")
+            );
+            let retry = chunk
+                .iter()
+                .map(|(entry, _)| entry)
+                .find(|entry| entry.id() == failure.id())
+                .filter(|_| !failure.sender_fault());
+            let Some(entry) = retry else {
+                unsettled.push(SettleFailure {
+                    message_id: message_id(failure.id()),
+                    operation: "DeleteMessageBatch",
+                    reason,
+                });
+                continue;
+            };
+            let retried = self
+                .sqs
+                .delete_message()
+                .queue_url(&self.mapping.queue_url)
+                .receipt_handle(entry.receipt_handle())
+                .send()
+                .await;
+            if let Err(error) = retried {
+                unsettled.push(SettleFailure {
+                    message_id: message_id(failure.id()),
+                    operation: "DeleteMessage",
+                    reason: format!("{reason}; retried alone: {}", chain(&error)),
+                });
+            }
+        }
     }
 
     /// Sends the duplicates chaos asks for, before the originals are handled, so they race.

@@ -9,10 +9,26 @@
 //! again gets a fresh reason. Handling is idempotent everywhere, so moving back a message
 //! that was in fact handled is harmless.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName,
+};
+use serde_json::Value;
 use shared::adapters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE};
+
+/// How long [`list`] hides each message it has listed, so that the next receive brings
+/// others (SQS gives at most 10 per receive, and a message received with a zero
+/// visibility timeout may come straight back in the next, in place of the rest). Long
+/// enough for a listing of thousands; should the tool die mid-listing, the messages are
+/// visible again after it.
+const LIST_HOLD_SECONDS: i32 = 60;
+
+/// How long a listing receive waits. Long polling asks every SQS server, so an empty
+/// answer means nothing visible is left; a short poll samples a few servers and can
+/// answer empty while messages remain. Costs one wait at the end of a listing.
+const LIST_WAIT_SECONDS: i32 = 1;
 
 /// One message in a dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,19 +45,85 @@ pub struct DeadLetter {
     pub body: String,
 }
 
-/// A queue call failed.
+impl DeadLetter {
+    /// The letter as `make redrive` prints it: its id, why it is here, and the start of
+    /// its body. The reason and the body come from whoever sent the message, so their
+    /// control characters are escaped ([`printable`]): a hostile body cannot clear the
+    /// screen or overwrite the lines before it.
+    pub fn describe(&self) -> String {
+        let why = self
+            .reason
+            .as_deref()
+            .map(|reason| format!("reason: {}", printable(reason)))
+            .or_else(|| {
+                self.receive_count.as_deref().map(|n| {
+                    format!(
+                        "moved by the redrive policy after {} receives",
+                        printable(n)
+                    )
+                })
+            })
+            .unwrap_or_default();
+        let body: String = self.body.chars().take(200).collect();
+        format!(
+            "{}  {why}\n    body: {}",
+            printable(&self.message_id),
+            printable(&body)
+        )
+    }
+}
+
+/// `text` with every character that could steer a terminal escaped as Rust writes it
+/// (`\u{1b}`, `\r`, `\n`, `\t`): the C0 and C1 controls and DEL, which start escape
+/// sequences or move the cursor, and the bidirectional overrides, which reorder what is
+/// shown. Everything else, other Unicode text included, stays as it is, readable.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        );
+        if c.is_control() || bidi {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Why redrive stopped.
 #[derive(Debug, thiserror::Error)]
-#[error("{operation}: {detail}")]
-pub struct RedriveError {
-    operation: &'static str,
-    detail: String,
+pub enum RedriveError {
+    /// A queue call failed.
+    #[error("{operation}: {detail}")]
+    Call {
+        /// The SQS operation.
+        operation: &'static str,
+        /// What went wrong, with its causes.
+        detail: String,
+    },
+    /// The target of a move is not the queue the DLQ's messages came from, so moving
+    /// them there would hand them to a consumer that never meant to get them.
+    #[error(
+        "refusing to move messages from {dlq} to {target}: {target} is not this DLQ's source ({found}); nothing was moved"
+    )]
+    NotTheSource {
+        /// The DLQ's URL.
+        dlq: String,
+        /// The target's URL.
+        target: String,
+        /// What the target's redrive policy says instead.
+        found: String,
+    },
 }
 
 fn failed<E>(operation: &'static str) -> impl FnOnce(E) -> RedriveError
 where
     E: std::error::Error + 'static,
 {
-    move |error| RedriveError {
+    move |error| RedriveError::Call {
         operation,
         detail: shared::telemetry::ErrorChain(&error).to_string(),
     }
@@ -56,61 +138,194 @@ fn attribute(message: &Message, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Every message in the queue, without taking any: each is received with a zero
-/// visibility timeout, so it stays visible to everyone else.
+fn dead_letter(message: Message) -> DeadLetter {
+    DeadLetter {
+        message_id: message.message_id.clone().unwrap_or_default(),
+        original_id: attribute(&message, ORIGINAL_ID_ATTRIBUTE),
+        reason: attribute(&message, REASON_ATTRIBUTE),
+        receive_count: message
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .cloned(),
+        body: message.body.unwrap_or_default(),
+    }
+}
+
+/// Every message in the queue, each once, without taking any. Each is received with a
+/// visibility timeout of [`LIST_HOLD_SECONDS`], so the next receive brings others, until
+/// a receive brings nothing; then every listed message is made visible again at once,
+/// leaving the queue as it was. (Receiving with a zero visibility timeout would leave
+/// them visible throughout, but then SQS may hand back the same ten every time and the
+/// rest would never be listed.) Messages are told apart by id, in case one reappears
+/// before the listing ends.
 pub async fn list(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
 ) -> Result<Vec<DeadLetter>, RedriveError> {
-    let mut seen = BTreeSet::new();
     let mut letters = Vec::new();
-    loop {
-        let batch = sqs
+    // Message id -> the receipt handle of its latest receive, to make it visible again.
+    let mut held = BTreeMap::new();
+    let received = loop {
+        let batch = match sqs
             .receive_message()
             .queue_url(dlq_url)
             .max_number_of_messages(10)
-            .visibility_timeout(0)
+            .visibility_timeout(LIST_HOLD_SECONDS)
+            .wait_time_seconds(LIST_WAIT_SECONDS)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(failed("ReceiveMessage"))?
-            .messages
-            .unwrap_or_default();
-        let mut new = 0;
+        {
+            Ok(answer) => answer.messages.unwrap_or_default(),
+            Err(error) => break Err(failed("ReceiveMessage")(error)),
+        };
+        if batch.is_empty() {
+            break Ok(());
+        }
         for message in batch {
             let id = message.message_id.clone().unwrap_or_default();
-            if !seen.insert(id.clone()) {
-                continue;
+            let handle = message.receipt_handle.clone().unwrap_or_default();
+            if held.insert(id, handle).is_none() {
+                letters.push(dead_letter(message));
             }
-            new += 1;
-            letters.push(DeadLetter {
-                message_id: id,
-                original_id: attribute(&message, ORIGINAL_ID_ATTRIBUTE),
-                reason: attribute(&message, REASON_ATTRIBUTE),
-                receive_count: message
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .cloned(),
-                body: message.body.unwrap_or_default(),
-            });
         }
-        // A receive that brings nothing new means every message has been seen.
-        if new == 0 {
-            return Ok(letters);
+    };
+    // Hand everything back even when a receive failed, so nothing stays hidden for long.
+    let restored = make_visible(sqs, dlq_url, &held).await;
+    received?;
+    restored?;
+    Ok(letters)
+}
+
+/// Makes the held messages visible again, ten per call; tries every one whatever the
+/// others' answers, and says how many stay hidden (until their hold runs out).
+async fn make_visible(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    held: &BTreeMap<String, String>,
+) -> Result<(), RedriveError> {
+    let handles: Vec<&String> = held.values().collect();
+    let mut hidden = 0;
+    let mut first_reason = None;
+    for chunk in handles.chunks(10) {
+        let entries: Result<Vec<_>, _> = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, handle)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(handle.as_str())
+                    .visibility_timeout(0)
+                    .build()
+            })
+            .collect();
+        let answer = match entries {
+            Ok(entries) => sqs
+                .change_message_visibility_batch()
+                .queue_url(dlq_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(failed("ChangeMessageVisibilityBatch")),
+            Err(error) => Err(failed("ChangeMessageVisibilityBatch")(error)),
+        };
+        match answer {
+            Ok(answer) => {
+                for failure in answer.failed() {
+                    hidden += 1;
+                    first_reason.get_or_insert_with(|| {
+                        format!(
+                            "{}: {}",
+                            failure.code(),
+                            failure.message().unwrap_or_default()
+                        )
+                    });
+                }
+            }
+            Err(error) => {
+                hidden += chunk.len();
+                first_reason.get_or_insert_with(|| error.to_string());
+            }
         }
     }
+    match first_reason {
+        None => Ok(()),
+        Some(reason) => Err(RedriveError::Call {
+            operation: "ChangeMessageVisibilityBatch",
+            detail: format!(
+                "{hidden} listed message(s) stay hidden for up to {LIST_HOLD_SECONDS} s: {reason}"
+            ),
+        }),
+    }
+}
+
+/// One attribute of a queue, if it has it.
+async fn queue_attribute(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    name: QueueAttributeName,
+) -> Result<Option<String>, RedriveError> {
+    Ok(sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(name.clone())
+        .send()
+        .await
+        .map_err(failed("GetQueueAttributes"))?
+        .attributes
+        .and_then(|mut attributes| attributes.remove(&name)))
+}
+
+/// Refuses a target whose `RedrivePolicy` does not name this DLQ as its
+/// `deadLetterTargetArn`: a mistyped `--to` would otherwise hand the messages to a
+/// consumer that was never meant to see them.
+async fn check_source(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    target_url: &str,
+) -> Result<(), RedriveError> {
+    let dlq_arn = queue_attribute(sqs, dlq_url, QueueAttributeName::QueueArn)
+        .await?
+        .unwrap_or_default();
+    let policy = queue_attribute(sqs, target_url, QueueAttributeName::RedrivePolicy).await?;
+    let target_dlq = policy
+        .as_deref()
+        .and_then(|policy| serde_json::from_str::<Value>(policy).ok())
+        .and_then(|policy| {
+            policy
+                .get("deadLetterTargetArn")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let found = match (&policy, &target_dlq) {
+        (_, Some(arn)) if !dlq_arn.is_empty() && *arn == dlq_arn => return Ok(()),
+        (None, _) => "it has no redrive policy".to_owned(),
+        (Some(_), Some(arn)) => {
+            format!("its redrive policy sends dead letters to {arn}, not to {dlq_arn}")
+        }
+        (Some(policy), None) => format!("its redrive policy names no dead-letter queue: {policy}"),
+    };
+    Err(RedriveError::NotTheSource {
+        dlq: dlq_url.to_owned(),
+        target: target_url.to_owned(),
+        found,
+    })
 }
 
 /// Moves every message from the DLQ to `target_url`: sent first, deleted from the DLQ
 /// only once the send succeeded, so nothing is lost if the move stops halfway (at worst
 /// a message is in both, and handling is idempotent). Returns how many moved.
+///
+/// Only to the DLQ's source: a `target_url` whose `RedrivePolicy` does not name this
+/// DLQ is refused with [`RedriveError::NotTheSource`] before anything is moved.
 pub async fn move_back(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
     target_url: &str,
 ) -> Result<usize, RedriveError> {
+    check_source(sqs, dlq_url, target_url).await?;
     let mut moved = 0;
     loop {
         let batch = sqs

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use aws_sdk_sqs::types::QueueAttributeName;
 use http::Method;
 use local::emulator::workspace_root;
 use local::host::logs::Logs;
@@ -577,4 +578,300 @@ async fn a_happy_order_costs_exactly_the_documented_aws_requests() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A queue of its own on `emulator`, with a redrive policy to `dead_letters` (an ARN)
+/// after `max_receives` receives if given, and the mapping a function with
+/// `ReportBatchItemFailures` would have on it.
+async fn worker_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    dead_letters: Option<(&str, u32)>,
+) -> local::provision::QueueMapping {
+    let mut create = sqs.create_queue().queue_name(name);
+    if let Some((arn, max_receives)) = dead_letters {
+        create = create.attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives}).to_string(),
+        );
+    }
+    let queue_url = create.send().await.unwrap().queue_url.unwrap();
+    local::provision::QueueMapping {
+        function: "Worker".into(),
+        queue_arn: queue_attribute(sqs, &queue_url, QueueAttributeName::QueueArn).await,
+        queue_url,
+        batch_size: 10,
+        batching_window_seconds: 0,
+        report_batch_item_failures: true,
+        maximum_concurrency: None,
+    }
+}
+
+async fn queue_attribute(sqs: &aws_sdk_sqs::Client, url: &str, name: QueueAttributeName) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(name.clone())
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&name)
+        .unwrap()
+}
+
+/// (visible, in flight) messages of a queue.
+async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
+    let count = async |name| {
+        queue_attribute(sqs, url, name)
+            .await
+            .parse::<u64>()
+            .unwrap()
+    };
+    (
+        count(QueueAttributeName::ApproximateNumberOfMessages).await,
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible).await,
+    )
+}
+
+/// Waits until a queue's depth is `expected`; its depth at the deadline otherwise.
+async fn depth_reaches(sqs: &aws_sdk_sqs::Client, url: &str, expected: (u64, u64)) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = depth(sqs, url).await;
+        if now == expected || Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send_all(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[&str]) {
+    for body in bodies {
+        sqs.send_message()
+            .queue_url(url)
+            .message_body(*body)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// One poll that delivers the whole batch.
+async fn poll_batch(
+    poller: &local::queues::QueuePoller,
+    function: &dyn local::invoke::Invoke,
+    size: usize,
+) -> local::queues::QueueReport {
+    let report = poller.poll_once(function).await.unwrap();
+    assert_eq!(report.delivered, size, "one batch: {report:?}");
+    report
+}
+
+/// Lambda's poller settles each message of a batch on its own: a failed message whose
+/// visibility change fails (someone deleted it meanwhile) neither stops the handled ones
+/// from being deleted nor the next failed one from being made visible for its retry,
+/// and the report names it.
+#[tokio::test]
+async fn a_failed_visibility_change_leaves_the_rest_of_the_batch_settled() {
+    let emulator = local::emulator::Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let mapping = worker_queue(&sqs, "SettleEach", None).await;
+    let queue = mapping.queue_url.clone();
+    send_all(&sqs, &queue, &["gone", "handled-1", "handled-2", "retry"]).await;
+    let gone_id = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let function = {
+        let (sqs, queue, gone_id) = (sqs.clone(), queue.clone(), gone_id.clone());
+        local::invoke::from_fn(move |event: Value| {
+            let (sqs, queue, gone_id) = (sqs.clone(), queue.clone(), gone_id.clone());
+            async move {
+                let mut failures = Vec::new();
+                for record in event["Records"].as_array().unwrap() {
+                    let id = record["messageId"].as_str().unwrap();
+                    match record["body"].as_str().unwrap() {
+                        "gone" => {
+                            // Fails, and is deleted out of band before the host settles.
+                            sqs.delete_message()
+                                .queue_url(&queue)
+                                .receipt_handle(record["receiptHandle"].as_str().unwrap())
+                                .send()
+                                .await
+                                .unwrap();
+                            *gone_id.lock().unwrap() = id.to_owned();
+                            failures.push(json!({"itemIdentifier": id}));
+                        }
+                        "retry" => failures.push(json!({"itemIdentifier": id})),
+                        _ => {}
+                    }
+                }
+                Ok(json!({"batchItemFailures": failures}))
+            }
+        })
+    };
+    let poller = local::queues::QueuePoller::new(&sdk, mapping);
+
+    let report = poll_batch(&poller, &function, 4).await;
+
+    assert_eq!((report.succeeded, report.failed), (2, 2), "{report:?}");
+    let unsettled: Vec<(&str, &str)> = report
+        .unsettled
+        .iter()
+        .map(|f| (f.message_id.as_str(), f.operation))
+        .collect();
+    let gone_id = gone_id.lock().unwrap().clone();
+    assert_eq!(unsettled, [(gone_id.as_str(), "ChangeMessageVisibility")]);
+    assert_eq!(
+        depth_reaches(&sqs, &queue, (1, 0)).await,
+        (1, 0),
+        "both handled messages deleted, the other failed one visible again"
+    );
+    let left = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].body(), Some("retry"));
+}
+
+/// A DeleteMessageBatch answers per entry: an entry SQS refuses (the message left the
+/// queue meanwhile: here the redrive policy moved it to the DLQ) is reported with its id
+/// and SQS's reason, and the other entries of the batch are still deleted.
+#[tokio::test]
+async fn a_refused_delete_entry_is_reported_and_the_others_are_deleted() {
+    let emulator = local::emulator::Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq = sqs
+        .create_queue()
+        .queue_name("SettleEachDlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = queue_attribute(&sqs, &dlq, QueueAttributeName::QueueArn).await;
+    let mapping = worker_queue(&sqs, "SettleEach", Some((&dlq_arn, 2))).await;
+    let queue = mapping.queue_url.clone();
+    send_all(&sqs, &queue, &["moved-away", "handled-1", "handled-2"]).await;
+    let moved_id = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let function = {
+        let (sqs, queue, dlq, moved_id) =
+            (sqs.clone(), queue.clone(), dlq.clone(), moved_id.clone());
+        local::invoke::from_fn(move |event: Value| {
+            let (sqs, queue, dlq, moved_id) =
+                (sqs.clone(), queue.clone(), dlq.clone(), moved_id.clone());
+            async move {
+                let records = event["Records"].as_array().unwrap();
+                let record = records.iter().find(|r| r["body"] == "moved-away").unwrap();
+                *moved_id.lock().unwrap() = record["messageId"].as_str().unwrap().to_owned();
+                // Every record is handled, but meanwhile this one is received again
+                // until the redrive policy moves it to the DLQ.
+                sqs.change_message_visibility()
+                    .queue_url(&queue)
+                    .receipt_handle(record["receiptHandle"].as_str().unwrap())
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+                let deadline = Instant::now() + DEADLINE;
+                while depth(&sqs, &dlq).await.0 == 0 {
+                    assert!(Instant::now() < deadline, "never moved to the DLQ");
+                    sqs.receive_message()
+                        .queue_url(&queue)
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                Ok(json!({"batchItemFailures": []}))
+            }
+        })
+    };
+    let poller = local::queues::QueuePoller::new(&sdk, mapping);
+
+    let report = poll_batch(&poller, &function, 3).await;
+
+    assert_eq!(report.succeeded, 3, "{report:?}");
+    let moved_id = moved_id.lock().unwrap().clone();
+    let [failure] = report.unsettled.as_slice() else {
+        panic!("one message not deleted: {report:?}");
+    };
+    assert_eq!(failure.message_id, moved_id);
+    assert_eq!(failure.operation, "DeleteMessageBatch");
+    assert!(
+        failure.reason.contains("ReceiptHandleIsInvalid"),
+        "{}",
+        failure.reason
+    );
+    assert_eq!(
+        depth_reaches(&sqs, &queue, (0, 0)).await,
+        (0, 0),
+        "the handled messages are deleted"
+    );
+}
+
+/// `make redrive` prints what untrusted senders wrote with its control characters
+/// escaped, so a hostile body cannot clear the screen or overwrite the lines before it,
+/// while ordinary Unicode stays readable.
+#[tokio::test]
+async fn redrive_prints_a_hostile_body_and_reason_escaped() {
+    let emulator = local::emulator::Emulator::start().await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&emulator.sdk_config());
+    let dlq = sqs
+        .create_queue()
+        .queue_name("HostileDlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let reason = aws_sdk_sqs::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value("bad\u{1b}]0;owned\u{7} \u{9b}31m\u{202e}txt.exe")
+        .build()
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&dlq)
+        .message_body("Grüße\u{1b}[2J\rpayment accepted\nnext line")
+        .message_attributes(shared::adapters::REASON_ATTRIBUTE, reason)
+        .send()
+        .await
+        .unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_redrive"))
+        .arg(&dlq)
+        .env("AWS_ENDPOINT_URL", emulator.endpoint_url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for raw in ['\u{1b}', '\r', '\u{7}', '\u{9b}', '\u{202e}'] {
+        assert!(!stdout.contains(raw), "{raw:?} printed raw: {stdout:?}");
+    }
+    assert!(
+        stdout.contains(r"body: Grüße\u{1b}[2J\rpayment accepted\nnext line"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r"reason: bad\u{1b}]0;owned\u{7} \u{9b}31m\u{202e}txt.exe"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with(&format!("1 message(s) in {dlq}\n")),
+        "{stdout}"
+    );
 }

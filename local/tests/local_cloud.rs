@@ -662,7 +662,6 @@ async fn exchange(
     }
 }
 
-/// Reads a whole table with Scan, page by page, as the audit does.
 /// Creates an on-demand table keyed by `keys` (the hash key, then the sort key if any),
 /// all strings.
 async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, keys: &[&str]) {
@@ -698,6 +697,7 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, keys: &[&
     create.send().await.unwrap();
 }
 
+/// Reads a whole table with Scan, page by page, as the audit does.
 async fn scan_keys(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String> {
     let mut keys = Vec::new();
     let mut start = None;
@@ -953,4 +953,498 @@ async fn requests_sharing_an_update_expression_each_apply_their_own_values() {
             "{error:?}"
         );
     }
+}
+
+/// A standard queue created fresh on `sqs`, for the SQS tests below.
+async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
+
+/// Receives from `url` until the queue answers empty, holding every message for longer
+/// than the test runs: the bodies of every message still visible in it.
+async fn receive_everything(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut bodies = Vec::new();
+    loop {
+        let page = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await
+            .unwrap();
+        if page.messages().is_empty() {
+            return bodies;
+        }
+        bodies.extend(
+            page.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+        assert!(Instant::now() < deadline, "the queue never ran dry");
+    }
+}
+
+/// Receives `receives` pages of up to ten messages from `url` on `tasks` concurrent
+/// tasks, holding each for ten minutes: every (body, receipt handle) received.
+async fn receive_concurrently(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    tasks: usize,
+    receives: usize,
+) -> Vec<(String, String)> {
+    let receiver = |share: usize| async move {
+        let mut held = Vec::new();
+        for _ in 0..share {
+            let page = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(600)
+                .send()
+                .await
+                .unwrap();
+            held.extend(page.messages().iter().map(|m| {
+                (
+                    m.body().unwrap().to_owned(),
+                    m.receipt_handle().unwrap().to_owned(),
+                )
+            }));
+        }
+        held
+    };
+    let shares = (0..tasks).map(|task| receives / tasks + usize::from(task < receives % tasks));
+    futures::future::join_all(shares.map(receiver))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// SQS requests run on concurrent emulator threads (only DynamoDB is serialised), and a
+/// delete replaces the queue's message list. A delete that found its message while
+/// another replaced the list then cut out a neighbour nobody had received, or undid the
+/// other's deletion (moto_launcher.py, `change_each_queue_under_its_lock`). The window
+/// is the delete's walk to its message, so a slow consumer holds the head of the backlog
+/// and the racing deletes name messages behind it. Exactly the deleted messages go;
+/// the held ones and those never received all stay.
+#[tokio::test]
+async fn concurrent_deletes_remove_exactly_the_messages_they_name() {
+    use aws_sdk_sqs::types::{
+        ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+        QueueAttributeName, SendMessageBatchRequestEntry,
+    };
+    use futures::StreamExt as _;
+    use std::collections::BTreeSet;
+    const BACKLOG: usize = 2000;
+    const HELD_PAGES: usize = 100;
+    const DELETED_PAGES: usize = 60;
+    let emulator = Emulator::start().await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&emulator.sdk_config());
+    let url = create_queue(&sqs, "Backlog").await;
+    let (client, queue) = (&sqs, url.as_str());
+
+    let sent: Vec<_> = futures::stream::iter(0..BACKLOG / 10)
+        .map(|batch| {
+            let entries = (0..10).map(|i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(format!("message-{:04}", batch * 10 + i))
+                    .build()
+                    .unwrap()
+            });
+            client
+                .send_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries.collect()))
+                .send()
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for batch in sent {
+        assert!(batch.unwrap().failed().is_empty());
+    }
+
+    let held = receive_concurrently(&sqs, &url, 4, HELD_PAGES).await;
+    let received = receive_concurrently(&sqs, &url, 6, DELETED_PAGES).await;
+    assert_eq!(held.len(), HELD_PAGES * 10);
+    assert_eq!(received.len(), DELETED_PAGES * 10);
+    let held_bodies: BTreeSet<String> = held.iter().map(|(body, _)| body.clone()).collect();
+    let deleted: BTreeSet<String> = received.iter().map(|(body, _)| body.clone()).collect();
+    assert_eq!(
+        held_bodies.len() + deleted.len(),
+        (HELD_PAGES + DELETED_PAGES) * 10
+    );
+
+    // Half one by one, half in batches of ten, all at once.
+    let (singly, batched) = received.split_at(received.len() / 2);
+    let one_by_one = futures::stream::iter(singly)
+        .map(|(_, handle)| async move {
+            client
+                .delete_message()
+                .queue_url(queue)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .unwrap();
+        })
+        .buffer_unordered(24)
+        .collect::<Vec<()>>();
+    let in_batches = futures::stream::iter(batched.chunks(10))
+        .map(|chunk| async move {
+            let entries = chunk.iter().enumerate().map(|(i, (_, handle))| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("d{i}"))
+                    .receipt_handle(handle)
+                    .build()
+                    .unwrap()
+            });
+            let answer = client
+                .delete_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.failed().is_empty(), "{:?}", answer.failed());
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>();
+    futures::future::join(one_by_one, in_batches).await;
+
+    let never_received: Vec<String> = (0..BACKLOG)
+        .map(|n| format!("message-{n:04}"))
+        .filter(|body| !deleted.contains(body) && !held_bodies.contains(body))
+        .collect();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let count = |name: QueueAttributeName| attributes[&name].parse::<usize>().unwrap();
+    assert_eq!(
+        (
+            count(QueueAttributeName::ApproximateNumberOfMessages),
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        ),
+        (never_received.len(), held.len()),
+        "the never received waiting, the held in flight, the deleted gone"
+    );
+    let mut waiting = receive_everything(&sqs, &url).await;
+    waiting.sort();
+    assert_eq!(waiting, never_received);
+
+    // The held messages come back when their consumer lets them go.
+    let released: Vec<_> = futures::stream::iter(held.chunks(10))
+        .map(|chunk| async move {
+            let entries = chunk.iter().enumerate().map(|(i, (_, handle))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(format!("v{i}"))
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .unwrap()
+            });
+            client
+                .change_message_visibility_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for answer in released {
+        assert!(answer.unwrap().failed().is_empty());
+    }
+    let back: BTreeSet<String> = receive_everything(&sqs, &url).await.into_iter().collect();
+    assert_eq!(back, held_bodies);
+}
+
+/// SQS DeleteMessage: "You must provide the most recently received receipt handle when
+/// you request to delete the message (otherwise, the request succeeds, but the message
+/// might not be deleted)." A consumer that overran its visibility timeout must not
+/// delete the message another consumer received since; the emulator keeps it
+/// (`keep_sqs_requests_independent_of_the_backlog`), and still accepts repeats.
+#[tokio::test]
+async fn a_delete_with_a_stale_receipt_handle_succeeds_and_keeps_the_message() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let emulator = Emulator::start().await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&emulator.sdk_config());
+    let url = create_queue(&sqs, "Stale").await;
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body("once")
+        .send()
+        .await
+        .unwrap();
+    let receive = |visibility_timeout: i32| {
+        sqs.receive_message()
+            .queue_url(&url)
+            .visibility_timeout(visibility_timeout)
+            .wait_time_seconds(1)
+            .send()
+    };
+    let first = receive(1).await.unwrap().messages()[0]
+        .receipt_handle()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + DEADLINE;
+    let second = loop {
+        // Empty until the first receipt's visibility timeout lapses.
+        if let Some(message) = receive(600).await.unwrap().messages().first() {
+            break message.receipt_handle().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the message never came back");
+    };
+    assert_ne!(first, second);
+    let in_flight = || async {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .map(|name| attributes[&name].clone())
+    };
+    let delete = |handle: &str| {
+        sqs.delete_message()
+            .queue_url(&url)
+            .receipt_handle(handle)
+            .send()
+    };
+
+    delete(&first).await.expect("a stale handle is accepted");
+    assert_eq!(in_flight().await, ["0", "1"], "and the message stays");
+    delete(&second).await.expect("the latest handle deletes");
+    assert_eq!(in_flight().await, ["0", "0"]);
+    delete(&second).await.expect("a repeat is accepted");
+    delete(&first).await.expect("so is the stale one, now");
+    let unknown = delete("no-such-handle")
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(unknown.is_receipt_handle_is_invalid(), "{unknown:?}");
+}
+
+/// A table "Faults" keyed by `pk` on a fresh emulator, and a client for it signed as
+/// InventoryFunction: where the DynamoDB fault tests start.
+async fn faults_table() -> (Emulator, aws_sdk_dynamodb::Client) {
+    let emulator = Emulator::start().await.unwrap();
+    create_table(
+        &aws_sdk_dynamodb::Client::new(&emulator.sdk_config()),
+        "Faults",
+        &["pk"],
+    )
+    .await;
+    let inventory =
+        aws_sdk_dynamodb::Client::new(&emulator.sdk_config_signed_as("InventoryFunction"));
+    (emulator, inventory)
+}
+
+/// A TransactWriteItems putting `pks` into "Faults", sent by `client`.
+async fn put_together(
+    client: &aws_sdk_dynamodb::Client,
+    pks: &[&str],
+) -> Result<(), aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError> {
+    use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+    let items = pks.iter().map(|pk| {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name("Faults")
+                    .item("pk", AttributeValue::S((*pk).into()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    client
+        .transact_write_items()
+        .set_transact_items(Some(items.collect()))
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| e.into_service_error())
+}
+
+/// Every key in "Faults", sorted.
+async fn faults_keys(emulator: &Emulator) -> Vec<String> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config());
+    let mut keys: Vec<String> = scan_keys(&dynamodb, "Faults")
+        .await
+        .into_iter()
+        .map(|key| key.trim_end_matches('/').to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The cancellation reasons' codes of a cancelled transaction.
+fn cancellation_codes(
+    error: aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> Vec<String> {
+    match error {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().unwrap_or_default().to_owned())
+            .collect(),
+        other => panic!("not a cancellation: {other:?}"),
+    }
+}
+
+/// DynamoDB cancels a transaction when another one holds one of its items; the emulator
+/// serialises DynamoDB, so only an injected fault produces it. It strikes exactly the
+/// transactions it is aimed at, in DynamoDB's own form (one TransactionConflict reason,
+/// None for the other items), writes nothing, and never touches the host's requests.
+#[tokio::test]
+async fn an_injected_transaction_conflict_cancels_exactly_the_transaction_aimed_at() {
+    use local::emulator::DynamoDbFault;
+    let (emulator, inventory) = faults_table().await;
+    let faults = emulator.faults();
+    let payment = aws_sdk_dynamodb::Client::new(&emulator.sdk_config_signed_as("PaymentFunction"));
+    faults
+        .fail_next(DynamoDbFault::TransactionConflict, "InventoryFunction", 1)
+        .await
+        .unwrap();
+
+    put_together(&payment, &["p1", "p2"])
+        .await
+        .expect("another function's transaction is not the one aimed at");
+    let error = put_together(&inventory, &["a", "b", "c"])
+        .await
+        .unwrap_err();
+    let message = error.meta().message().unwrap_or_default().to_owned();
+    let mut codes = cancellation_codes(error);
+    assert!(message.starts_with("Transaction cancelled"), "{message}");
+    assert!(message.contains("TransactionConflict"), "{message}");
+    codes.sort();
+    assert_eq!(codes, ["None", "None", "TransactionConflict"]);
+    assert_eq!(
+        faults_keys(&emulator).await,
+        ["p1", "p2"],
+        "nothing written"
+    );
+    put_together(&inventory, &["a", "b", "c"])
+        .await
+        .expect("only the next one was to fail");
+
+    faults
+        .fail_share(DynamoDbFault::TransactionConflict, 1.0, 60.0)
+        .await
+        .unwrap();
+    let host = aws_sdk_dynamodb::Client::new(&emulator.sdk_config());
+    put_together(&host, &["h"])
+        .await
+        .expect("the host's requests are never failed");
+    let codes = cancellation_codes(put_together(&payment, &["p3"]).await.unwrap_err());
+    assert_eq!(codes, ["TransactionConflict"]);
+    faults
+        .fail_share(DynamoDbFault::TransactionConflict, 0.0, 0.0)
+        .await
+        .unwrap();
+    put_together(&payment, &["p3"]).await.unwrap();
+    assert_eq!(
+        faults_keys(&emulator).await,
+        ["a", "b", "c", "h", "p1", "p2", "p3"]
+    );
+    let injected = faults.injected().await.unwrap();
+    assert_eq!(
+        injected.get("transaction_conflict"),
+        Some(&2),
+        "{injected:?}"
+    );
+}
+
+/// DynamoDB reports throttling inside a transaction as a cancellation whose reason is
+/// ThrottlingError, not as a throttling exception the SDK would retry.
+#[tokio::test]
+async fn an_injected_transaction_throttle_cancels_with_a_throttling_reason() {
+    use local::emulator::DynamoDbFault;
+    let (emulator, inventory) = faults_table().await;
+    emulator
+        .faults()
+        .fail_next(DynamoDbFault::TransactionThrottled, "InventoryFunction", 1)
+        .await
+        .unwrap();
+    let mut codes = cancellation_codes(put_together(&inventory, &["a", "b"]).await.unwrap_err());
+    codes.sort();
+    assert_eq!(codes, ["None", "ThrottlingError"]);
+    assert!(faults_keys(&emulator).await.is_empty(), "nothing written");
+    put_together(&inventory, &["a", "b"]).await.unwrap();
+    assert_eq!(faults_keys(&emulator).await, ["a", "b"]);
+}
+
+/// A throttled single-item write answers ProvisionedThroughputExceededException: the
+/// SDK's retries absorb one, as on AWS; with retries off the caller sees it. Reads are
+/// not writes, and do not use the fault up.
+#[tokio::test]
+async fn an_injected_write_throttle_is_retried_by_the_sdk_and_seen_without_retries() {
+    use local::emulator::DynamoDbFault;
+    let (emulator, inventory) = faults_table().await;
+    let faults = emulator.faults();
+    let put = |client: &aws_sdk_dynamodb::Client, pk: &str| {
+        client
+            .put_item()
+            .table_name("Faults")
+            .item("pk", AttributeValue::S(pk.into()))
+            .send()
+    };
+    faults
+        .fail_next(DynamoDbFault::WriteThrottled, "InventoryFunction", 1)
+        .await
+        .unwrap();
+    put(&inventory, "retried").await.expect("the SDK retries");
+    assert_eq!(faults.injected().await.unwrap()["write_throttle"], 1);
+
+    let config = aws_sdk_dynamodb::config::Builder::from(
+        &emulator.sdk_config_signed_as("InventoryFunction"),
+    )
+    .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+    .build();
+    let no_retries = aws_sdk_dynamodb::Client::from_conf(config);
+    faults
+        .fail_next(DynamoDbFault::WriteThrottled, "InventoryFunction", 1)
+        .await
+        .unwrap();
+    no_retries
+        .get_item()
+        .table_name("Faults")
+        .key("pk", AttributeValue::S("retried".into()))
+        .send()
+        .await
+        .expect("a read is not a write");
+    let error = put(&no_retries, "refused")
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        error.is_provisioned_throughput_exceeded_exception(),
+        "{error:?}"
+    );
+    assert_eq!(faults_keys(&emulator).await, ["retried"]);
+    assert_eq!(faults.injected().await.unwrap()["write_throttle"], 2);
 }

@@ -65,6 +65,17 @@ pub fn once_outcome(
     }
 }
 
+/// The payload hash a consumer claims an event's key with: the event's id alone.
+///
+/// An event id names one event for ever (a fresh UUID, or one derived from the event
+/// that caused it), so the id *is* the content's identity. Hashing the envelope as this
+/// build re-serialises it would not be: during a canary, or after a schema change, two
+/// builds serialise the same event differently, and a handled event would read as "the
+/// same key with different content" and go to the DLQ.
+pub fn event_fingerprint(envelope: &Envelope) -> String {
+    crate::hashing::fingerprint(envelope.id.to_string().as_bytes())
+}
+
 /// Where permanently failed records go: the consumer queue's DLQ.
 pub trait DeadLetterSink: Send + Sync {
     /// Forwards the original body with the reason, keeping the message id for tracing.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::events::Envelope;
-use crate::idempotency::{IdempotencyRecord, IdempotencyStatus};
+use crate::idempotency::IdempotencyRecord;
 use crate::ids::OrderId;
 use crate::order::Order;
 use crate::ports::{
@@ -51,30 +51,31 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         Ok(self.take_key(record, now_epoch))
     }
 
-    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        claimed: &IdempotencyRecord,
+        done: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        match records.get(&record.key) {
-            Some(held)
-                if held.status == IdempotencyStatus::InProgress
-                    && held.payload_hash == record.payload_hash =>
-            {
-                records.insert(record.key.clone(), record.clone());
+        match records.get(&done.key) {
+            Some(held) if held.is_held_by(claimed) => {
+                records.insert(done.key.clone(), done.clone());
                 Ok(())
             }
             _ => Err(StoreError::Transient(format!(
                 "idempotency key {} was claimed again after our claim lapsed; a retry will find what that claimant stores",
-                record.key
+                done.key
             ))),
         }
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), StoreError> {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         if records
-            .get(key)
-            .is_some_and(|r| r.status == IdempotencyStatus::InProgress)
+            .get(&claimed.key)
+            .is_some_and(|held| held.is_held_by(claimed))
         {
-            records.remove(key);
+            records.remove(&claimed.key);
         }
         Ok(())
     }

@@ -11,6 +11,12 @@
 //!    back instead of repeating the effect; a copy with a different payload is refused.
 //! 4. On failure, **release** the key so a retry can claim it again.
 //!
+//! Each claim carries an **owner** token, fresh per claim, and `complete` and `release`
+//! are conditioned on it: a holder whose claim lapsed (it ran past its window) can
+//! neither complete nor delete the claim of the invocation that took the key over. And
+//! when the SDK retries a claim put whose first attempt landed but whose answer was lost,
+//! the record found is recognised as ours, not as someone else's work in progress.
+//!
 //! Records carry a TTL (`expires_at`) so the table does not grow forever; since DynamoDB
 //! deletes expired items hours late, expiry is also checked here, in code.
 //!
@@ -60,10 +66,14 @@ pub struct IdempotencyRecord {
     pub in_progress_until: Option<i64>,
     /// When (epoch seconds) the record stops counting; also the table's TTL attribute.
     pub expires_at: i64,
+    /// While in progress: the token of the claim that holds it, so only that claim can
+    /// complete or release it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl IdempotencyRecord {
-    /// A fresh claim.
+    /// A fresh claim, with an owner token of its own.
     pub fn in_progress(key: String, payload_hash: String, now: i64, window: Duration) -> Self {
         Self {
             key,
@@ -72,6 +82,7 @@ impl IdempotencyRecord {
             result: None,
             in_progress_until: Some(now.saturating_add(secs(window))),
             expires_at: now.saturating_add(secs(DEFAULT_TTL)),
+            owner: Some(uuid::Uuid::new_v4().to_string()),
         }
     }
 
@@ -84,7 +95,15 @@ impl IdempotencyRecord {
             result: Some(result),
             in_progress_until: None,
             expires_at: now.saturating_add(secs(DEFAULT_TTL)),
+            owner: None,
         }
+    }
+
+    /// Whether this is an in-progress claim held by `claim` (the same owner token).
+    pub fn is_held_by(&self, claim: &IdempotencyRecord) -> bool {
+        self.status == IdempotencyStatus::InProgress
+            && self.owner.is_some()
+            && self.owner == claim.owner
     }
 
     /// Past its TTL: treat as if absent, even if DynamoDB has not deleted it yet.
@@ -240,7 +259,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
             if self.store.put_if_absent(&record, now).await? {
                 return Ok(Claim::Acquired(record));
             }
-            match judge(self.store.get(key).await?.as_ref(), payload_hash, now) {
+            let existing = self.store.get(key).await?;
+            if existing.as_ref().is_some_and(|e| e.is_held_by(&record)) {
+                // Our own put landed on an earlier try whose answer was lost.
+                return Ok(Claim::Acquired(record));
+            }
+            match judge(existing.as_ref(), payload_hash, now) {
                 Verdict::Free => continue,
                 Verdict::Replay(result) => return Ok(Claim::Replay(result)),
                 Verdict::InProgress {
@@ -271,12 +295,12 @@ impl<S: IdempotencyStore> Idempotency<S> {
             result,
             now_epoch,
         );
-        self.store.complete(&done).await
+        self.store.complete(claimed, &done).await
     }
 
     /// Gives a claimed key back after a failure, so a retry can claim it.
     pub async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), StoreError> {
-        self.store.release(&claimed.key).await
+        self.store.release(claimed).await
     }
 
     /// The whole protocol around one side effect: claim `key`, run `work`, store its

@@ -35,6 +35,9 @@ pub const NOTIFICATIONS_SENT: &str = "NotificationsSent";
 pub const DUPLICATES_SUPPRESSED: &str = "DuplicatesSuppressed";
 /// Messages that can never be processed, forwarded to the DLQ.
 pub const POISON_MESSAGES: &str = "PoisonMessages";
+/// Transactions tried again within an invocation because DynamoDB cancelled them for
+/// contention (a concurrent transaction on the same item, or throttling): a hot item.
+pub const TRANSACTION_RETRIES: &str = "TransactionRetries";
 /// Milliseconds from an order's placement to its final state (a histogram).
 pub const ORDER_COMPLETION_MS: &str = "OrderCompletionLatency";
 /// Written by the collector on a process's first invocation.
@@ -55,6 +58,7 @@ pub fn describe() {
         NOTIFICATIONS_SENT,
         DUPLICATES_SUPPRESSED,
         POISON_MESSAGES,
+        TRANSACTION_RETRIES,
     ] {
         ::metrics::describe_counter!(name, ::metrics::Unit::Count, "");
     }

@@ -179,17 +179,22 @@ pub trait IdempotencyStore: Send + Sync {
         now_epoch: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Replaces an in-progress record with its completed form, only if it is still ours
-    /// (same key, still in progress with the same payload hash). When it is not, our
-    /// claim lapsed (a slow or stopped invocation) and another invocation took the key:
-    /// that is a transient error, because the message's retry replays whatever the other
-    /// claimant completes, or runs again if it gave the key up. A permanent error here
-    /// would send to the DLQ a message whose work was done.
+    /// Replaces the in-progress record `claimed` with `done`, only if `claimed` still
+    /// holds the key (same owner token). When it does not, our claim lapsed (a slow or
+    /// stopped invocation) and another invocation took the key: that is a transient
+    /// error, because the message's retry replays whatever the other claimant completes,
+    /// or runs again if it gave the key up. A permanent error here would send to the DLQ
+    /// a message whose work was done.
     fn complete(
         &self,
-        record: &IdempotencyRecord,
+        claimed: &IdempotencyRecord,
+        done: &IdempotencyRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes an in-progress record after a failure, so a retry can take the key again.
-    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deletes the in-progress record `claimed` after a failure, so a retry can take the
+    /// key again; does nothing if another claim holds the key now, or it was completed.
+    fn release(
+        &self,
+        claimed: &IdempotencyRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -341,3 +341,126 @@ async fn redrive_lists_dead_letters_with_reasons_and_moves_them_back() {
         "the old reason does not travel back"
     );
 }
+
+/// Visible and in-flight messages of a queue.
+async fn depth(h: &Harness, queue_url: &str) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName::{
+        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+    };
+    let attributes = h
+        .sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(ApproximateNumberOfMessages)
+        .attribute_names(ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let count = |name| attributes[&name].parse::<u64>().unwrap();
+    (
+        count(ApproximateNumberOfMessages),
+        count(ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+/// A DLQ holds more than one receive's worth (SQS gives at most 10 per receive): the
+/// redrive tool lists every message, each once, and leaves them all visible, as it
+/// found them.
+#[tokio::test]
+async fn redrive_lists_every_dead_letter_once_however_many_there_are() {
+    let h = Harness::start().await;
+    let (_queue, dlq) = queue_and_dlq(&h, "Payment");
+    let mut sent: Vec<String> = (0..25).map(|i| format!("dead letter {i}")).collect();
+    for body in &sent {
+        h.sqs
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+
+    let mut listed: Vec<String> = letters.iter().map(|l| l.body.clone()).collect();
+    listed.sort();
+    sent.sort();
+    assert_eq!(listed, sent, "every message, each once");
+    let ids: std::collections::BTreeSet<&str> =
+        letters.iter().map(|l| l.message_id.as_str()).collect();
+    assert_eq!(ids.len(), 25);
+    // Left as it was: all visible again, none taken.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while depth(&h, &dlq).await != (25, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listed messages are not all visible again: {:?}",
+            depth(&h, &dlq).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(local::redrive::list(&h.sqs, &dlq).await.unwrap().len(), 25);
+}
+
+/// Moving dead letters back is only to the queue they came from: a target whose redrive
+/// policy does not name this DLQ is refused, naming both queues, and nothing moves.
+#[tokio::test]
+async fn redrive_refuses_to_move_dead_letters_to_a_queue_that_is_not_their_source() {
+    let h = Harness::start().await;
+    let (payment_queue, payment_dlq) = queue_and_dlq(&h, "Payment");
+    let (notification_queue, _) = queue_and_dlq(&h, "Notification");
+    h.sqs
+        .send_message()
+        .queue_url(&payment_dlq)
+        .message_body("a payment event")
+        .send()
+        .await
+        .unwrap();
+
+    // Another consumer's queue, and the DLQ itself (it has no redrive policy).
+    for wrong in [&notification_queue, &payment_dlq] {
+        let refused = local::redrive::move_back(&h.sqs, &payment_dlq, wrong)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, local::redrive::RedriveError::NotTheSource { .. }),
+            "{refused:?}"
+        );
+        let said = refused.to_string();
+        assert!(
+            said.contains(&payment_dlq) && said.contains(wrong.as_str()),
+            "{said}"
+        );
+    }
+
+    let letters = local::redrive::list(&h.sqs, &payment_dlq).await.unwrap();
+    assert_eq!(letters.len(), 1, "nothing moved: {letters:?}");
+    assert!(h.drain(&notification_queue).await.is_empty());
+    assert!(h.drain(&payment_queue).await.is_empty());
+}
+
+/// The redrive tool's listing escapes what untrusted senders wrote: a body that would
+/// clear the screen and return the cursor prints as visible escapes.
+#[tokio::test]
+async fn redrive_describes_a_hostile_body_with_its_control_characters_escaped() {
+    let h = Harness::start().await;
+    let (_queue, dlq) = queue_and_dlq(&h, "Payment");
+    h.sqs
+        .send_message()
+        .queue_url(&dlq)
+        .message_body("café\u{1b}[2J\rall good")
+        .send()
+        .await
+        .unwrap();
+
+    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].body, "café\u{1b}[2J\rall good", "kept unchanged");
+    let shown = letters[0].describe();
+    assert!(!shown.contains(['\u{1b}', '\r']), "{shown:?}");
+    assert!(shown.ends_with(r"body: café\u{1b}[2J\rall good"), "{shown}");
+}

@@ -146,3 +146,128 @@ async fn completing_a_lapsed_claim_taken_over_is_a_transient_failure_that_a_retr
         "the retry replays what the new holder stored"
     );
 }
+
+/// Claims have owners: a holder whose claim lapsed can neither complete nor delete the
+/// claim of the invocation that took the key over while that one is still working. On
+/// today's code before owner tokens, the lapsed holder's `complete` overwrote the new
+/// claim (both were "in progress with the same hash") and its `release` deleted it.
+#[tokio::test]
+async fn a_lapsed_holder_can_neither_complete_nor_release_the_next_holders_claim() {
+    let h = Harness::start().await;
+    let p = protocol(&h);
+    let key = format!("test#{}", new_key());
+    let then_ms = Utc::now().timestamp_millis() - 120_000;
+    let Claim::Acquired(lapsed) = p
+        .claim(&key, "h1", Some(then_ms + 3_000), then_ms)
+        .await
+        .unwrap()
+    else {
+        panic!("acquired");
+    };
+    let now_ms = Utc::now().timestamp_millis();
+    let Claim::Acquired(current) = p
+        .claim(&key, "h1", Some(now_ms + 30_000), now_ms)
+        .await
+        .unwrap()
+    else {
+        panic!("a lapsed claim is taken over");
+    };
+
+    let late = p
+        .complete(&lapsed, "{\"charge\":\"ch_1\"}".into(), now_ms / 1000)
+        .await
+        .unwrap_err();
+    assert!(late.is_transient(), "{late}");
+    p.release(&lapsed).await.unwrap();
+    let stored = p.store().get(&key).await.unwrap().unwrap();
+    assert_eq!(stored.status, IdempotencyStatus::InProgress);
+    assert_eq!(
+        stored.owner, current.owner,
+        "the current holder's claim is untouched"
+    );
+    assert!(matches!(
+        p.claim(&key, "h1", Some(now_ms + 30_000), now_ms)
+            .await
+            .unwrap(),
+        Claim::InProgress { .. }
+    ));
+
+    // The current holder can still finish, and its result is what repeats replay.
+    p.complete(&current, "{\"charge\":\"ch_2\"}".into(), now_ms / 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        p.claim(&key, "h1", Some(now_ms + 5_000), now_ms)
+            .await
+            .unwrap(),
+        Claim::Replay("{\"charge\":\"ch_2\"}".into())
+    );
+}
+
+/// The SDK retries a claim put whose answer was lost (a timeout after DynamoDB wrote
+/// it). The retry's condition fails on our own record; without an owner the claim read
+/// "someone else is working on it" and blocked itself for a whole visibility cycle.
+#[tokio::test]
+async fn a_claim_whose_first_put_landed_unacknowledged_is_still_ours() {
+    let h = Harness::start().await;
+    let p = protocol(&h);
+    let key = format!("test#{}", new_key());
+    let now_ms = Utc::now().timestamp_millis();
+    let lost = LostFirstAnswer(p.store().clone());
+    let claiming = Idempotency::new(lost);
+    let Claim::Acquired(claimed) = claiming
+        .claim(&key, "h1", Some(now_ms + 5_000), now_ms)
+        .await
+        .unwrap()
+    else {
+        panic!("the claim whose put landed is ours");
+    };
+    claiming
+        .complete(&claimed, "{\"sent\":true}".into(), now_ms / 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        p.claim(&key, "h1", Some(now_ms + 5_000), now_ms)
+            .await
+            .unwrap(),
+        Claim::Replay("{\"sent\":true}".into())
+    );
+}
+
+/// The real DynamoDB store, except that each put's answer is "condition failed" after
+/// the write: what the SDK's retry of a put that landed, unacknowledged, answers.
+struct LostFirstAnswer(DynamoDbIdempotencyStore);
+
+impl IdempotencyStore for LostFirstAnswer {
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<shared::idempotency::IdempotencyRecord>, shared::ports::StoreError> {
+        self.0.get(key).await
+    }
+
+    async fn put_if_absent(
+        &self,
+        record: &shared::idempotency::IdempotencyRecord,
+        now_epoch: i64,
+    ) -> Result<bool, shared::ports::StoreError> {
+        assert!(self.0.put_if_absent(record, now_epoch).await?);
+        // The retry of the same put, as the SDK would send it.
+        self.0.put_if_absent(record, now_epoch).await
+    }
+
+    async fn complete(
+        &self,
+        claimed: &shared::idempotency::IdempotencyRecord,
+        done: &shared::idempotency::IdempotencyRecord,
+    ) -> Result<(), shared::ports::StoreError> {
+        self.0.complete(claimed, done).await
+    }
+
+    async fn release(
+        &self,
+        claimed: &shared::idempotency::IdempotencyRecord,
+    ) -> Result<(), shared::ports::StoreError> {
+        self.0.release(claimed).await
+    }
+}

@@ -3,6 +3,7 @@
 
 mod api_contract;
 mod best_practices;
+mod contention;
 mod deliveries;
 mod errors;
 mod idempotency_keys;

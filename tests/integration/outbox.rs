@@ -1,6 +1,7 @@
 //! The transactional outbox: every stored order's OrderPlaced reaches the topic exactly
 //! once, even when the path between storing and publishing breaks for a while.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
 use integration_tests::{Harness, new_key, order_body};
@@ -69,15 +70,22 @@ async fn events_survive_an_unavailable_topic_and_arrive_once() {
         assert_eq!(created.status, 201, "the API does not depend on the topic");
         order_ids.push(created.json()["order_id"].as_str().unwrap().to_string());
     }
-    // ...so the relay fails, and the records stay in the stream for a retry.
+    // ...so the relay fails, and the records stay in the stream for a retry, however
+    // long the outage: more attempts than the mapping's old limit of 10, after which
+    // the records went to the failure destination and their orders stayed PENDING.
     let mut relay = h.relay_poller();
     let function = h.relay_function();
-    let report = relay.poll_once(&function).await.unwrap();
-    assert!(report.delivered > 0, "the relay was invoked: {report:?}");
-    assert!(
-        report.pending_retry > 0,
-        "the failed records wait for a retry: {report:?}"
-    );
+    for attempt in 1..=12 {
+        let report = relay.poll_once(&function).await.unwrap();
+        assert!(
+            report.delivered > 0,
+            "attempt {attempt}: the relay was invoked: {report:?}"
+        );
+        assert!(
+            report.pending_retry > 0 && report.sent_to_failure_destination == 0,
+            "attempt {attempt}: the failed records wait for a retry: {report:?}"
+        );
+    }
 
     // The topic comes back; the retries publish every event exactly once.
     let recreated = h
@@ -118,4 +126,46 @@ async fn orders_stored_while_the_relay_is_down_are_published_when_it_returns() {
     h.relay_until_idle(&mut relay).await;
     let messages = h.receive(&queue, 5).await;
     assert_eq!(messages.len(), 5, "each stored order's event arrives once");
+}
+
+/// An outbox row that can never be published (a writer's bug) goes whole, with its
+/// reason, to the relay's DLQ, and the events behind it are still published: with
+/// retries unlimited, it would otherwise block its shard for the stream's 24 hours.
+#[tokio::test]
+async fn a_malformed_outbox_row_goes_whole_to_the_dlq_and_blocks_nothing() {
+    let h = Harness::start().await;
+    let queue = h.subscribe_queue("behind-broken", &["OrderPlaced"]).await;
+    let table = h.stack.table_name("OrdersTable").unwrap().to_string();
+    h.dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("ORDER#broken".into()))
+        .item("sk", AttributeValue::S("EVENT#broken-row".into()))
+        .item("event_type", AttributeValue::S("OrderPlaced".into()))
+        .send()
+        .await
+        .unwrap();
+    let created = h.post_order(&order_body(), Some(&new_key())).await;
+    assert_eq!(created.status, 201);
+
+    let mut relay = h.relay_poller();
+    h.relay_until_idle(&mut relay).await;
+
+    assert_eq!(h.receive(&queue, 1).await.len(), 1, "the good event is out");
+    let dlq = h
+        .stack
+        .queue_url("RelayDeadLetterQueue")
+        .unwrap()
+        .to_string();
+    let dead = h.drain(&dlq).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let body = dead[0].body.as_deref().unwrap_or_default();
+    assert!(body.contains("EVENT#broken-row"), "the row itself: {body}");
+    let reason = dead[0]
+        .message_attributes
+        .as_ref()
+        .and_then(|a| a.get(shared::adapters::REASON_ATTRIBUTE))
+        .and_then(|v| v.string_value())
+        .unwrap_or_default();
+    assert!(reason.contains("malformed"), "{reason}");
 }

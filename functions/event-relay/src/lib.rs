@@ -2,18 +2,26 @@
 //!
 //! This is the second half of the transactional outbox. The API wrote each event into the
 //! orders table in the same transaction as the state change; DynamoDB Streams delivers
-//! every new row to this function at least once, in order per item, and retries until it
-//! is published (then the record's batch checkpoint moves on). So an event can never be
-//! lost between "stored" and "published"; it can be published twice, which is why every
-//! event carries a stable id that consumers deduplicate on.
+//! every new row to this function at least once, in order per item, and the mapping
+//! retries a failed record until it is published, with no limit on attempts (then the
+//! record's batch checkpoint moves on). So an event can never be lost between "stored"
+//! and "published"; it can be published twice, which is why every event carries a stable
+//! id that consumers deduplicate on.
+//!
+//! Unlimited retries would let one row that can *never* be published (a writer's bug)
+//! block its shard for the stream's 24 hours. Such a row goes whole, with its reason, to
+//! the relay's dead-letter queue, and the relay moves on: a broken row never blocks the
+//! events behind it, and is never silently dropped.
 
 pub mod wiring;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::sqs::SqsMessage;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use shared::adapters::OUTBOX_SK_PREFIX;
+use shared::consumer::DeadLetterSink;
 use shared::ports::{EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT, PublishError};
 
 /// The attributes of an outbox row the relay needs. It publishes `envelope` verbatim:
@@ -30,8 +38,7 @@ struct OutboxRow {
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     /// The row looks like an outbox row but lacks what the relay needs: a bug in the
-    /// writer. Retrying cannot fix it; after the mapping's retries it goes to the
-    /// failure destination with its stream coordinates.
+    /// writer. Retrying cannot fix it: it goes to the relay's dead-letter queue.
     #[error("outbox row is malformed: {0}")]
     MalformedRow(String),
     /// SNS refused or failed.
@@ -44,39 +51,69 @@ pub enum RelayError {
 /// that record, so Lambda checkpoints just before it and retries from there. Events after
 /// the failed one in the same request may already be out: the retry publishes them again,
 /// and consumers deduplicate on the event id, as they do for any redelivery.
-pub async fn handle<P: EventPublisher>(
+pub async fn handle<P: EventPublisher, D: DeadLetterSink>(
     publisher: &P,
+    dead_letters: &D,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {
     let mut response = DynamoDbEventResponse::default();
     let mut pending: Vec<(&EventRecord, OutboxRow)> = Vec::new();
     for record in &event.payload.records {
-        match outbox_row(record) {
-            Ok(None) => {}
+        let failure = match outbox_row(record) {
+            Ok(None) => None,
             Ok(Some(row)) => {
                 pending.push((record, row));
-                if pending.len() == PUBLISH_BATCH_LIMIT
-                    && let Some(failure) = flush(publisher, &mut pending).await
-                {
-                    response.batch_item_failures.push(failure);
-                    return Ok(response);
+                if pending.len() == PUBLISH_BATCH_LIMIT {
+                    flush(publisher, &mut pending).await
+                } else {
+                    None
                 }
             }
-            Err(error) => {
-                // Publish what came before it first: a checkpoint must not skip them.
-                let failure = match flush(publisher, &mut pending).await {
-                    Some(failure) => failure,
-                    None => failed(record, &error),
-                };
-                response.batch_item_failures.push(failure);
-                return Ok(response);
-            }
+            // Publish what came before it first: a checkpoint must not skip them.
+            Err(error) => match flush(publisher, &mut pending).await {
+                Some(failure) => Some(failure),
+                None => dead_letter(dead_letters, record, &error).await,
+            },
+        };
+        if let Some(failure) = failure {
+            response.batch_item_failures.push(failure);
+            return Ok(response);
         }
     }
     if let Some(failure) = flush(publisher, &mut pending).await {
         response.batch_item_failures.push(failure);
     }
     Ok(response)
+}
+
+/// Sends a row that can never be published to the dead-letter queue, whole (its new
+/// image as JSON, the stream record's id as the message id) with the reason, so the
+/// relay can move past it; `Some` if that failed too, and the record must be retried.
+async fn dead_letter<D: DeadLetterSink>(
+    dead_letters: &D,
+    record: &EventRecord,
+    error: &RelayError,
+) -> Option<DynamoDbBatchItemFailure> {
+    let reason = error.to_string();
+    tracing::error!(
+        reason = %reason,
+        sequence_number = record.change.sequence_number.as_deref().unwrap_or_default(),
+        event_id = %record.event_id,
+        "outbox row can never be published: forwarding it to the relay's DLQ"
+    );
+    shared::metrics::count(shared::metrics::POISON_MESSAGES);
+    let mut message = SqsMessage::default();
+    message.message_id = Some(record.event_id.clone());
+    message.body = serde_json::to_string(&record.change.new_image).ok();
+    match dead_letters.forward(&message, &reason).await {
+        Ok(()) => None,
+        Err(forward) => Some(failed(
+            record,
+            &RelayError::MalformedRow(format!(
+                "{reason}; forwarding it to the DLQ failed: {forward}"
+            )),
+        )),
+    }
 }
 
 /// Logs why `record` could not be relayed and names it as the batch's failure.

@@ -8,11 +8,17 @@ use shared::telemetry::{invocation, run};
 async fn main() -> Result<(), Error> {
     let metrics = shared::telemetry::init()?;
     let config = Config::load(&shared::config::process_env)?;
-    let publisher = live(&shared::aws::load_sdk_config().await, &config);
-    let publisher = &publisher;
+    let relay = live(&shared::aws::load_sdk_config().await, &config);
+    let relay = &relay;
     run(
         metrics,
-        service_fn(move |event| invocation(event_relay::handle(publisher, event))),
+        service_fn(move |event| {
+            invocation(event_relay::handle(
+                &relay.publisher,
+                &relay.dead_letters,
+                event,
+            ))
+        }),
     )
     .await
 }

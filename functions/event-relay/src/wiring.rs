@@ -1,7 +1,7 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
 use aws_config::SdkConfig;
-use shared::adapters::SnsEventPublisher;
+use shared::adapters::{SnsEventPublisher, SqsDeadLetters};
 use shared::config::{Lookup, MissingSetting, required};
 
 /// The function's settings (see `EventRelayFunction` in template.yaml).
@@ -9,6 +9,8 @@ use shared::config::{Lookup, MissingSetting, required};
 pub struct Config {
     /// The topic every order event is published to.
     pub topic_arn: String,
+    /// Where an outbox row that can never be published goes, whole, with its reason.
+    pub dead_letter_queue_url: String,
 }
 
 impl Config {
@@ -16,13 +18,29 @@ impl Config {
     pub fn load(lookup: Lookup) -> Result<Self, MissingSetting> {
         Ok(Self {
             topic_arn: required(lookup, "ORDER_EVENTS_TOPIC_ARN")?,
+            dead_letter_queue_url: required(lookup, "RELAY_DEAD_LETTER_QUEUE_URL")?,
         })
     }
 }
 
-/// The publisher wired to SNS.
-pub fn live(sdk: &SdkConfig, config: &Config) -> SnsEventPublisher {
-    SnsEventPublisher::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn)
+/// The relay's outside world: the topic it publishes to, and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Publishes outbox rows to the order-events topic.
+    pub publisher: SnsEventPublisher,
+    /// Takes the rows that can never be published.
+    pub dead_letters: SqsDeadLetters,
+}
+
+/// The relay wired to SNS and SQS.
+pub fn live(sdk: &SdkConfig, config: &Config) -> Live {
+    Live {
+        publisher: SnsEventPublisher::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
+        dead_letters: SqsDeadLetters::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &config.dead_letter_queue_url,
+        ),
+    }
 }
 
 /// Every AWS call this function's code makes, as (IAM action, template resource). The
@@ -32,4 +50,6 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> SnsEventPublisher {
 pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
     // publishing outbox rows
     ("sns:Publish", "OrderEventsTopic"),
+    // an outbox row that can never be published, kept whole with its reason
+    ("sqs:SendMessage", "RelayDeadLetterQueue"),
 ];

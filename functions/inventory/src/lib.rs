@@ -14,12 +14,13 @@ pub mod wiring;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
-use shared::consumer::{DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, process_batch};
+use shared::consumer::{
+    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, process_batch,
+};
 use shared::events::{
     Envelope, Event, InventoryFailed, InventoryReserved, OrderConfirmed, PaymentSucceeded,
     ReservedLine,
 };
-use shared::hashing::fingerprint;
 use shared::idempotency::IdempotencyRecord;
 use shared::order::OrderStatus;
 use shared::ports::Transition;
@@ -73,12 +74,9 @@ impl<D: DeadLetterSink> App<D> {
         paid: &PaymentSucceeded,
     ) -> Result<(), RecordError> {
         let now = Utc::now();
-        let body = envelope
-            .to_json()
-            .map_err(|e| RecordError::Permanent(e.to_string()))?;
         let key = IdempotencyRecord::completed(
             format!("inventory#{}", envelope.id),
-            fingerprint(body.as_bytes()),
+            event_fingerprint(envelope),
             "handled".into(),
             now.timestamp(),
         );

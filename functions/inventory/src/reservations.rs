@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use tracing::Instrument;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, cancellation_codes};
+use shared::adapters::{
+    Cancellation, DynamoDbIdempotencyStore, DynamoDbOrderStore, Tried, retry_contention,
+};
 use shared::events::{Envelope, ReservedLine};
 use shared::idempotency::IdempotencyRecord;
 use shared::ids::{OrderId, Sku};
@@ -150,51 +152,68 @@ impl DynamoDbReservations {
         let offset = items.len();
         items.extend(self.orders.transition_items(confirm)?);
 
-        let result = self
-            .orders
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .instrument(shared::aws::call_span("DynamoDB.TransactWriteItems"))
-            .await;
-        let Err(error) = result else {
-            return Ok(ReserveOutcome::Reserved);
-        };
-        let Some(codes) = cancellation_codes(&error) else {
-            return Err(shared::adapters::store_error(
-                "TransactWriteItems reserve",
-                &error,
-            ));
-        };
-        let failed =
-            |i: usize| codes.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
-        if failed(lines.len()) || failed(lines.len() + 1) {
-            return Ok(ReserveOutcome::Duplicate);
-        }
-        let outcome = self
-            .orders
-            .transition_outcome(confirm, &codes, offset)
-            .await;
-        match outcome {
-            Ok(TransitionOutcome::AlreadyApplied) => return Ok(ReserveOutcome::Duplicate),
-            Ok(not_allowed @ TransitionOutcome::NotAllowed { .. }) => {
-                return Ok(ReserveOutcome::NotAllowed(not_allowed));
+        // Every order for a hot SKU updates that SKU's item: overlapping transactions are
+        // cancelled for contention, and are tried again here rather than after a
+        // visibility timeout.
+        retry_contention("TransactWriteItems reserve", || async {
+            let result = self
+                .orders
+                .client()
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .instrument(shared::aws::call_span("DynamoDB.TransactWriteItems"))
+                .await;
+            let error = match result {
+                Ok(_) => return Tried::Settled(Ok(ReserveOutcome::Reserved)),
+                Err(error) => error,
+            };
+            match Cancellation::of(&error) {
+                None => Tried::Settled(Err(shared::adapters::store_error(
+                    "TransactWriteItems reserve",
+                    &error,
+                ))),
+                Some(c) if c.is_contention() => Tried::Contended(c),
+                Some(c) => Tried::Settled(self.reserve_cancelled(lines, confirm, c, offset).await),
             }
-            _ => {}
+        })
+        .await
+    }
+
+    /// Reads a cancelled reservation item by item: the reservation record or the key
+    /// already there means a duplicate; the order not PAID, a refused move; a stock
+    /// condition, a shortage of that SKU.
+    async fn reserve_cancelled(
+        &self,
+        lines: &[ReservedLine],
+        confirm: &Transition,
+        cancellation: Cancellation,
+        offset: usize,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let (reservation, key) = (lines.len(), lines.len() + 1);
+        if cancellation.condition_failed(reservation) || cancellation.condition_failed(key) {
+            return Ok(ReserveOutcome::Duplicate);
         }
         let short: Vec<Sku> = lines
             .iter()
             .enumerate()
-            .filter(|(i, _)| failed(*i))
+            .filter(|(i, _)| cancellation.condition_failed(*i))
             .map(|(_, line)| line.sku.clone())
             .collect();
-        if short.is_empty() {
-            Err(StoreError::Transient(format!(
-                "reservation cancelled: {codes:?}"
-            )))
-        } else {
-            Ok(ReserveOutcome::Short(short))
+        match self
+            .orders
+            .transition_outcome(confirm, cancellation, offset)
+            .await
+        {
+            Ok(TransitionOutcome::AlreadyApplied) => Ok(ReserveOutcome::Duplicate),
+            Ok(not_allowed @ TransitionOutcome::NotAllowed { .. }) => {
+                Ok(ReserveOutcome::NotAllowed(not_allowed))
+            }
+            _ if !short.is_empty() => Ok(ReserveOutcome::Short(short)),
+            Ok(TransitionOutcome::Applied) => Err(StoreError::Permanent(
+                "a cancelled reservation cannot have applied its status change".into(),
+            )),
+            Err(error) => Err(error),
         }
     }
 
@@ -214,26 +233,36 @@ impl DynamoDbReservations {
             self.key_put(key, now)?,
         ];
         items.extend(self.orders.event_items(events)?);
-        let result = self
-            .orders
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .instrument(shared::aws::call_span("DynamoDB.TransactWriteItems"))
-            .await;
-        match result {
-            Ok(_) => Ok(ReserveOutcome::Short(short.to_vec())),
-            Err(e)
-                if cancellation_codes(&e)
-                    .is_some_and(|codes| codes.iter().any(Option::is_some)) =>
-            {
-                Ok(ReserveOutcome::Duplicate)
+        let item_count = items.len();
+        retry_contention("TransactWriteItems shortage", || async {
+            let result = self
+                .orders
+                .client()
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .instrument(shared::aws::call_span("DynamoDB.TransactWriteItems"))
+                .await;
+            let error = match result {
+                Ok(_) => return Tried::Settled(Ok(ReserveOutcome::Short(short.to_vec()))),
+                Err(error) => error,
+            };
+            match Cancellation::of(&error) {
+                // Only a failed condition on one of *our* writes (the reservation record,
+                // the key, an event) means an earlier attempt stored the shortage. A
+                // conflict or throttling means nothing was stored: reading it as a
+                // duplicate would ack the message and leave the customer charged.
+                Some(c) if (0..item_count).any(|i| c.condition_failed(i)) => {
+                    Tried::Settled(Ok(ReserveOutcome::Duplicate))
+                }
+                Some(c) if c.is_contention() => Tried::Contended(c),
+                Some(c) => Tried::Settled(Err(c.into_error("TransactWriteItems shortage"))),
+                None => Tried::Settled(Err(shared::adapters::store_error(
+                    "TransactWriteItems shortage",
+                    &error,
+                ))),
             }
-            Err(e) => Err(shared::adapters::store_error(
-                "TransactWriteItems shortage",
-                &e,
-            )),
-        }
+        })
+        .await
     }
 }

@@ -12,10 +12,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use shared::consumer::{
-    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, once_outcome, process_batch,
+    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, once_outcome,
+    process_batch,
 };
 use shared::events::{Envelope, Event};
-use shared::hashing::fingerprint;
 use shared::idempotency::{Idempotency, invocation_deadline};
 use shared::ports::{EventPublisher, IdempotencyStore, PublishError};
 
@@ -118,7 +118,7 @@ where
         let key = format!("notification#{}", envelope.id);
         let outcome = self
             .idempotency
-            .once(&key, &fingerprint(body.as_bytes()), deadline, || async {
+            .once(&key, &event_fingerprint(&envelope), deadline, || async {
                 self.sender
                     .publish(notification.kind, envelope.correlation_id.as_str(), &body)
                     .await

@@ -15,15 +15,15 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use shared::consumer::{
-    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, once_outcome, process_batch,
+    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, once_outcome,
+    process_batch,
 };
 use shared::events::{
     Envelope, Event, InventoryFailed, OrderCancelled, OrderPlaced, PaymentFailed, PaymentRefunded,
     PaymentSucceeded,
 };
-use shared::hashing::fingerprint;
 use shared::idempotency::{Idempotency, invocation_deadline};
-use shared::order::OrderStatus;
+use shared::order::{Order, OrderStatus};
 use shared::ports::{IdempotencyStore, OrderStore, Transition, TransitionOutcome};
 
 use gateway::{ChargeOutcome, GatewayError, PaymentGateway};
@@ -73,13 +73,10 @@ where
     }
 
     async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
-        let body = envelope
-            .to_json()
-            .map_err(|e| RecordError::Permanent(e.to_string()))?;
         let key = format!("payment#{}", envelope.id);
         let outcome = self
             .idempotency
-            .once(&key, &fingerprint(body.as_bytes()), deadline, || async {
+            .once(&key, &event_fingerprint(&envelope), deadline, || async {
                 match &envelope.event {
                     Event::OrderPlaced(placed) => self.charge(&envelope, placed).await,
                     Event::InventoryFailed(failed) => self.refund(&envelope, failed).await,
@@ -93,23 +90,25 @@ where
         once_outcome(outcome)
     }
 
-    /// Whether the order is in `expected`; otherwise the event is stale or out of order
-    /// and must not cause a side effect.
-    async fn order_is(
+    /// The stored order, if it is in `expected`; otherwise the event is stale or out of
+    /// order and must not cause a side effect.
+    async fn order_in(
         &self,
         envelope: &Envelope,
         expected: OrderStatus,
-    ) -> Result<bool, RecordError> {
-        let current = self.orders.get(envelope.order_id).await?.map(|o| o.status);
-        if current == Some(expected) {
-            return Ok(true);
+    ) -> Result<Option<Order>, RecordError> {
+        let order = self.orders.get(envelope.order_id).await?;
+        match order {
+            Some(order) if order.status == expected => Ok(Some(order)),
+            other => {
+                tracing::warn!(
+                    current = ?other.map(|o| o.status),
+                    expected = %expected,
+                    "order is not where this event expects it; nothing to do"
+                );
+                Ok(None)
+            }
         }
-        tracing::warn!(
-            current = ?current,
-            expected = %expected,
-            "order is not where this event expects it; nothing to do"
-        );
-        Ok(false)
     }
 
     async fn charge(
@@ -117,28 +116,31 @@ where
         envelope: &Envelope,
         placed: &OrderPlaced,
     ) -> Result<String, RecordError> {
-        if !self.order_is(envelope, OrderStatus::Pending).await? {
+        let Some(order) = self.order_in(envelope, OrderStatus::Pending).await? else {
             return Ok("skipped: order not pending".into());
-        }
+        };
+        // The amount is the stored order's, never the event's: the topic only carries
+        // what the relay publishes, but the order table is where the price was accepted.
+        let total = order.total;
         let outcome = self
             .gateway
             .charge(
                 &format!("charge-{}", envelope.order_id),
-                placed.total,
+                total,
                 placed.payment_token.expose(),
             )
             .await
             .map_err(gateway)?;
         let (to, event, summary) = match outcome {
             ChargeOutcome::Approved(charge) => {
-                tracing::info!(charge_id = %charge.charge_id, amount = %placed.total, "payment succeeded");
+                tracing::info!(charge_id = %charge.charge_id, amount = %total, "payment succeeded");
                 (
                     OrderStatus::Paid,
                     Event::PaymentSucceeded(PaymentSucceeded {
-                        customer_id: placed.customer_id.clone(),
+                        customer_id: order.customer_id.clone(),
                         charge_id: charge.charge_id.clone(),
-                        amount: placed.total,
-                        items: placed.items.clone(),
+                        amount: total,
+                        items: order.items.clone(),
                     }),
                     format!("charged {}", charge.charge_id),
                 )
@@ -148,7 +150,7 @@ where
                 (
                     OrderStatus::PaymentFailed,
                     Event::PaymentFailed(PaymentFailed {
-                        customer_id: placed.customer_id.clone(),
+                        customer_id: order.customer_id.clone(),
                         reason: reason.clone(),
                     }),
                     format!("declined: {reason}"),
@@ -170,7 +172,7 @@ where
         envelope: &Envelope,
         failed: &InventoryFailed,
     ) -> Result<String, RecordError> {
-        if !self.order_is(envelope, OrderStatus::Paid).await? {
+        if self.order_in(envelope, OrderStatus::Paid).await?.is_none() {
             return Ok("skipped: order not paid".into());
         }
         let refund = self

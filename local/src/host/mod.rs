@@ -253,6 +253,12 @@ impl Host {
                             // The receive long-polls, so an empty answer already waited.
                             Ok(report) if report.delivered == 0 => {}
                             Ok(report) => {
+                                // A message left unsettled comes back after the queue's
+                                // visibility timeout: say which and why, so a message
+                                // handled twice or retried late is no mystery.
+                                for failure in &report.unsettled {
+                                    logs.push("host", serde_json::json!({"level": "WARN", "message": "message not settled; it comes back after the queue's visibility timeout", "function": function.name(), "message_id": failure.message_id, "operation": failure.operation, "reason": failure.reason}).to_string());
+                                }
                                 *delivered
                                     .lock()
                                     .unwrap_or_else(std::sync::PoisonError::into_inner)

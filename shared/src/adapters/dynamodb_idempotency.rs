@@ -112,16 +112,21 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         }
     }
 
-    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        claimed: &IdempotencyRecord,
+        done: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(record)?))
-            .condition_expression("#status = :in_progress AND payload_hash = :hash")
+            .set_item(Some(to_item(done)?))
+            .condition_expression(HELD_BY_OWNER)
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
-            .expression_attribute_values(":hash", AttributeValue::S(record.payload_hash.clone()))
+            .expression_attribute_values(":owner", owner_of(claimed)?)
             .send()
             .instrument(crate::aws::call_span("DynamoDB.PutItem"))
             .await;
@@ -133,21 +138,23 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             {
                 Err(StoreError::Transient(format!(
                     "idempotency key {} was claimed again after our claim lapsed; a retry will find what that claimant stores",
-                    record.key
+                    done.key
                 )))
             }
             Err(e) => Err(store_error("PutItem idempotency (complete)", &e)),
         }
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
-            .condition_expression("attribute_not_exists(pk) OR #status = :in_progress")
+            .key("pk", AttributeValue::S(claimed.key.clone()))
+            .condition_expression(HELD_BY_OWNER)
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(":owner", owner_of(claimed)?)
             .send()
             .instrument(crate::aws::call_span("DynamoDB.DeleteItem"))
             .await
@@ -156,11 +163,24 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception())
                 {
-                    // Completed meanwhile (by us, on an earlier try): nothing to release.
+                    // Gone, completed, or claimed by someone else since: not ours to delete.
                     Ok(())
                 } else {
                     Err(store_error("DeleteItem idempotency", &e))
                 }
             })
     }
+}
+
+/// Condition under which a claim may complete or release a key: the record is still in
+/// progress under the claim's own owner token.
+const HELD_BY_OWNER: &str = "#status = :in_progress AND #owner = :owner";
+
+/// The claim's owner token as a condition value.
+fn owner_of(claimed: &IdempotencyRecord) -> Result<AttributeValue, StoreError> {
+    claimed
+        .owner
+        .clone()
+        .map(AttributeValue::S)
+        .ok_or_else(|| StoreError::Permanent(format!("the claim on {} has no owner", claimed.key)))
 }

@@ -7,7 +7,7 @@ use tracing::Instrument;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
-use super::{DynamoDbIdempotencyStore, cancellation_codes, store_error};
+use super::{Cancellation, DynamoDbIdempotencyStore, Tried, retry_contention, store_error};
 use crate::events::Envelope;
 use crate::idempotency::IdempotencyRecord;
 use crate::ids::OrderId;
@@ -103,26 +103,24 @@ impl DynamoDbOrderStore {
     }
 
     /// Interprets a cancelled transaction whose items start with
-    /// [`DynamoDbOrderStore::transition_items`] at `offset`.
+    /// [`DynamoDbOrderStore::transition_items`] at `offset`: a failed condition on one of
+    /// the events means an earlier attempt stored them; on the status update, that the
+    /// order is elsewhere. Anything else is `Err`, transient when it was contention.
     pub async fn transition_outcome(
         &self,
         transition: &Transition,
-        codes: &[Option<String>],
+        cancellation: Cancellation,
         offset: usize,
     ) -> Result<TransitionOutcome, StoreError> {
-        let failed =
-            |i: usize| codes.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
         let events = transition.events.len();
-        if (offset + 1..offset + 1 + events).any(failed) {
+        if (offset + 1..offset + 1 + events).any(|i| cancellation.condition_failed(i)) {
             return Ok(TransitionOutcome::AlreadyApplied);
         }
-        if failed(offset) {
+        if cancellation.condition_failed(offset) {
             let current = self.get(transition.order_id).await?.map(|o| o.status);
             return Ok(TransitionOutcome::NotAllowed { current });
         }
-        Err(StoreError::Transient(format!(
-            "transaction cancelled for another reason: {codes:?}"
-        )))
+        Err(cancellation.into_error("TransactWriteItems transition"))
     }
 
     /// The client, for adapters composing transactions with this table.
@@ -210,36 +208,37 @@ impl OrderStore for DynamoDbOrderStore {
             .await;
         match result {
             Ok(_) => Ok(PlaceOutcome::Placed),
-            Err(e) => {
-                // The idempotency put is item 0: if its condition failed, the key is taken.
-                let key_taken = cancellation_codes(&e)
-                    .and_then(|codes| codes.first().cloned().flatten())
-                    .as_deref()
-                    == Some("ConditionalCheckFailed");
-                if key_taken {
-                    Ok(PlaceOutcome::KeyTaken)
-                } else {
-                    Err(store_error("TransactWriteItems place order", &e))
-                }
-            }
+            Err(e) => match Cancellation::of(&e) {
+                // The idempotency put is item 0. Its condition failed: the key is taken.
+                // A conflict on it: a concurrent request with the same key is writing it
+                // right now. Either way the caller re-reads the key and answers from it.
+                Some(c) if c.condition_failed(0) || c.conflicted(0) => Ok(PlaceOutcome::KeyTaken),
+                Some(c) => Err(c.into_error("TransactWriteItems place order")),
+                None => Err(store_error("TransactWriteItems place order", &e)),
+            },
         }
     }
 
     async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(self.transition_items(transition)?))
-            .send()
-            .instrument(crate::aws::call_span("DynamoDB.TransactWriteItems"))
-            .await;
-        match result {
-            Ok(_) => Ok(TransitionOutcome::Applied),
-            Err(e) => match cancellation_codes(&e) {
-                Some(codes) => self.transition_outcome(transition, &codes, 0).await,
-                None => Err(store_error("TransactWriteItems transition", &e)),
-            },
-        }
+        let items = self.transition_items(transition)?;
+        retry_contention("TransactWriteItems transition", || async {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .instrument(crate::aws::call_span("DynamoDB.TransactWriteItems"))
+                .await;
+            match result {
+                Ok(_) => Tried::Settled(Ok(TransitionOutcome::Applied)),
+                Err(e) => match Cancellation::of(&e) {
+                    Some(c) if c.is_contention() => Tried::Contended(c),
+                    Some(c) => Tried::Settled(self.transition_outcome(transition, c, 0).await),
+                    None => Tried::Settled(Err(store_error("TransactWriteItems transition", &e))),
+                },
+            }
+        })
+        .await
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {

@@ -19,6 +19,8 @@ pub use dynamodb_orders::{DynamoDbOrderStore, OUTBOX_SK_PREFIX, OUTBOX_TTL};
 pub use sns_publisher::SnsEventPublisher;
 pub use sqs_dead_letters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE, SqsDeadLetters};
 
+use std::future::Future;
+
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -38,19 +40,198 @@ where
     }
 }
 
-/// The per-item cancellation codes of a cancelled transaction (`None` for items that
-/// were fine), or `None` if the error is something else.
-pub fn cancellation_codes<R>(
-    error: &SdkError<TransactWriteItemsError, R>,
-) -> Option<Vec<Option<String>>> {
-    match error.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(
-            cancelled
-                .cancellation_reasons()
+/// A cancelled `TransactWriteItems`, read item by item.
+///
+/// DynamoDB cancels a transaction for very different reasons, one code per item: a
+/// condition that failed (`ConditionalCheckFailed`: a fact about the data, which the
+/// caller interprets), another transaction on the same item (`TransactionConflict`),
+/// throttling (`ThrottlingError`, `ProvisionedThroughputExceeded`), or a request that
+/// can never succeed (`ValidationError`, `ItemCollectionSizeLimitExceeded`). Only the
+/// first answers a question; contention is worth another try; the rest are bugs.
+/// The SDK does not retry a cancelled transaction itself, so callers must tell these
+/// apart: reading "any code" as "already done" drops work on a busy day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancellation {
+    codes: Vec<Option<String>>,
+}
+
+/// Cancellation codes that mean "the same transaction may succeed if tried again".
+const CONTENTION_CODES: &[&str] = &[
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+];
+
+impl Cancellation {
+    /// The cancellation inside `error`, or `None` if the error is something else.
+    pub fn of<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option<Self> {
+        match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(Self {
+                codes: cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|reason| reason.code().filter(|c| *c != "None").map(str::to_owned))
+                    .collect(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A cancellation with these per-item codes (`None` for an item that was fine).
+    pub fn from_codes(codes: Vec<Option<String>>) -> Self {
+        Self { codes }
+    }
+
+    fn code(&self, index: usize) -> Option<&str> {
+        self.codes.get(index).and_then(Option::as_deref)
+    }
+
+    /// Whether item `index`'s condition failed.
+    pub fn condition_failed(&self, index: usize) -> bool {
+        self.code(index) == Some("ConditionalCheckFailed")
+    }
+
+    /// Whether item `index` is being written by another transaction right now.
+    pub fn conflicted(&self, index: usize) -> bool {
+        self.code(index) == Some("TransactionConflict")
+    }
+
+    /// Whether the transaction was cancelled only by contention (a concurrent
+    /// transaction, throttling): the same transaction may succeed if tried again.
+    pub fn is_contention(&self) -> bool {
+        let mut codes = self.codes.iter().flatten().peekable();
+        codes.peek().is_some() && codes.all(|code| CONTENTION_CODES.contains(&code.as_str()))
+    }
+
+    /// The store error for a cancellation no failed condition explains: transient when
+    /// it was contention, permanent otherwise (a request DynamoDB will never accept).
+    pub fn into_error(self, operation: &str) -> StoreError {
+        let message = format!("{operation}: transaction cancelled: {:?}", self.codes);
+        if self.is_contention() {
+            StoreError::Transient(message)
+        } else {
+            StoreError::Permanent(message)
+        }
+    }
+}
+
+/// What one try of a transaction came to, for [`retry_contention`].
+#[derive(Debug)]
+pub enum Tried<T> {
+    /// A final answer: success, or an error that another try here would not fix.
+    Settled(Result<T, StoreError>),
+    /// Cancelled by contention: worth trying again after a pause.
+    Contended(Cancellation),
+}
+
+/// How many times [`retry_contention`] tries a transaction within one invocation.
+pub const CONTENTION_ATTEMPTS: u32 = 8;
+
+/// Runs `attempt` until it settles, pausing between tries that contention cancelled,
+/// and gives up with a transient error after [`CONTENTION_ATTEMPTS`] tries.
+///
+/// Many orders for one hot SKU all update that SKU's item, and DynamoDB cancels all
+/// but one of the transactions that overlap. Handing each loser back to SQS would cost
+/// it a visibility timeout (a minute) out of its few receives, and in a sale send paid
+/// orders to the DLQ. A short retry here, with "full jitter" (each pause random up to
+/// an exponentially growing cap, as AWS's architecture blog recommends), spreads the
+/// losers out so they mostly succeed within the same invocation: at most about two
+/// seconds of pauses in all.
+pub async fn retry_contention<T, F, Fut>(operation: &str, mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Tried<T>>,
+{
+    const BASE_MS: u64 = 20;
+    const CAP_MS: u64 = 640;
+    let mut last = None;
+    for n in 0..CONTENTION_ATTEMPTS {
+        if n > 0 {
+            let ceiling = (BASE_MS << n.min(10)).min(CAP_MS);
+            let pause = std::time::Duration::from_millis(fastrand::u64(0..=ceiling));
+            tokio::time::sleep(pause).await;
+        }
+        match attempt().await {
+            Tried::Settled(result) => return result,
+            Tried::Contended(cancellation) => {
+                tracing::debug!(attempt = n + 1, codes = ?cancellation.codes, "{operation}: cancelled by contention; trying again");
+                crate::metrics::count(crate::metrics::TRANSACTION_RETRIES);
+                last = Some(cancellation);
+            }
+        }
+    }
+    Err(last.map_or_else(
+        || StoreError::Transient(format!("{operation}: no attempt made")),
+        |cancellation| cancellation.into_error(operation),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cancelled(codes: &[&str]) -> Cancellation {
+        Cancellation::from_codes(
+            codes
                 .iter()
-                .map(|reason| reason.code().filter(|c| *c != "None").map(str::to_owned))
+                .map(|c| (*c != "None").then(|| (*c).to_owned()))
                 .collect(),
-        ),
-        _ => None,
+        )
+    }
+
+    #[test]
+    fn conflicts_and_throttling_are_contention_never_a_failed_condition() {
+        for code in [
+            "TransactionConflict",
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+        ] {
+            let c = cancelled(&["None", code, "None"]);
+            assert!(c.is_contention(), "{code}");
+            assert!(!(0..3).any(|i| c.condition_failed(i)), "{code}");
+            assert!(c.into_error("t").is_transient(), "{code}");
+        }
+        assert!(cancelled(&["None", "TransactionConflict"]).conflicted(1));
+    }
+
+    #[test]
+    fn validation_errors_are_permanent_and_conditions_are_read_by_item() {
+        let invalid = cancelled(&["ValidationError", "None"]);
+        assert!(!invalid.is_contention());
+        assert!(!invalid.into_error("t").is_transient());
+        let mixed = cancelled(&["ConditionalCheckFailed", "TransactionConflict"]);
+        assert!(mixed.condition_failed(0) && !mixed.condition_failed(1));
+        assert!(
+            !mixed.is_contention(),
+            "a failed condition is an answer, not contention"
+        );
+        assert!(!cancelled(&["None", "None"]).is_contention());
+    }
+
+    #[tokio::test]
+    async fn contention_is_tried_again_until_it_settles_or_the_attempts_run_out() {
+        let mut tries = 0;
+        let settled = retry_contention("t", || {
+            tries += 1;
+            let n = tries;
+            async move {
+                if n < 3 {
+                    Tried::Contended(cancelled(&["TransactionConflict"]))
+                } else {
+                    Tried::Settled(Ok(n))
+                }
+            }
+        })
+        .await;
+        assert_eq!(settled, Ok(3));
+
+        let mut tries = 0;
+        let exhausted: Result<(), StoreError> = retry_contention("t", || {
+            tries += 1;
+            async { Tried::Contended(cancelled(&["ThrottlingError"])) }
+        })
+        .await;
+        assert!(exhausted.is_err_and(|e| e.is_transient()));
+        assert_eq!(tries, CONTENTION_ATTEMPTS);
     }
 }
