@@ -4,10 +4,12 @@
 //! A scenario places a mix of orders concurrently over HTTP, like many clients would:
 //! happy ones, declined cards, orders for a SKU that runs out (charged, then refunded),
 //! flaky cards (the provider times out once, then approves), and orders submitted twice at
-//! once with one idempotency key. The client is a well-behaved one: on a 409 (same key in
-//! progress), a 429, a 5xx or a dropped connection it retries with the same key. While the
-//! orders flow, the scenario injects its faults; then it waits for the pipeline to go quiet
-//! and audits the stores. `docs/reliability.md` is written from the outcomes.
+//! once with one idempotency key; or, in the hot SKU scenario, all for one SKU stocked
+//! for only part of them, under injected transaction conflicts. The client is a
+//! well-behaved one: on a 409 (same key in progress), a 429, a 5xx or a dropped
+//! connection it retries with the same key. While the orders flow, the scenario injects
+//! its faults; then it waits for the pipeline to go quiet and audits the stores.
+//! `docs/reliability.md` is written from the outcomes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -20,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Audit, AuditError, Check, Expected, Stores};
 use crate::chaos::{Chaos, DeliveryChaos};
-use crate::emulator::FaultClient;
+use crate::emulator::{DynamoDbFault, FaultClient};
 use crate::host::logs::{LogLine, Logs, readable};
 use crate::host::{Host, HostError, HostOptions};
 use crate::http_client::Http;
@@ -58,6 +60,104 @@ pub struct Faults {
     /// How many hostile bodies (of each kind in [`crate::hostile`]) go to each consumer
     /// queue.
     pub hostile_rounds: usize,
+    /// DynamoDB contention as AWS produces it and the serialising emulator never would:
+    /// without it, the functions' handling of cancelled transactions never runs here.
+    pub contention: Option<Contention>,
+}
+
+/// Shares of the functions' DynamoDB writes failed as contention does on AWS, for a
+/// window from the start of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Contention {
+    /// This share of `TransactWriteItems` is cancelled with `TransactionConflict`, as when
+    /// another transaction holds one of its items.
+    pub conflicts: f64,
+    /// This share of `TransactWriteItems` (of those not already conflicted) is cancelled
+    /// with `ThrottlingError`, as DynamoDB reports throttling inside a transaction.
+    pub throttled: f64,
+    /// This share of single-item writes is answered
+    /// `ProvisionedThroughputExceededException`, which the SDK retries.
+    pub write_throttled: f64,
+    /// For this many seconds from the start; `None`: until the pipeline is quiet, so every
+    /// order of the run meets it.
+    pub seconds: Option<f64>,
+}
+
+impl Contention {
+    /// How long a window of `None` seconds is asked for: longer than any run, and ended
+    /// explicitly once the pipeline is quiet.
+    const WHOLE_RUN_SECONDS: f64 = 3600.0;
+
+    /// The faults to ask the emulator for, with their rates (zero rates left out).
+    fn plans(&self) -> impl Iterator<Item = (DynamoDbFault, f64)> {
+        [
+            (DynamoDbFault::TransactionConflict, self.conflicts),
+            (DynamoDbFault::TransactionThrottled, self.throttled),
+            (DynamoDbFault::WriteThrottled, self.write_throttled),
+        ]
+        .into_iter()
+        .filter(|(_, rate)| *rate > 0.0)
+    }
+
+    /// Starts the window on `emulator`.
+    async fn start(&self, emulator: &FaultClient) -> Result<(), String> {
+        let seconds = self.seconds.unwrap_or(Self::WHOLE_RUN_SECONDS);
+        for (fault, rate) in self.plans() {
+            emulator.fail_share(fault, rate, seconds).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the window on `emulator` (a rate of 0), so nothing after the run is failed.
+    async fn end(&self, emulator: &FaultClient) -> Result<(), String> {
+        for (fault, _) in self.plans() {
+            emulator.fail_share(fault, 0.0, 0.0).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a scenario's orders buy: the stock is seeded to match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mix {
+    /// The runs' usual mix: happy, declined, out of stock, flaky card, same key twice.
+    #[default]
+    Mixed,
+    /// Every order buys one unit of one SKU, stocked for only part of them: a sale, where
+    /// every reservation updates the same item and the rest run out of stock.
+    HotSku,
+}
+
+impl Mix {
+    /// The one SKU of [`Mix::HotSku`].
+    pub const HOT_SKU: &'static str = "SKU-HOT";
+
+    /// The stock to seed for `orders` orders of this mix.
+    pub fn stock(self, orders: usize) -> BTreeMap<String, i64> {
+        match self {
+            Mix::Mixed => stock_for(orders),
+            Mix::HotSku => BTreeMap::from([(Self::HOT_SKU.to_owned(), hot_stock(orders))]),
+        }
+    }
+
+    /// Order `i` of this mix and how many times it is submitted at once.
+    fn order(self, i: usize) -> (Value, usize) {
+        match self {
+            Mix::Mixed => order(i),
+            Mix::HotSku => (
+                json!({"customer_id": format!("cust-{:04}", i % 1000), "currency": "EUR",
+                    "items": [{"sku": Self::HOT_SKU, "quantity": 1, "unit_price_minor": 1250}],
+                    "payment_token": "tok_visa"}),
+                1,
+            ),
+        }
+    }
+}
+
+/// Units of [`Mix::HOT_SKU`] for `orders` one-unit orders: three fifths of them, so the
+/// other two fifths are charged, find it sold out and are refunded.
+pub fn hot_stock(orders: usize) -> i64 {
+    i64::try_from(orders * 3 / 5).unwrap_or(i64::MAX).max(1)
 }
 
 /// One scenario: how many orders, how they are delivered, what breaks.
@@ -73,15 +173,25 @@ pub struct Scenario {
     pub delivery: DeliveryChaos,
     /// Faults.
     pub faults: Faults,
+    /// What the orders buy.
+    pub mix: Mix,
 }
 
 impl Scenario {
     /// The load, described for the report.
     pub fn load(&self) -> String {
-        let mut load = format!(
-            "{} orders, {} in flight (mixed: happy, declined, out of stock, flaky card, same key twice at once)",
-            self.orders, self.concurrency
-        );
+        let mut load = match self.mix {
+            Mix::Mixed => format!(
+                "{} orders, {} in flight (mixed: happy, declined, out of stock, flaky card, same key twice at once)",
+                self.orders, self.concurrency
+            ),
+            Mix::HotSku => format!(
+                "{} orders, {} in flight, all for one unit of one SKU stocked for {} of them",
+                self.orders,
+                self.concurrency,
+                hot_stock(self.orders)
+            ),
+        };
         if self.delivery.max_deliveries > 1 {
             let _ = write!(
                 load,
@@ -112,6 +222,30 @@ impl Scenario {
                 "{:.0} % of AWS requests throttled for {seconds} s",
                 rate * 100.0
             ));
+        }
+        if let Some(c) = f.contention {
+            let window = c
+                .seconds
+                .map_or_else(|| "the whole run".to_owned(), |s| format!("{s} s"));
+            let mut shares = Vec::new();
+            if c.conflicts > 0.0 {
+                shares.push(format!("{:.0} % TransactionConflict", c.conflicts * 100.0));
+            }
+            if c.throttled > 0.0 {
+                shares.push(format!("{:.0} % ThrottlingError", c.throttled * 100.0));
+            }
+            if !shares.is_empty() {
+                parts.push(format!(
+                    "DynamoDB transactions cancelled ({}) for {window}",
+                    shares.join(", ")
+                ));
+            }
+            if c.write_throttled > 0.0 {
+                parts.push(format!(
+                    "{:.0} % of DynamoDB single writes throttled (ProvisionedThroughputExceeded) for {window}",
+                    c.write_throttled * 100.0
+                ));
+            }
         }
         if f.kills > 0 {
             parts.push(format!("{} function processes killed", f.kills));
@@ -178,6 +312,7 @@ pub fn scenarios(scale: f64) -> Vec<Scenario> {
             concurrency: 32,
             delivery: DeliveryChaos::default(),
             faults: Faults::default(),
+            mix: Mix::Mixed,
         },
         Scenario {
             name: "duplicates and reordering",
@@ -189,6 +324,7 @@ pub fn scenarios(scale: f64) -> Vec<Scenario> {
                 seed: 42,
             },
             faults: Faults::default(),
+            mix: Mix::Mixed,
         },
         Scenario {
             name: "faults",
@@ -201,7 +337,16 @@ pub fn scenarios(scale: f64) -> Vec<Scenario> {
                 throttle: Some((0.2, 8.0)),
                 kills: 6,
                 hostile_rounds: 0,
+                // About 8 % of transactions and 5 % of single writes, in the same window as
+                // the throttling: what a busy table sees on AWS.
+                contention: Some(Contention {
+                    conflicts: 0.04,
+                    throttled: 0.04,
+                    write_throttled: 0.05,
+                    seconds: Some(8.0),
+                }),
             },
+            mix: Mix::Mixed,
         },
         Scenario {
             name: "hostile input",
@@ -212,6 +357,24 @@ pub fn scenarios(scale: f64) -> Vec<Scenario> {
                 hostile_rounds: 3,
                 ..Faults::default()
             },
+            mix: Mix::Mixed,
+        },
+        Scenario {
+            name: "hot SKU",
+            // Fewer than 40 would leave too few losers to contend.
+            orders: ((500.0 * scale).round() as usize).max(40),
+            concurrency: 64,
+            delivery: DeliveryChaos::default(),
+            faults: Faults {
+                // Far above a normal table's: every reservation updates the one item.
+                contention: Some(Contention {
+                    conflicts: 0.3,
+                    seconds: None,
+                    ..Contention::default()
+                }),
+                ..Faults::default()
+            },
+            mix: Mix::HotSku,
         },
     ]
 }
@@ -309,12 +472,17 @@ async fn submit(http: &Http, url: &str, key: &str, body: &str, deadline: Instant
 /// `concurrency` at a time, each under its own idempotency key (and submitted twice at
 /// once where the mix says so), like many well-behaved clients would.
 pub(crate) async fn place(api_url: &str, count: usize, concurrency: usize) -> Vec<Placed> {
+    place_mix(api_url, Mix::Mixed, count, concurrency).await
+}
+
+/// [`place`], for orders `0..count` of `mix`.
+async fn place_mix(api_url: &str, mix: Mix, count: usize, concurrency: usize) -> Vec<Placed> {
     let http = Http::new();
     let url = format!("{api_url}/orders");
     let deadline = Instant::now() + Duration::from_secs(600);
     futures::stream::iter(0..count)
         .map(|i| {
-            let (body, submissions) = order(i);
+            let (body, submissions) = mix.order(i);
             let body = body.to_string();
             let key = uuid::Uuid::new_v4().to_string();
             let (http, url) = (http.clone(), url.clone());
@@ -343,6 +511,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
     let faulty = scenario.faults.outage_seconds.is_some()
         || scenario.faults.freeze_seconds.is_some()
         || scenario.faults.throttle.is_some()
+        || scenario.faults.contention.is_some()
         || scenario.faults.kills > 0;
     let host = Host::start(
         HostOptions {
@@ -362,7 +531,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
     )
     .await?;
     let stores = Arc::new(Stores::watch(&host.sdk, &host.stack).await?);
-    let stock = stock_for(scenario.orders);
+    let stock = scenario.mix.stock(scenario.orders);
     stores.seed_stock(&stock).await?;
 
     let faults = tokio::spawn(inject(
@@ -383,7 +552,13 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
         })
     };
 
-    let placed = place(&host.api_url(), scenario.orders, scenario.concurrency).await;
+    let placed = place_mix(
+        &host.api_url(),
+        scenario.mix,
+        scenario.orders,
+        scenario.concurrency,
+    )
+    .await;
 
     let accepted: BTreeSet<String> = placed.iter().flat_map(|p| p.order_ids.clone()).collect();
     let Injected { killed, frozen } = faults
@@ -392,6 +567,12 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
     let limit = Duration::from_secs(120 + u64::try_from(scenario.orders / 20).unwrap_or(0));
     stores.wait_until_quiet(&accepted, limit).await?;
     collector.abort();
+    if let Some(contention) = scenario.faults.contention {
+        contention
+            .end(&host.emulator.faults())
+            .await
+            .map_err(RunError::Other)?;
+    }
     let expected = Expected {
         accepted: accepted.clone(),
         initial_stock: stock,
@@ -540,8 +721,9 @@ struct Injected {
     frozen: Option<Duration>,
 }
 
-/// Injects the scenario's faults on schedule, every half second: one process killed per
-/// tick from the start, the outage at 3 s, the freeze at 6 s.
+/// Injects the scenario's faults on schedule, every half second: throttling and
+/// contention from the start, one process killed per tick from the start, the outage at
+/// 3 s, the freeze at 6 s.
 async fn inject(
     emulator: FaultClient,
     emulator_pids: Vec<u32>,
@@ -550,6 +732,9 @@ async fn inject(
 ) -> Injected {
     if let Some((rate, seconds)) = faults.throttle {
         let _ = emulator.throttle(rate, seconds).await;
+    }
+    if let Some(contention) = faults.contention {
+        let _ = contention.start(&emulator).await;
     }
     let mut done = Injected::default();
     let mut outage = faults.outage_seconds;

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use local::emulator::workspace_root;
+use local::emulator::{DynamoDbFault, workspace_root};
 use local::host::HostOptions;
-use local::reliability::{Outcome, Scenario, run, scenarios};
+use local::reliability::{Outcome, Scenario, hot_stock, run, scenarios};
 
-/// Small enough for `make test` (every scenario has at least 20 orders).
+/// Small enough for `make test` (every scenario has at least 20 orders, the hot SKU 40).
 const SCALE: f64 = 0.02;
 
 fn scenario(name: &str) -> Scenario {
@@ -59,6 +59,33 @@ async fn outages_a_stopped_emulator_throttling_and_killed_processes_lose_nothing
         outcome.frozen.is_some_and(|d| d.as_secs_f64() >= 3.5),
         "the emulator process was really stopped: {:?}",
         outcome.frozen
+    );
+    assert_passed(&outcome);
+}
+
+/// A sale: every reservation updates one item, 30 % of the transactions are cancelled
+/// by conflicts, and still exactly the stock is sold and no order is lost.
+#[tokio::test]
+async fn a_hot_sku_under_transaction_conflicts_sells_exactly_its_stock() {
+    let scenario = scenario("hot SKU");
+    let outcome = run(&scenario, &HostOptions::default()).await.unwrap();
+    let conflicts = outcome
+        .injected
+        .get(DynamoDbFault::TransactionConflict.name())
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        conflicts > 0,
+        "conflicts were injected: {:?}",
+        outcome.injected
+    );
+    let stocked = usize::try_from(hot_stock(scenario.orders)).unwrap();
+    let state = |name: &str| outcome.audit.by_state.get(name).copied().unwrap_or(0);
+    assert_eq!(
+        (state("CONFIRMED"), state("CANCELLED")),
+        (stocked, scenario.orders - stocked),
+        "the stock sold out exactly, the rest were refunded: {:?}",
+        outcome.audit.by_state
     );
     assert_passed(&outcome);
 }

@@ -257,3 +257,46 @@ async fn payment_charges_the_stored_total_not_the_events() {
     );
     assert_eq!(h.status_of(&id).await, "PAID");
 }
+
+/// An approved charge whose status change keeps failing (DynamoDB throttling payment's
+/// transaction through every try of the invocation) is not lost: the claim is released,
+/// the message is retried, and the retry finds the same charge at the provider (its key
+/// is derived from the order) and records it. One charge, and the order is PAID.
+#[tokio::test]
+async fn a_charge_whose_status_change_failed_is_recorded_by_the_retry_charging_once() {
+    let h = Harness::start_signed_as_functions().await;
+    let consumers = h.consumers().await;
+    let functions = h.functions(&consumers);
+    let placed_queue = h.subscribe_queue("placed", &["OrderPlaced"]).await;
+    let id = place(&h, &order_body()).await;
+    let placed = published(&h, &placed_queue, 1).await.remove(0);
+
+    h.emulator
+        .faults()
+        .fail_next(
+            DynamoDbFault::TransactionThrottled,
+            "PaymentFunction",
+            shared::adapters::CONTENTION_ATTEMPTS,
+        )
+        .await
+        .unwrap();
+    let first = functions["PaymentFunction"]
+        .invoke(sqs_event(&[&placed]))
+        .await
+        .unwrap();
+    assert_eq!(
+        first["batchItemFailures"],
+        json!([{"itemIdentifier": "m-0"}]),
+        "retried, not dead-lettered"
+    );
+    assert_eq!(h.status_of(&id).await, "PENDING");
+    assert_eq!(h.ledger("charge", &id).await.len(), 1, "charged once");
+
+    let retry = functions["PaymentFunction"]
+        .invoke(sqs_event(&[&placed]))
+        .await
+        .unwrap();
+    assert_eq!(retry["batchItemFailures"], json!([]));
+    assert_eq!(h.status_of(&id).await, "PAID");
+    assert_eq!(h.ledger("charge", &id).await.len(), 1, "still one charge");
+}

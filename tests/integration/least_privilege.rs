@@ -220,3 +220,39 @@ fn a_dropped_action_fails_the_check() {
         "{problems:?}"
     );
 }
+
+/// Consumers act on what the order-events topic says (payment charges on `OrderPlaced`),
+/// so the topic's policy denies `sns:Publish` to every principal but the relay's role:
+/// an IAM grant elsewhere in the account cannot inject events.
+#[test]
+fn only_the_relay_may_publish_order_events() {
+    let template = Template::load(&Template::workspace_template()).unwrap();
+    let policies: Vec<&local::template::Resource> = template
+        .resources
+        .values()
+        .filter(|r| {
+            r.kind == "AWS::SNS::TopicPolicy"
+                && as_list(&r.properties["Topics"])
+                    .iter()
+                    .any(|t| resource_name(t) == "OrderEventsTopic")
+        })
+        .collect();
+    assert_eq!(policies.len(), 1, "one policy on OrderEventsTopic");
+    let statements = policies[0].properties["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let guard = statements
+        .iter()
+        .find(|s| {
+            s["Effect"] == "Deny"
+                && s["Principal"] == "*"
+                && as_list(&s["Action"]).contains(&Value::from("sns:Publish"))
+                && s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].is_object()
+        })
+        .expect("a Deny of sns:Publish for every principal but one");
+    assert_eq!(
+        resource_name(&guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]),
+        "EventRelayRole",
+        "the one principal is the relay's role"
+    );
+}

@@ -1,10 +1,17 @@
-//! Notification: tells the customer about their order, exactly once per notable event.
+//! Notification: tells the customer about their order, once per notable event, with
+//! one named window for a repeat.
 //!
 //! Order received (`OrderPlaced`), confirmed (`OrderConfirmed`), payment failed
 //! (`PaymentFailed`), cancelled and refunded (`OrderCancelled`). Sending is a side effect
 //! outside DynamoDB (a publish to the customer-notifications topic), so each event goes
 //! through the shared idempotency protocol keyed by its event id; the completed record
 //! *is* the record of the notification sent, and a duplicate event sends nothing.
+//!
+//! The window: if the publish succeeds and completing the claim then fails for the rest
+//! of the invocation (or the invocation dies in between), the claim lapses at the
+//! deadline and the redelivered event is sent again. SNS has no conditional publish, so
+//! no write order closes that window; each notification carries its `event_id` so the
+//! receiver can drop the repeat (docs/architecture.md, "Notification's guarantee").
 
 pub mod wiring;
 

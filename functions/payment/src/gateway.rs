@@ -45,6 +45,15 @@ pub enum GatewayError {
 
 /// A payment provider. Every call carries an idempotency key: calling twice with the
 /// same key returns the first result and never moves money twice.
+///
+/// The key is derived from the order (`charge-<order id>`), and it must hold for the
+/// order's whole life, not only for the provider's idempotency window. If the status
+/// change after an approved charge keeps failing, the message is retried and, after its
+/// receives, waits in the DLQ for a redrive that may come days later; the redriven charge
+/// must find the first one. The simulated provider keeps its ledger for ever. A real
+/// provider whose keys expire (Stripe's after 24 hours) must look the charge up by the
+/// order reference first (Stripe: a search on the charge's metadata), and only charge
+/// when there is none.
 pub trait PaymentGateway: Send + Sync {
     /// Charges `amount` to the card behind `token`.
     fn charge(

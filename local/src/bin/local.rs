@@ -144,6 +144,10 @@ async fn reliability(
             outcome.p99_ms,
             outcome.wall.as_secs_f64()
         );
+        println!(
+            "   {:?}; AWS requests failed by faults: {:?}; {} processes killed",
+            outcome.audit.by_state, outcome.injected, outcome.killed
+        );
         for (function, (count, mean)) in &outcome.invocations {
             println!("   {function:<28} {count:>6} invocations, mean {mean:>7.1} ms");
         }
