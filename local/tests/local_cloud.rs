@@ -797,24 +797,7 @@ async fn queue_depth_counts_waiting_and_in_flight_messages() {
         .await
         .unwrap();
     assert_eq!(received.messages().len(), 5);
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    assert_eq!(
-        attributes[&QueueAttributeName::ApproximateNumberOfMessages],
-        "7"
-    );
-    assert_eq!(
-        attributes[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
-        "5"
-    );
+    assert_eq!(depths(&sqs, &url).await, (7, 5));
     let wrong = sqs
         .get_queue_attributes()
         .queue_url(&url)
@@ -1039,7 +1022,7 @@ async fn receive_concurrently(
 async fn concurrent_deletes_remove_exactly_the_messages_they_name() {
     use aws_sdk_sqs::types::{
         ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-        QueueAttributeName, SendMessageBatchRequestEntry,
+        SendMessageBatchRequestEntry,
     };
     use futures::StreamExt as _;
     use std::collections::BTreeSet;
@@ -1124,22 +1107,8 @@ async fn concurrent_deletes_remove_exactly_the_messages_they_name() {
         .map(|n| format!("message-{n:04}"))
         .filter(|body| !deleted.contains(body) && !held_bodies.contains(body))
         .collect();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    let count = |name: QueueAttributeName| attributes[&name].parse::<usize>().unwrap();
     assert_eq!(
-        (
-            count(QueueAttributeName::ApproximateNumberOfMessages),
-            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        ),
+        depths(&sqs, &url).await,
         (never_received.len(), held.len()),
         "the never received waiting, the held in flight, the deleted gone"
     );
@@ -1182,7 +1151,6 @@ async fn concurrent_deletes_remove_exactly_the_messages_they_name() {
 /// (`keep_sqs_requests_independent_of_the_backlog`), and still accepts repeats.
 #[tokio::test]
 async fn a_delete_with_a_stale_receipt_handle_succeeds_and_keeps_the_message() {
-    use aws_sdk_sqs::types::QueueAttributeName;
     let emulator = Emulator::start().await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&emulator.sdk_config());
     let url = create_queue(&sqs, "Stale").await;
@@ -1212,23 +1180,6 @@ async fn a_delete_with_a_stale_receipt_handle_succeeds_and_keeps_the_message() {
         assert!(Instant::now() < deadline, "the message never came back");
     };
     assert_ne!(first, second);
-    let in_flight = || async {
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap();
-        [
-            QueueAttributeName::ApproximateNumberOfMessages,
-            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .map(|name| attributes[&name].clone())
-    };
     let delete = |handle: &str| {
         sqs.delete_message()
             .queue_url(&url)
@@ -1237,9 +1188,9 @@ async fn a_delete_with_a_stale_receipt_handle_succeeds_and_keeps_the_message() {
     };
 
     delete(&first).await.expect("a stale handle is accepted");
-    assert_eq!(in_flight().await, ["0", "1"], "and the message stays");
+    assert_eq!(depths(&sqs, &url).await, (0, 1), "and the message stays");
     delete(&second).await.expect("the latest handle deletes");
-    assert_eq!(in_flight().await, ["0", "0"]);
+    assert_eq!(depths(&sqs, &url).await, (0, 0));
     delete(&second).await.expect("a repeat is accepted");
     delete(&first).await.expect("so is the stale one, now");
     let unknown = delete("no-such-handle")
@@ -1447,4 +1398,24 @@ async fn an_injected_write_throttle_is_retried_by_the_sdk_and_seen_without_retri
     );
     assert_eq!(faults_keys(&emulator).await, ["retried"]);
     assert_eq!(faults.injected().await.unwrap()["write_throttle"], 2);
+}
+
+/// A queue's (waiting, in flight) message counts, as GetQueueAttributes reports them.
+async fn depths(sqs: &aws_sdk_sqs::Client, url: &str) -> (usize, usize) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let count = |name: QueueAttributeName| attributes[&name].parse::<usize>().unwrap();
+    (
+        count(QueueAttributeName::ApproximateNumberOfMessages),
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
 }

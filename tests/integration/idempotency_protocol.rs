@@ -3,12 +3,35 @@
 use chrono::Utc;
 use integration_tests::{Harness, new_key};
 use shared::adapters::DynamoDbIdempotencyStore;
-use shared::idempotency::{Claim, Idempotency, IdempotencyStatus};
+use shared::idempotency::{Claim, Idempotency, IdempotencyRecord, IdempotencyStatus};
 use shared::ports::IdempotencyStore;
 
 fn protocol(h: &Harness) -> Idempotency<DynamoDbIdempotencyStore> {
     let table = h.stack.table_name("IdempotencyTable").unwrap().to_string();
     Idempotency::new(DynamoDbIdempotencyStore::new(h.dynamodb.clone(), table))
+}
+
+/// A claim taken two minutes ago by an invocation with 3 s left (so it lapsed), and the
+/// claim that took the key over now, with `deadline_ms` as its invocation's deadline.
+async fn lapsed_and_taken_over(
+    p: &Idempotency<DynamoDbIdempotencyStore>,
+    key: &str,
+    deadline_ms: i64,
+) -> (IdempotencyRecord, IdempotencyRecord) {
+    let then_ms = Utc::now().timestamp_millis() - 120_000;
+    let Claim::Acquired(lapsed) = p
+        .claim(key, "h1", Some(then_ms + 3_000), then_ms)
+        .await
+        .unwrap()
+    else {
+        panic!("acquired");
+    };
+    let now_ms = Utc::now().timestamp_millis();
+    let Claim::Acquired(taken_over) = p.claim(key, "h1", Some(deadline_ms), now_ms).await.unwrap()
+    else {
+        panic!("a lapsed claim is taken over");
+    };
+    (lapsed, taken_over)
 }
 
 #[tokio::test]
@@ -113,22 +136,8 @@ async fn completing_a_lapsed_claim_taken_over_is_a_transient_failure_that_a_retr
     let h = Harness::start().await;
     let p = protocol(&h);
     let key = format!("test#{}", new_key());
-    let then_ms = Utc::now().timestamp_millis() - 120_000;
-    let Claim::Acquired(lapsed) = p
-        .claim(&key, "h1", Some(then_ms + 3_000), then_ms)
-        .await
-        .unwrap()
-    else {
-        panic!("acquired");
-    };
     let now_ms = Utc::now().timestamp_millis();
-    let Claim::Acquired(taken_over) = p
-        .claim(&key, "h1", Some(now_ms + 5_000), now_ms)
-        .await
-        .unwrap()
-    else {
-        panic!("a lapsed claim is taken over");
-    };
+    let (lapsed, taken_over) = lapsed_and_taken_over(&p, &key, now_ms + 5_000).await;
     p.complete(&taken_over, "{\"charge\":\"ch_2\"}".into(), now_ms / 1000)
         .await
         .unwrap();
@@ -156,22 +165,8 @@ async fn a_lapsed_holder_can_neither_complete_nor_release_the_next_holders_claim
     let h = Harness::start().await;
     let p = protocol(&h);
     let key = format!("test#{}", new_key());
-    let then_ms = Utc::now().timestamp_millis() - 120_000;
-    let Claim::Acquired(lapsed) = p
-        .claim(&key, "h1", Some(then_ms + 3_000), then_ms)
-        .await
-        .unwrap()
-    else {
-        panic!("acquired");
-    };
     let now_ms = Utc::now().timestamp_millis();
-    let Claim::Acquired(current) = p
-        .claim(&key, "h1", Some(now_ms + 30_000), now_ms)
-        .await
-        .unwrap()
-    else {
-        panic!("a lapsed claim is taken over");
-    };
+    let (lapsed, current) = lapsed_and_taken_over(&p, &key, now_ms + 30_000).await;
 
     let late = p
         .complete(&lapsed, "{\"charge\":\"ch_1\"}".into(), now_ms / 1000)
@@ -239,16 +234,13 @@ async fn a_claim_whose_first_put_landed_unacknowledged_is_still_ours() {
 struct LostFirstAnswer(DynamoDbIdempotencyStore);
 
 impl IdempotencyStore for LostFirstAnswer {
-    async fn get(
-        &self,
-        key: &str,
-    ) -> Result<Option<shared::idempotency::IdempotencyRecord>, shared::ports::StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, shared::ports::StoreError> {
         self.0.get(key).await
     }
 
     async fn put_if_absent(
         &self,
-        record: &shared::idempotency::IdempotencyRecord,
+        record: &IdempotencyRecord,
         now_epoch: i64,
     ) -> Result<bool, shared::ports::StoreError> {
         assert!(self.0.put_if_absent(record, now_epoch).await?);
@@ -258,16 +250,13 @@ impl IdempotencyStore for LostFirstAnswer {
 
     async fn complete(
         &self,
-        claimed: &shared::idempotency::IdempotencyRecord,
-        done: &shared::idempotency::IdempotencyRecord,
+        claimed: &IdempotencyRecord,
+        done: &IdempotencyRecord,
     ) -> Result<(), shared::ports::StoreError> {
         self.0.complete(claimed, done).await
     }
 
-    async fn release(
-        &self,
-        claimed: &shared::idempotency::IdempotencyRecord,
-    ) -> Result<(), shared::ports::StoreError> {
+    async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), shared::ports::StoreError> {
         self.0.release(claimed).await
     }
 }

@@ -156,16 +156,8 @@ impl DynamoDbReservations {
         // cancelled for contention, and are tried again here rather than after a
         // visibility timeout.
         retry_contention("TransactWriteItems reserve", || async {
-            let result = self
-                .orders
-                .client()
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .instrument(shared::aws::call_span("DynamoDB.TransactWriteItems"))
-                .await;
-            let error = match result {
-                Ok(_) => return Tried::Settled(Ok(ReserveOutcome::Reserved)),
+            let error = match self.orders.transact(items.clone()).await {
+                Ok(()) => return Tried::Settled(Ok(ReserveOutcome::Reserved)),
                 Err(error) => error,
             };
             match Cancellation::of(&error) {
@@ -235,16 +227,8 @@ impl DynamoDbReservations {
         items.extend(self.orders.event_items(events)?);
         let item_count = items.len();
         retry_contention("TransactWriteItems shortage", || async {
-            let result = self
-                .orders
-                .client()
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .instrument(shared::aws::call_span("DynamoDB.TransactWriteItems"))
-                .await;
-            let error = match result {
-                Ok(_) => return Tried::Settled(Ok(ReserveOutcome::Short(short.to_vec()))),
+            let error = match self.orders.transact(items.clone()).await {
+                Ok(()) => return Tried::Settled(Ok(ReserveOutcome::Short(short.to_vec()))),
                 Err(error) => error,
             };
             match Cancellation::of(&error) {

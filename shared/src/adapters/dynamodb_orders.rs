@@ -5,6 +5,9 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use super::{Cancellation, DynamoDbIdempotencyStore, Tried, retry_contention, store_error};
@@ -127,6 +130,21 @@ impl DynamoDbOrderStore {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    /// Sends one `TransactWriteItems` of `items`, traced as its AWS call: the one place
+    /// every transaction of the pipeline goes through.
+    pub async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, HttpResponse>> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .instrument(crate::aws::call_span("DynamoDB.TransactWriteItems"))
+            .await
+            .map(|_| ())
+    }
 }
 
 fn order_pk(id: OrderId) -> String {
@@ -198,13 +216,11 @@ impl OrderStore for DynamoDbOrderStore {
             })?
             .put_if_absent_request(idempotency, now)?;
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(key_put).build())
-            .transact_items(new_item_put(&self.table, order_item(order)?)?)
-            .transact_items(new_item_put(&self.table, outbox_item(event)?)?)
-            .send()
-            .instrument(crate::aws::call_span("DynamoDB.TransactWriteItems"))
+            .transact(vec![
+                TransactWriteItem::builder().put(key_put).build(),
+                new_item_put(&self.table, order_item(order)?)?,
+                new_item_put(&self.table, outbox_item(event)?)?,
+            ])
             .await;
         match result {
             Ok(_) => Ok(PlaceOutcome::Placed),
@@ -222,15 +238,8 @@ impl OrderStore for DynamoDbOrderStore {
     async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, StoreError> {
         let items = self.transition_items(transition)?;
         retry_contention("TransactWriteItems transition", || async {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .instrument(crate::aws::call_span("DynamoDB.TransactWriteItems"))
-                .await;
-            match result {
-                Ok(_) => Tried::Settled(Ok(TransitionOutcome::Applied)),
+            match self.transact(items.clone()).await {
+                Ok(()) => Tried::Settled(Ok(TransitionOutcome::Applied)),
                 Err(e) => match Cancellation::of(&e) {
                     Some(c) if c.is_contention() => Tried::Contended(c),
                     Some(c) => Tried::Settled(self.transition_outcome(transition, c, 0).await),
