@@ -19,6 +19,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use shared::events::{Envelope, Event, OrderPlaced};
 use shared::hashing::fingerprint;
 use shared::http_api;
+use shared::runtime::HttpFunction;
 use shared::idempotency::{IdempotencyRecord, Verdict, judge};
 use shared::ids::{CorrelationId, OrderId};
 use shared::order::Order;
@@ -44,17 +45,10 @@ pub struct App<O, I> {
     idempotency: I,
 }
 
-impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
-    /// Wires the handler to its stores.
-    pub fn new(orders: O, idempotency: I) -> Self {
-        Self {
-            orders,
-            idempotency,
-        }
-    }
 
+impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
     /// Handles one request. Never fails: every error becomes a problem+json response.
-    pub async fn handle(&self, request: Request) -> Response<Body> {
+    async fn handle(&self, request: Request) -> Response<Body> {
         let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
         let correlation_id = http_api::correlation_id(request.headers(), request_id.as_deref());
         let span = tracing::info_span!("create_order", correlation_id = %correlation_id);
@@ -70,6 +64,17 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
         };
         http_api::with_correlation_id(response, &correlation_id).map(Body::from)
     }
+}
+
+impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
+    /// Wires the handler to its stores.
+    pub fn new(orders: O, idempotency: I) -> Self {
+        Self {
+            orders,
+            idempotency,
+        }
+    }
+
 
     async fn create(
         &self,

@@ -14,6 +14,7 @@ pub mod wiring;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
+use shared::runtime::EventFunction;
 use shared::consumer::{
     DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, process_batch,
 };
@@ -33,6 +34,22 @@ pub struct App<D> {
     dead_letters: D,
 }
 
+
+impl<D: DeadLetterSink> EventFunction<SqsEvent> for App<D> {
+    type Response = SqsBatchResponse;
+
+    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
+    async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        process_batch(
+            event.payload,
+            DEFAULT_CONCURRENCY,
+            &self.dead_letters,
+            |envelope| self.on_event(envelope),
+        )
+        .await
+    }
+}
+
 impl<D: DeadLetterSink> App<D> {
     /// Wires the function.
     pub fn new(reservations: DynamoDbReservations, dead_letters: D) -> Self {
@@ -47,16 +64,6 @@ impl<D: DeadLetterSink> App<D> {
         &self.reservations
     }
 
-    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
-    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-        process_batch(
-            event.payload,
-            DEFAULT_CONCURRENCY,
-            &self.dead_letters,
-            |envelope| self.on_event(envelope),
-        )
-        .await
-    }
 
     async fn on_event(&self, envelope: Envelope) -> Result<(), RecordError> {
         match &envelope.event {

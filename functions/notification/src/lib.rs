@@ -17,6 +17,7 @@ pub mod wiring;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
+use shared::runtime::EventFunction;
 use serde::Serialize;
 use shared::consumer::{
     DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, once_outcome,
@@ -86,6 +87,28 @@ pub struct App<P, I, D> {
     dead_letters: D,
 }
 
+
+impl<P, I, D> EventFunction<SqsEvent> for App<P, I, D>
+where
+    P: EventPublisher,
+    I: IdempotencyStore,
+    D: DeadLetterSink,
+{
+    type Response = SqsBatchResponse;
+
+    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
+    async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        let deadline = invocation_deadline(event.context.deadline);
+        process_batch(
+            event.payload,
+            DEFAULT_CONCURRENCY,
+            &self.dead_letters,
+            |envelope| self.on_event(envelope, deadline),
+        )
+        .await
+    }
+}
+
 impl<P, I, D> App<P, I, D>
 where
     P: EventPublisher,
@@ -101,17 +124,6 @@ where
         }
     }
 
-    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
-    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-        let deadline = invocation_deadline(event.context.deadline);
-        process_batch(
-            event.payload,
-            DEFAULT_CONCURRENCY,
-            &self.dead_letters,
-            |envelope| self.on_event(envelope, deadline),
-        )
-        .await
-    }
 
     async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
         let notification = notification_for(&envelope).ok_or_else(|| {

@@ -14,6 +14,7 @@ pub mod wiring;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
+use shared::runtime::EventFunction;
 use shared::consumer::{
     DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, once_outcome,
     process_batch,
@@ -43,6 +44,29 @@ fn gateway(error: GatewayError) -> RecordError {
     }
 }
 
+
+impl<O, I, G, D> EventFunction<SqsEvent> for App<O, I, G, D>
+where
+    O: OrderStore,
+    I: IdempotencyStore,
+    G: PaymentGateway,
+    D: DeadLetterSink,
+{
+    type Response = SqsBatchResponse;
+
+    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
+    async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        let deadline = invocation_deadline(event.context.deadline);
+        process_batch(
+            event.payload,
+            DEFAULT_CONCURRENCY,
+            &self.dead_letters,
+            |envelope| self.on_event(envelope, deadline),
+        )
+        .await
+    }
+}
+
 impl<O, I, G, D> App<O, I, G, D>
 where
     O: OrderStore,
@@ -60,17 +84,6 @@ where
         }
     }
 
-    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
-    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-        let deadline = invocation_deadline(event.context.deadline);
-        process_batch(
-            event.payload,
-            DEFAULT_CONCURRENCY,
-            &self.dead_letters,
-            |envelope| self.on_event(envelope, deadline),
-        )
-        .await
-    }
 
     async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
         let key = format!("payment#{}", envelope.id);
