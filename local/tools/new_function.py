@@ -483,18 +483,15 @@ def crate_files(name, trigger):
 SQS_LIB = '''//! {name}: reacts to order events from the order-events topic.
 //!
 //! Scaffolded by `make new-function`: it logs each event that the filter policy of its
-//! subscription lets through. Put what the function is for in [`App::on_event`]; the
+//! subscription lets through. Put what the function is for in `App`'s `on_event`; the
 //! batch rules (partial batch responses, poison messages to the DLQ at once) come from
 //! [`shared::consumer`], like every consumer. Its resources in template.yaml are the
 //! ones whose names start with `{p}`.
 
 pub mod wiring;
 
-use aws_lambda_events::event::sqs::{{SqsBatchResponse, SqsEvent}};
-use lambda_runtime::LambdaEvent;
-use shared::consumer::{{DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, process_batch}};
+use shared::consumer::{{Consumer, DeadLetterSink, RecordError}};
 use shared::events::{{Envelope, EventType}};
-use shared::runtime::EventFunction;
 
 /// The event types this function handles. SNS filters on them, so the function never
 /// pays for events it would refuse, and anything else that arrives is poison. Keep it
@@ -506,32 +503,25 @@ pub struct App<D> {{
     dead_letters: D,
 }}
 
-impl<D: DeadLetterSink> EventFunction<SqsEvent> for App<D> {{
-    type Response = SqsBatchResponse;
-
-    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
-    async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {{
-        process_batch(
-            event.payload,
-            DEFAULT_CONCURRENCY,
-            &self.dead_letters,
-            |envelope| self.on_event(envelope),
-        )
-        .await
-    }}
-}}
-
 impl<D: DeadLetterSink> App<D> {{
     /// Wires the function to where its poison messages go.
     pub fn new(dead_letters: D) -> Self {{
         Self {{ dead_letters }}
+    }}
+}}
+
+impl<D: DeadLetterSink> Consumer for App<D> {{
+    type DeadLetters = D;
+
+    fn dead_letters(&self) -> &D {{
+        &self.dead_letters
     }}
 
     /// One event. Every message can arrive twice: before adding an effect outside
     /// DynamoDB, claim the event id with `shared::idempotency` as notification does (see
     /// "Exactly-once effects" in docs/architecture.md). The record's span already carries
     /// the event, order and correlation ids, so every log line here names its order.
-    async fn on_event(&self, envelope: Envelope) -> Result<(), RecordError> {{
+    async fn on_event(&self, envelope: Envelope, _deadline: Option<i64>) -> Result<(), RecordError> {{
         if !HANDLED.contains(&envelope.event_type()) {{
             return Err(RecordError::Permanent(format!(
                 "{name} does not handle {{}} events",
@@ -547,7 +537,9 @@ impl<D: DeadLetterSink> App<D> {{
 mod tests {{
     use std::sync::Mutex;
 
-    use aws_lambda_events::event::sqs::SqsMessage;
+    use aws_lambda_events::event::sqs::{{SqsEvent, SqsMessage}};
+    use lambda_runtime::LambdaEvent;
+    use shared::runtime::EventFunction;
 
     use super::*;
 
