@@ -19,12 +19,12 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use shared::events::{Envelope, Event, OrderPlaced};
 use shared::hashing::fingerprint;
 use shared::http_api;
-use shared::runtime::HttpFunction;
 use shared::idempotency::{IdempotencyRecord, Verdict, judge};
 use shared::ids::{CorrelationId, OrderId};
 use shared::order::Order;
 use shared::ports::{IdempotencyStore, OrderStore, PlaceOutcome, StoreError};
 use shared::problem::{Problem, ProblemKind};
+use shared::runtime::HttpFunction;
 use shared::telemetry::ErrorChain;
 use shared::validation::{CreateOrderRequest, RequestError};
 use tracing::Instrument;
@@ -44,7 +44,6 @@ pub struct App<O, I> {
     orders: O,
     idempotency: I,
 }
-
 
 impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
     /// Handles one request. Never fails: every error becomes a problem+json response.
@@ -74,7 +73,6 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
             idempotency,
         }
     }
-
 
     async fn create(
         &self,

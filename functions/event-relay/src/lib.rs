@@ -22,8 +22,8 @@ use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use shared::adapters::OUTBOX_SK_PREFIX;
 use shared::consumer::DeadLetterSink;
-use shared::runtime::EventFunction;
 use shared::ports::{EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT, PublishError};
+use shared::runtime::EventFunction;
 
 /// The attributes of an outbox row the relay needs. It publishes `envelope` verbatim:
 /// the relay never re-encodes an event, so what consumers get is exactly what was stored.

@@ -4,10 +4,10 @@ pub mod wiring;
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::http_api;
-use shared::runtime::HttpFunction;
 use shared::ids::OrderId;
 use shared::ports::OrderStore;
 use shared::problem::{Problem, ProblemKind};
+use shared::runtime::HttpFunction;
 use shared::telemetry::ErrorChain;
 use tracing::Instrument;
 
@@ -15,7 +15,6 @@ use tracing::Instrument;
 pub struct App<O> {
     orders: O,
 }
-
 
 impl<O: OrderStore> HttpFunction for App<O> {
     /// Handles one request. Never fails: every error becomes a problem+json response.
@@ -39,7 +38,6 @@ impl<O: OrderStore> App<O> {
     pub fn new(orders: O) -> Self {
         Self { orders }
     }
-
 
     async fn read(&self, id: &str) -> Result<http::Response<String>, Problem> {
         let not_found = || Problem::new(ProblemKind::NotFound, format!("no order with id {id:?}"));

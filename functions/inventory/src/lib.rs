@@ -36,7 +36,11 @@ impl<D: DeadLetterSink> Consumer for App<D> {
         &self.dead_letters
     }
 
-    async fn on_event(&self, envelope: Envelope, _deadline: Option<i64>) -> Result<(), RecordError> {
+    async fn on_event(
+        &self,
+        envelope: Envelope,
+        _deadline: Option<i64>,
+    ) -> Result<(), RecordError> {
         match &envelope.event {
             Event::PaymentSucceeded(paid) => self.reserve(&envelope, paid).await,
             other => Err(RecordError::Permanent(format!(

@@ -136,5 +136,4 @@ where
             dead_letters,
         }
     }
-
 }
