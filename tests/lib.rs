@@ -22,6 +22,7 @@ use local::provision::{Stack, provision};
 use local::streams::StreamPoller;
 use local::template::Template;
 use serde_json::Value;
+use shared::runtime::{EventFunction, HttpFunction};
 
 pub mod contract;
 pub mod nested;

@@ -483,16 +483,14 @@ def crate_files(name, trigger):
 SQS_LIB = '''//! {name}: reacts to order events from the order-events topic.
 //!
 //! Scaffolded by `make new-function`: it logs each event that the filter policy of its
-//! subscription lets through. Put what the function is for in [`App::on_event`]; the
+//! subscription lets through. Put what the function is for in `App`'s `on_event`; the
 //! batch rules (partial batch responses, poison messages to the DLQ at once) come from
 //! [`shared::consumer`], like every consumer. Its resources in template.yaml are the
 //! ones whose names start with `{p}`.
 
 pub mod wiring;
 
-use aws_lambda_events::event::sqs::{{SqsBatchResponse, SqsEvent}};
-use lambda_runtime::LambdaEvent;
-use shared::consumer::{{DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, process_batch}};
+use shared::consumer::{{Consumer, DeadLetterSink, RecordError}};
 use shared::events::{{Envelope, EventType}};
 
 /// The event types this function handles. SNS filters on them, so the function never
@@ -510,23 +508,20 @@ impl<D: DeadLetterSink> App<D> {{
     pub fn new(dead_letters: D) -> Self {{
         Self {{ dead_letters }}
     }}
+}}
 
-    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
-    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {{
-        process_batch(
-            event.payload,
-            DEFAULT_CONCURRENCY,
-            &self.dead_letters,
-            |envelope| self.on_event(envelope),
-        )
-        .await
+impl<D: DeadLetterSink> Consumer for App<D> {{
+    type DeadLetters = D;
+
+    fn dead_letters(&self) -> &D {{
+        &self.dead_letters
     }}
 
     /// One event. Every message can arrive twice: before adding an effect outside
     /// DynamoDB, claim the event id with `shared::idempotency` as notification does (see
     /// "Exactly-once effects" in docs/architecture.md). The record's span already carries
     /// the event, order and correlation ids, so every log line here names its order.
-    async fn on_event(&self, envelope: Envelope) -> Result<(), RecordError> {{
+    async fn on_event(&self, envelope: Envelope, _deadline: Option<i64>) -> Result<(), RecordError> {{
         if !HANDLED.contains(&envelope.event_type()) {{
             return Err(RecordError::Permanent(format!(
                 "{name} does not handle {{}} events",
@@ -542,7 +537,9 @@ impl<D: DeadLetterSink> App<D> {{
 mod tests {{
     use std::sync::Mutex;
 
-    use aws_lambda_events::event::sqs::SqsMessage;
+    use aws_lambda_events::event::sqs::{{SqsEvent, SqsMessage}};
+    use lambda_runtime::LambdaEvent;
+    use shared::runtime::EventFunction;
 
     use super::*;
 
@@ -587,23 +584,13 @@ mod tests {{
 }}
 '''
 
-SQS_MAIN = '''//! Lambda entry point of {name}: init once, then handle SQS batches.
-
-use {lib}::wiring::{{Config, live}};
-use lambda_runtime::{{Error, service_fn}};
-use shared::telemetry::{{invocation, run}};
+SQS_MAIN = '''//! Lambda entry point of {name}: the one call that runs it. Init happens once per cold
+//! start (`wiring::from_env`), then every invocation reuses what it built: see
+//! `shared::runtime`.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {{
-    let metrics = shared::telemetry::init()?;
-    let config = Config::load(&shared::config::process_env)?;
-    let app = live(&shared::aws::load_sdk_config().await, &config);
-    let app = &app;
-    run(
-        metrics,
-        service_fn(move |event| invocation(async move {{ Ok::<_, Error>(app.handle(event).await) }})),
-    )
-    .await
+async fn main() -> Result<(), shared::runtime::Error> {{
+    shared::runtime::run({lib}::wiring::from_env).await
 }}
 '''
 
@@ -642,6 +629,12 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {{
     ))
 }}
 
+/// What `main` runs once per cold start: the settings from the process environment,
+/// then the function.
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, shared::runtime::Error> {{
+    Ok(live(&sdk, &Config::load(&shared::config::process_env)?))
+}}
+
 /// Every AWS call this function's code makes, as (IAM action, template resource). The
 /// function's role in template.yaml must grant exactly these (plus what Lambda itself
 /// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
@@ -655,7 +648,7 @@ pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
 HTTP_LIB = '''//! `GET /{name}`: scaffolded by `make new-function`.
 //!
 //! It answers with its name and the request's correlation id. Put what the route is for
-//! in [`App::handle`]; the route itself is in docs/openapi.yaml (the API contract, which
+//! in `App`'s `handle`; the route itself is in docs/openapi.yaml (the API contract, which
 //! API Gateway is built from) and in the `Api` event of its function in template.yaml,
 //! `{p}Function`.
 
@@ -663,16 +656,17 @@ pub mod wiring;
 
 use lambda_http::{{Body, Request, RequestExt, Response}};
 use shared::http_api;
+use shared::runtime::HttpFunction;
 
 /// The function's dependencies, built once per cold start in `main`: none yet. Add the
 /// ports it needs (e.g. `shared::ports::OrderStore`) as fields, built in `wiring::live`.
 #[derive(Debug, Default)]
 pub struct App {{}}
 
-impl App {{
+impl HttpFunction for App {{
     /// Handles one request. Never fails: an error would become a problem+json response
     /// (`shared::problem`), as in get-order.
-    pub async fn handle(&self, request: Request) -> Response<Body> {{
+    async fn handle(&self, request: Request) -> Response<Body> {{
         let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
         let correlation_id = http_api::correlation_id(request.headers(), request_id.as_deref());
         tracing::info!(correlation_id = %correlation_id, "request handled");
@@ -709,25 +703,13 @@ mod tests {{
 }}
 '''
 
-HTTP_MAIN = '''//! Lambda entry point for `GET /{name}`: init once, then serve.
-
-use {lib}::wiring::{{Config, live}};
-use lambda_http::{{Error, service_fn}};
-use shared::telemetry::{{invocation, run_http}};
+HTTP_MAIN = '''//! Lambda entry point for `GET /{name}`: the one call that runs it. Init happens once
+//! per cold start (`wiring::from_env`), then every request reuses what it built: see
+//! `shared::runtime`.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {{
-    let metrics = shared::telemetry::init()?;
-    let config = Config::load(&shared::config::process_env)?;
-    let app = live(&shared::aws::load_sdk_config().await, &config);
-    let app = &app;
-    run_http(
-        metrics,
-        service_fn(move |request| {{
-            invocation(async move {{ Ok::<_, Error>(app.handle(request).await) }})
-        }}),
-    )
-    .await
+async fn main() -> Result<(), shared::runtime::Error> {{
+    shared::runtime::run_http({lib}::wiring::from_env).await
 }}
 '''
 
@@ -757,6 +739,12 @@ pub type LiveApp = App;
 /// Builds the live function (an SDK client per AWS service it calls, from `sdk`).
 pub fn live(_sdk: &SdkConfig, _config: &Config) -> LiveApp {{
     App::default()
+}}
+
+/// What `main` runs once per cold start: the settings from the process environment,
+/// then the function.
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, shared::runtime::Error> {{
+    Ok(live(&sdk, &Config::load(&shared::config::process_env)?))
 }}
 
 /// Every AWS call this function's code makes, as (IAM action, template resource). The

@@ -86,6 +86,43 @@ pub trait DeadLetterSink: Send + Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// An SQS consumer of order events. A consumer says what it does with one event, as a
+/// `match` on it, and where its poison goes; the batch loop ([`process_batch`]) does
+/// the rest, the same for every consumer: decoding, concurrency, partial batch
+/// responses, the DLQ. Implementing this trait is what makes a type a Lambda function
+/// that `shared::runtime::run` can run.
+pub trait Consumer: Send + Sync {
+    /// Where its poison messages go.
+    type DeadLetters: DeadLetterSink;
+
+    /// Its dead-letter sink.
+    fn dead_letters(&self) -> &Self::DeadLetters;
+
+    /// Handles one decoded event. `deadline` is the invocation's (epoch milliseconds,
+    /// when Lambda gave one), which bounds how long an idempotency claim may block
+    /// others.
+    fn on_event(
+        &self,
+        envelope: Envelope,
+        deadline: Option<i64>,
+    ) -> impl Future<Output = Result<(), RecordError>> + Send;
+}
+
+impl<C: Consumer> crate::runtime::EventFunction<SqsEvent> for C {
+    type Response = SqsBatchResponse;
+
+    async fn handle(&self, event: lambda_runtime::LambdaEvent<SqsEvent>) -> SqsBatchResponse {
+        let deadline = crate::idempotency::invocation_deadline(event.context.deadline);
+        process_batch(
+            event.payload,
+            DEFAULT_CONCURRENCY,
+            self.dead_letters(),
+            |envelope| self.on_event(envelope, deadline),
+        )
+        .await
+    }
+}
+
 /// The default bound on records processed at once: enough to overlap I/O, small enough
 /// to stay gentle with downstreams.
 pub const DEFAULT_CONCURRENCY: usize = 8;

@@ -27,5 +27,7 @@ pub mod order;
 pub mod ports;
 pub mod problem;
 #[cfg(feature = "aws")]
+pub mod runtime;
+#[cfg(feature = "aws")]
 pub mod telemetry;
 pub mod validation;

@@ -24,6 +24,7 @@ use shared::ids::{CorrelationId, OrderId};
 use shared::order::Order;
 use shared::ports::{IdempotencyStore, OrderStore, PlaceOutcome, StoreError};
 use shared::problem::{Problem, ProblemKind};
+use shared::runtime::HttpFunction;
 use shared::telemetry::ErrorChain;
 use shared::validation::{CreateOrderRequest, RequestError};
 use tracing::Instrument;
@@ -44,17 +45,9 @@ pub struct App<O, I> {
     idempotency: I,
 }
 
-impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
-    /// Wires the handler to its stores.
-    pub fn new(orders: O, idempotency: I) -> Self {
-        Self {
-            orders,
-            idempotency,
-        }
-    }
-
+impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
     /// Handles one request. Never fails: every error becomes a problem+json response.
-    pub async fn handle(&self, request: Request) -> Response<Body> {
+    async fn handle(&self, request: Request) -> Response<Body> {
         let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
         let correlation_id = http_api::correlation_id(request.headers(), request_id.as_deref());
         let span = tracing::info_span!("create_order", correlation_id = %correlation_id);
@@ -69,6 +62,16 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
             }
         };
         http_api::with_correlation_id(response, &correlation_id).map(Body::from)
+    }
+}
+
+impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
+    /// Wires the handler to its stores.
+    pub fn new(orders: O, idempotency: I) -> Self {
+        Self {
+            orders,
+            idempotency,
+        }
     }
 
     async fn create(

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use shared::adapters::OUTBOX_SK_PREFIX;
 use shared::consumer::DeadLetterSink;
 use shared::ports::{EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT, PublishError};
+use shared::runtime::EventFunction;
 
 /// The attributes of an outbox row the relay needs. It publishes `envelope` verbatim:
 /// the relay never re-encodes an event, so what consumers get is exactly what was stored.
@@ -46,44 +47,55 @@ pub enum RelayError {
     Publish(#[from] PublishError),
 }
 
-/// Relays one batch. Outbox rows are published in stream order, up to
-/// [`PUBLISH_BATCH_LIMIT`] per request; at the first failure the handler stops and reports
-/// that record, so Lambda checkpoints just before it and retries from there. Events after
-/// the failed one in the same request may already be out: the retry publishes them again,
-/// and consumers deduplicate on the event id, as they do for any redelivery.
-pub async fn handle<P: EventPublisher, D: DeadLetterSink>(
-    publisher: &P,
-    dead_letters: &D,
-    event: LambdaEvent<Event>,
-) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {
-    let mut response = DynamoDbEventResponse::default();
-    let mut pending: Vec<(&EventRecord, OutboxRow)> = Vec::new();
-    for record in &event.payload.records {
-        let failure = match outbox_row(record) {
-            Ok(None) => None,
-            Ok(Some(row)) => {
-                pending.push((record, row));
-                if pending.len() == PUBLISH_BATCH_LIMIT {
-                    flush(publisher, &mut pending).await
-                } else {
-                    None
+/// The relay's outside world: the topic it publishes to, and the dead-letter queue for
+/// rows that can never be published.
+#[derive(Debug, Clone)]
+pub struct Relay<P, D> {
+    /// Publishes outbox rows to the order-events topic.
+    pub publisher: P,
+    /// Takes the rows that can never be published.
+    pub dead_letters: D,
+}
+
+impl<P: EventPublisher, D: DeadLetterSink> EventFunction<Event> for Relay<P, D> {
+    type Response = DynamoDbEventResponse;
+
+    /// Relays one batch. Outbox rows are published in stream order, up to
+    /// [`PUBLISH_BATCH_LIMIT`] per request; at the first failure the handler stops and
+    /// reports that record, so Lambda checkpoints just before it and retries from there.
+    /// Events after the failed one in the same request may already be out: the retry
+    /// publishes them again, and consumers deduplicate on the event id, as they do for
+    /// any redelivery.
+    async fn handle(&self, event: LambdaEvent<Event>) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        let mut pending: Vec<(&EventRecord, OutboxRow)> = Vec::new();
+        for record in &event.payload.records {
+            let failure = match outbox_row(record) {
+                Ok(None) => None,
+                Ok(Some(row)) => {
+                    pending.push((record, row));
+                    if pending.len() == PUBLISH_BATCH_LIMIT {
+                        flush(&self.publisher, &mut pending).await
+                    } else {
+                        None
+                    }
                 }
+                // Publish what came before it first: a checkpoint must not skip them.
+                Err(error) => match flush(&self.publisher, &mut pending).await {
+                    Some(failure) => Some(failure),
+                    None => dead_letter(&self.dead_letters, record, &error).await,
+                },
+            };
+            if let Some(failure) = failure {
+                response.batch_item_failures.push(failure);
+                return response;
             }
-            // Publish what came before it first: a checkpoint must not skip them.
-            Err(error) => match flush(publisher, &mut pending).await {
-                Some(failure) => Some(failure),
-                None => dead_letter(dead_letters, record, &error).await,
-            },
-        };
-        if let Some(failure) = failure {
-            response.batch_item_failures.push(failure);
-            return Ok(response);
         }
+        if let Some(failure) = flush(&self.publisher, &mut pending).await {
+            response.batch_item_failures.push(failure);
+        }
+        response
     }
-    if let Some(failure) = flush(publisher, &mut pending).await {
-        response.batch_item_failures.push(failure);
-    }
-    Ok(response)
 }
 
 /// Sends a row that can never be published to the dead-letter queue, whole (its new

@@ -4,6 +4,8 @@ use aws_config::SdkConfig;
 use shared::adapters::{SnsEventPublisher, SqsDeadLetters};
 use shared::config::{Lookup, MissingSetting, required};
 
+use crate::Relay;
+
 /// The function's settings (see `EventRelayFunction` in template.yaml).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,24 +25,24 @@ impl Config {
     }
 }
 
-/// The relay's outside world: the topic it publishes to, and its dead-letter queue.
-#[derive(Debug, Clone)]
-pub struct Live {
-    /// Publishes outbox rows to the order-events topic.
-    pub publisher: SnsEventPublisher,
-    /// Takes the rows that can never be published.
-    pub dead_letters: SqsDeadLetters,
-}
+/// The relay as deployed.
+pub type LiveRelay = Relay<SnsEventPublisher, SqsDeadLetters>;
 
 /// The relay wired to SNS and SQS.
-pub fn live(sdk: &SdkConfig, config: &Config) -> Live {
-    Live {
+pub fn live(sdk: &SdkConfig, config: &Config) -> LiveRelay {
+    Relay {
         publisher: SnsEventPublisher::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
         dead_letters: SqsDeadLetters::new(
             aws_sdk_sqs::Client::new(sdk),
             &config.dead_letter_queue_url,
         ),
     }
+}
+
+/// What `main` runs once per cold start: the settings from the process environment,
+/// then the relay.
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveRelay, shared::runtime::Error> {
+    Ok(live(&sdk, &Config::load(&shared::config::process_env)?))
 }
 
 /// Every AWS call this function's code makes, as (IAM action, template resource). The

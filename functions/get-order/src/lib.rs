@@ -7,6 +7,7 @@ use shared::http_api;
 use shared::ids::OrderId;
 use shared::ports::OrderStore;
 use shared::problem::{Problem, ProblemKind};
+use shared::runtime::HttpFunction;
 use shared::telemetry::ErrorChain;
 use tracing::Instrument;
 
@@ -15,14 +16,9 @@ pub struct App<O> {
     orders: O,
 }
 
-impl<O: OrderStore> App<O> {
-    /// Wires the handler to the order store.
-    pub fn new(orders: O) -> Self {
-        Self { orders }
-    }
-
+impl<O: OrderStore> HttpFunction for App<O> {
     /// Handles one request. Never fails: every error becomes a problem+json response.
-    pub async fn handle(&self, request: Request) -> Response<Body> {
+    async fn handle(&self, request: Request) -> Response<Body> {
         let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
         let correlation_id = http_api::correlation_id(request.headers(), request_id.as_deref());
         let span = tracing::info_span!("get_order", correlation_id = %correlation_id);
@@ -34,6 +30,13 @@ impl<O: OrderStore> App<O> {
             }
         };
         http_api::with_correlation_id(response, &correlation_id).map(Body::from)
+    }
+}
+
+impl<O: OrderStore> App<O> {
+    /// Wires the handler to the order store.
+    pub fn new(orders: O) -> Self {
+        Self { orders }
     }
 
     async fn read(&self, id: &str) -> Result<http::Response<String>, Problem> {

@@ -33,6 +33,12 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
     ))
 }
 
+/// What `main` runs once per cold start: the settings from the process environment,
+/// then the function.
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, shared::runtime::Error> {
+    Ok(live(&sdk, &Config::load(&shared::config::process_env)?))
+}
+
 /// Every AWS call this function's code makes, as (IAM action, template resource). The
 /// function's role in template.yaml must grant exactly these (plus what Lambda itself
 /// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`

@@ -11,12 +11,8 @@
 pub mod reservations;
 pub mod wiring;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
-use lambda_runtime::LambdaEvent;
-use shared::consumer::{
-    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, process_batch,
-};
+use shared::consumer::{Consumer, DeadLetterSink, RecordError, event_fingerprint};
 use shared::events::{
     Envelope, Event, InventoryFailed, InventoryReserved, OrderConfirmed, PaymentSucceeded,
     ReservedLine,
@@ -33,6 +29,28 @@ pub struct App<D> {
     dead_letters: D,
 }
 
+impl<D: DeadLetterSink> Consumer for App<D> {
+    type DeadLetters = D;
+
+    fn dead_letters(&self) -> &D {
+        &self.dead_letters
+    }
+
+    async fn on_event(
+        &self,
+        envelope: Envelope,
+        _deadline: Option<i64>,
+    ) -> Result<(), RecordError> {
+        match &envelope.event {
+            Event::PaymentSucceeded(paid) => self.reserve(&envelope, paid).await,
+            other => Err(RecordError::Permanent(format!(
+                "inventory does not handle {} events",
+                other.event_type()
+            ))),
+        }
+    }
+}
+
 impl<D: DeadLetterSink> App<D> {
     /// Wires the function.
     pub fn new(reservations: DynamoDbReservations, dead_letters: D) -> Self {
@@ -45,27 +63,6 @@ impl<D: DeadLetterSink> App<D> {
     /// The stock store (for seeding and audits).
     pub fn reservations(&self) -> &DynamoDbReservations {
         &self.reservations
-    }
-
-    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
-    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-        process_batch(
-            event.payload,
-            DEFAULT_CONCURRENCY,
-            &self.dead_letters,
-            |envelope| self.on_event(envelope),
-        )
-        .await
-    }
-
-    async fn on_event(&self, envelope: Envelope) -> Result<(), RecordError> {
-        match &envelope.event {
-            Event::PaymentSucceeded(paid) => self.reserve(&envelope, paid).await,
-            other => Err(RecordError::Permanent(format!(
-                "inventory does not handle {} events",
-                other.event_type()
-            ))),
-        }
     }
 
     async fn reserve(

@@ -15,15 +15,10 @@
 
 pub mod wiring;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::LambdaEvent;
 use serde::Serialize;
-use shared::consumer::{
-    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, once_outcome,
-    process_batch,
-};
+use shared::consumer::{Consumer, DeadLetterSink, RecordError, event_fingerprint, once_outcome};
 use shared::events::{Envelope, Event};
-use shared::idempotency::{Idempotency, invocation_deadline};
+use shared::idempotency::Idempotency;
 use shared::ports::{EventPublisher, IdempotencyStore, PublishError};
 
 /// What the customer is told.
@@ -86,31 +81,16 @@ pub struct App<P, I, D> {
     dead_letters: D,
 }
 
-impl<P, I, D> App<P, I, D>
+impl<P, I, D> Consumer for App<P, I, D>
 where
     P: EventPublisher,
     I: IdempotencyStore,
     D: DeadLetterSink,
 {
-    /// Wires the function.
-    pub fn new(sender: P, idempotency: I, dead_letters: D) -> Self {
-        Self {
-            sender,
-            idempotency: Idempotency::new(idempotency),
-            dead_letters,
-        }
-    }
+    type DeadLetters = D;
 
-    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
-    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-        let deadline = invocation_deadline(event.context.deadline);
-        process_batch(
-            event.payload,
-            DEFAULT_CONCURRENCY,
-            &self.dead_letters,
-            |envelope| self.on_event(envelope, deadline),
-        )
-        .await
+    fn dead_letters(&self) -> &D {
+        &self.dead_letters
     }
 
     async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
@@ -139,5 +119,21 @@ where
             })
             .await;
         once_outcome(outcome)
+    }
+}
+
+impl<P, I, D> App<P, I, D>
+where
+    P: EventPublisher,
+    I: IdempotencyStore,
+    D: DeadLetterSink,
+{
+    /// Wires the function.
+    pub fn new(sender: P, idempotency: I, dead_letters: D) -> Self {
+        Self {
+            sender,
+            idempotency: Idempotency::new(idempotency),
+            dead_letters,
+        }
     }
 }

@@ -1,18 +1,8 @@
-//! Lambda entry point of notification: init once, then handle SQS batches.
-
-use lambda_runtime::{Error, service_fn};
-use notification::wiring::{Config, live};
-use shared::telemetry::{invocation, run};
+//! Lambda entry point of notification: the one call that runs it. Init happens once per
+//! cold start (`wiring::from_env`), then every invocation reuses what it built: see
+//! `shared::runtime`.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    let metrics = shared::telemetry::init()?;
-    let config = Config::load(&shared::config::process_env)?;
-    let app = live(&shared::aws::load_sdk_config().await, &config);
-    let app = &app;
-    run(
-        metrics,
-        service_fn(move |event| invocation(async move { Ok::<_, Error>(app.handle(event).await) })),
-    )
-    .await
+async fn main() -> Result<(), shared::runtime::Error> {
+    shared::runtime::run(notification::wiring::from_env).await
 }

@@ -11,18 +11,13 @@ pub mod gateway;
 pub mod simulated;
 pub mod wiring;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
-use lambda_runtime::LambdaEvent;
-use shared::consumer::{
-    DEFAULT_CONCURRENCY, DeadLetterSink, RecordError, event_fingerprint, once_outcome,
-    process_batch,
-};
+use shared::consumer::{Consumer, DeadLetterSink, RecordError, event_fingerprint, once_outcome};
 use shared::events::{
     Envelope, Event, InventoryFailed, OrderCancelled, OrderPlaced, PaymentFailed, PaymentRefunded,
     PaymentSucceeded,
 };
-use shared::idempotency::{Idempotency, invocation_deadline};
+use shared::idempotency::Idempotency;
 use shared::order::{Order, OrderStatus};
 use shared::ports::{IdempotencyStore, OrderStore, Transition, TransitionOutcome};
 
@@ -43,33 +38,17 @@ fn gateway(error: GatewayError) -> RecordError {
     }
 }
 
-impl<O, I, G, D> App<O, I, G, D>
+impl<O, I, G, D> Consumer for App<O, I, G, D>
 where
     O: OrderStore,
     I: IdempotencyStore,
     G: PaymentGateway,
     D: DeadLetterSink,
 {
-    /// Wires the function.
-    pub fn new(orders: O, idempotency: I, gateway: G, dead_letters: D) -> Self {
-        Self {
-            orders,
-            idempotency: Idempotency::new(idempotency),
-            gateway,
-            dead_letters,
-        }
-    }
+    type DeadLetters = D;
 
-    /// Handles one SQS batch; see [`shared::consumer`] for the batch rules.
-    pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-        let deadline = invocation_deadline(event.context.deadline);
-        process_batch(
-            event.payload,
-            DEFAULT_CONCURRENCY,
-            &self.dead_letters,
-            |envelope| self.on_event(envelope, deadline),
-        )
-        .await
+    fn dead_letters(&self) -> &D {
+        &self.dead_letters
     }
 
     async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
@@ -88,6 +67,24 @@ where
             })
             .await;
         once_outcome(outcome)
+    }
+}
+
+impl<O, I, G, D> App<O, I, G, D>
+where
+    O: OrderStore,
+    I: IdempotencyStore,
+    G: PaymentGateway,
+    D: DeadLetterSink,
+{
+    /// Wires the function.
+    pub fn new(orders: O, idempotency: I, gateway: G, dead_letters: D) -> Self {
+        Self {
+            orders,
+            idempotency: Idempotency::new(idempotency),
+            gateway,
+            dead_letters,
+        }
     }
 
     /// The stored order, if it is in `expected`; otherwise the event is stale or out of
