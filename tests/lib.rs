@@ -235,16 +235,7 @@ impl Harness {
         let relay = event_relay::wiring::live(&self.function_sdk("EventRelayFunction"), &config);
         from_fn(move |event: Value| {
             let relay = relay.clone();
-            async move {
-                let response = event_relay::handle(
-                    &relay.publisher,
-                    &relay.dead_letters,
-                    lambda_event(event)?,
-                )
-                .await
-                .map_err(|e| InvokeError::new("Handler.Error", e.to_string()))?;
-                lambda_response(response)
-            }
+            async move { lambda_response(relay.handle(lambda_event(event)?).await) }
         })
     }
 

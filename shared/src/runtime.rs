@@ -54,8 +54,11 @@ where
     let function = &function;
     crate::telemetry::run(
         metrics,
+        // Boxed: a handler's future nests the SDK's request futures deep enough to
+        // overflow the compiler's layout query for `main` (the relay's does); one
+        // allocation per invocation is nothing.
         service_fn(move |event| {
-            invocation(async move { Ok::<_, Error>(function.handle(event).await) })
+            invocation(async move { Ok::<_, Error>(Box::pin(function.handle(event)).await) })
         }),
     )
     .await
