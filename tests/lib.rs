@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_adapters::runtime::{EventFunction, HttpFunction};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
@@ -22,7 +23,6 @@ use local::provision::{Stack, provision};
 use local::streams::StreamPoller;
 use local::template::Template;
 use serde_json::Value;
-use shared::runtime::{EventFunction, HttpFunction};
 
 pub mod contract;
 pub mod nested;
@@ -85,7 +85,7 @@ impl ApiResponse {
         let problem = self.json();
         assert_eq!(
             problem["type"],
-            format!("{}{slug}", shared::problem::TYPE_BASE),
+            format!("{}{slug}", domain::problem::TYPE_BASE),
             "type of {problem}"
         );
         assert_eq!(problem["status"], status);
@@ -504,7 +504,7 @@ impl Harness {
 
     /// Sets a SKU's stock.
     pub async fn seed_stock(&self, consumers: &Consumers, sku: &str, units: u64) {
-        let sku = shared::ids::Sku::parse(sku).expect("valid SKU");
+        let sku = domain::ids::Sku::parse(sku).expect("valid SKU");
         consumers
             .inventory
             .reservations()
@@ -515,7 +515,7 @@ impl Harness {
 
     /// A SKU's stock.
     pub async fn stock(&self, consumers: &Consumers, sku: &str) -> Option<u64> {
-        let sku = shared::ids::Sku::parse(sku).expect("valid SKU");
+        let sku = domain::ids::Sku::parse(sku).expect("valid SKU");
         consumers
             .inventory
             .reservations()
@@ -540,11 +540,8 @@ impl Harness {
         kind: &str,
         order_id: &str,
     ) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-        let prefix = if kind == "charge" {
-            "CHARGE#charge-"
-        } else {
-            "REFUND#refund-"
-        };
+        let wanted = Some((order_id, kind == "charge"));
+
         let table = self
             .stack
             .table_name("PaymentsTable")
@@ -563,8 +560,8 @@ impl Harness {
             .filter(|item| {
                 item.get("pk")
                     .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    == Some(&format!("{prefix}{order_id}"))
+                    .and_then(|pk| aws_adapters::tables::ledger_entry_order(pk))
+                    == wanted
             })
             .collect()
     }

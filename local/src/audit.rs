@@ -17,11 +17,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use aws_adapters::tables::{self, ORDER_SK, SKU_PREFIX};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use domain::order::{Order, OrderStatus};
 use serde_json::Value;
-use shared::order::{Order, OrderStatus};
 
 use crate::emulator::{ACCOUNT_ID, REGION};
 use crate::provision::Stack;
@@ -164,7 +165,7 @@ impl Stores {
             self.dynamodb
                 .put_item()
                 .table_name(&self.inventory)
-                .item("pk", AttributeValue::S(format!("SKU#{sku}")))
+                .item("pk", AttributeValue::S(format!("{SKU_PREFIX}{sku}")))
                 .item("stock", AttributeValue::N(units.to_string()))
                 .send()
                 .await
@@ -198,7 +199,7 @@ impl Stores {
         self.scan(&self.orders)
             .await?
             .into_iter()
-            .filter(|item| text(item, "sk") == "ORDER")
+            .filter(|item| text(item, "sk") == ORDER_SK)
             .map(|item| serde_dynamo::from_item(item).map_err(aws("decoding an order")))
             .collect()
     }
@@ -213,7 +214,7 @@ impl Stores {
             .select(Select::Count)
             .filter_expression("sk = :order AND #status IN (:final0, :final1, :final2)")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":order", AttributeValue::S("ORDER".into()));
+            .expression_attribute_values(":order", AttributeValue::S(ORDER_SK.into()));
         for (index, status) in FINAL.iter().enumerate() {
             let text = match serde_json::to_value(status) {
                 Ok(Value::String(text)) => text,
@@ -450,7 +451,7 @@ impl Stores {
             .await?
             .iter()
             .filter_map(|item| {
-                let sku = text(item, "pk").strip_prefix("SKU#")?.to_owned();
+                let sku = text(item, "pk").strip_prefix(SKU_PREFIX)?.to_owned();
                 Some((sku, number(item, "stock")))
             })
             .collect();
@@ -474,17 +475,18 @@ impl Stores {
 
     async fn money(&self, accepted: &[&Order]) -> Result<Check, AuditError> {
         let ledger = self.scan(&self.payments).await?;
-        // The provider keys charges `CHARGE#charge-<order>` and refunds `REFUND#refund-<order>`.
         let mut charged: BTreeMap<String, i64> = BTreeMap::new();
         let mut refunded: BTreeMap<String, i64> = BTreeMap::new();
         for entry in &ledger {
             let pk = text(entry, "pk");
-            if let Some(order) = pk.strip_prefix("CHARGE#charge-") {
-                if text(entry, "status") == "APPROVED" {
+            match tables::ledger_entry_order(&pk) {
+                Some((order, true)) if text(entry, "status") == "APPROVED" => {
                     *charged.entry(order.to_owned()).or_default() += number(entry, "amount_minor");
                 }
-            } else if let Some(order) = pk.strip_prefix("REFUND#refund-") {
-                *refunded.entry(order.to_owned()).or_default() += number(entry, "amount_minor");
+                Some((order, false)) => {
+                    *refunded.entry(order.to_owned()).or_default() += number(entry, "amount_minor");
+                }
+                _ => {}
             }
         }
         let mut wrong = Vec::new();

@@ -321,7 +321,7 @@ fn config_builder(endpoint_url: &str, access_key_id: &str) -> aws_types::sdk_con
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint_url)
-        .http_client(shared::aws::https_client())
+        .http_client(aws_adapters::sdk::https_client())
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             access_key_id,
             "test",

@@ -34,7 +34,7 @@ const LONG_POLL_SECONDS: i32 = 2;
 
 /// The shortest wait before retrying the batch of an invocation that timed out. Its
 /// records' idempotency claims stay in progress until a second after its deadline
-/// ([`shared::idempotency::in_progress_window`]); a retry sooner would find them still
+/// ([`domain::idempotency::in_progress_window`]); a retry sooner would find them still
 /// held and spend one of the message's `maxReceiveCount` receives on nothing. On AWS
 /// the 60 s visibility timeout covers this by far.
 const RETRY_AFTER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -87,7 +87,7 @@ pub struct SettleFailure {
 
 /// An error with its sources, for a log line.
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    shared::telemetry::ErrorChain(error).to_string()
+    aws_adapters::telemetry::ErrorChain(error).to_string()
 }
 
 /// Polls one queue for one mapping.

@@ -3,7 +3,7 @@
 //! `AWS_ENDPOINT_URL`); `make redrive` is the command.
 //!
 //! Consumers forward a message they can never process with its reason in the
-//! `dead_letter_reason` attribute (see `shared::adapters::SqsDeadLetters`); messages the
+//! `dead_letter_reason` attribute (see `aws_adapters::SqsDeadLetters`); messages the
 //! queue's redrive policy moved after too many receives have no reason, only their
 //! receive count. Moving back drops the dead-letter attributes, so a message that fails
 //! again gets a fresh reason. Handling is idempotent everywhere, so moving back a message
@@ -11,12 +11,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_adapters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue,
     MessageSystemAttributeName, QueueAttributeName,
 };
 use serde_json::Value;
-use shared::adapters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE};
 
 /// How long [`list`] hides each message it has listed, so that the next receive brings
 /// others (SQS gives at most 10 per receive, and a message received with a zero
@@ -125,7 +125,7 @@ where
 {
     move |error| RedriveError::Call {
         operation,
-        detail: shared::telemetry::ErrorChain(&error).to_string(),
+        detail: aws_adapters::telemetry::ErrorChain(&error).to_string(),
     }
 }
 

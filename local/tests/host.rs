@@ -57,7 +57,9 @@ async fn seed_stock(host: &Host, sku: &str, units: u64) {
         .table_name(host.stack.table_name("InventoryTable").unwrap())
         .item(
             "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("SKU#{sku}")),
+            aws_sdk_dynamodb::types::AttributeValue::S(aws_adapters::tables::sku_pk(
+                &domain::ids::Sku::parse(sku).unwrap(),
+            )),
         )
         .item(
             "stock",
@@ -838,7 +840,7 @@ async fn redrive_prints_a_hostile_body_and_reason_escaped() {
     sqs.send_message()
         .queue_url(&dlq)
         .message_body("Grüße\u{1b}[2J\rpayment accepted\nnext line")
-        .message_attributes(shared::adapters::REASON_ATTRIBUTE, reason)
+        .message_attributes(aws_adapters::REASON_ATTRIBUTE, reason)
         .send()
         .await
         .unwrap();

@@ -36,7 +36,7 @@ NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 # Names cargo or Rust would refuse or confuse: the workspace's own packages and bins,
 # Rust's built-in crates and keywords (the library is imported as `name_with_underscores`).
 RESERVED = {
-    "shared", "local", "tests", "integration-tests", "emulator", "redrive",
+    "shared", "domain", "aws-adapters", "local", "tests", "integration-tests", "emulator", "redrive",
     "std", "core", "alloc", "proc-macro", "proc_macro", "test", "self", "super", "crate",
     "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern",
     "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
@@ -460,7 +460,7 @@ def crate_files(name, trigger):
     if trigger == "sqs":
         manifest += (
             "aws-config.workspace = true\naws-sdk-sqs.workspace = true\naws_lambda_events.workspace = true\n"
-            "lambda_runtime.workspace = true\nshared.workspace = true\ntokio.workspace = true\ntracing.workspace = true\n"
+            "lambda_runtime.workspace = true\naws-adapters.workspace = true\ndomain.workspace = true\ntokio.workspace = true\ntracing.workspace = true\n"
         )
         return {
             "Cargo.toml": manifest,
@@ -470,7 +470,7 @@ def crate_files(name, trigger):
         }
     manifest += (
         "aws-config.workspace = true\nlambda_http.workspace = true\nserde_json.workspace = true\n"
-        "shared.workspace = true\ntokio.workspace = true\ntracing.workspace = true\n"
+        "aws-adapters.workspace = true\ndomain.workspace = true\ntokio.workspace = true\ntracing.workspace = true\n"
     )
     return {
         "Cargo.toml": manifest,
@@ -485,13 +485,15 @@ SQS_LIB = '''//! {name}: reacts to order events from the order-events topic.
 //! Scaffolded by `make new-function`: it logs each event that the filter policy of its
 //! subscription lets through. Put what the function is for in `App`'s `on_event`; the
 //! batch rules (partial batch responses, poison messages to the DLQ at once) come from
-//! [`shared::consumer`], like every consumer. Its resources in template.yaml are the
+//! [`aws_adapters::consumer`], like every consumer. Its resources in template.yaml are the
 //! ones whose names start with `{p}`.
 
 pub mod wiring;
 
-use shared::consumer::{{Consumer, DeadLetterSink, RecordError}};
-use shared::events::{{Envelope, EventType}};
+use aws_adapters::consumer::Consumer;
+use domain::events::{{Envelope, EventType}};
+use domain::failure::Failure;
+use domain::ports::DeadLetterSink;
 
 /// The event types this function handles. SNS filters on them, so the function never
 /// pays for events it would refuse, and anything else that arrives is poison. Keep it
@@ -518,12 +520,12 @@ impl<D: DeadLetterSink> Consumer for App<D> {{
     }}
 
     /// One event. Every message can arrive twice: before adding an effect outside
-    /// DynamoDB, claim the event id with `shared::idempotency` as notification does (see
+    /// DynamoDB, wrap it in `aws_adapters::consumer::once_per_event` as notification does (see
     /// "Exactly-once effects" in docs/architecture.md). The record's span already carries
     /// the event, order and correlation ids, so every log line here names its order.
-    async fn on_event(&self, envelope: Envelope, _deadline: Option<i64>) -> Result<(), RecordError> {{
+    async fn on_event(&self, envelope: Envelope, _deadline: Option<i64>) -> Result<(), Failure> {{
         if !HANDLED.contains(&envelope.event_type()) {{
-            return Err(RecordError::Permanent(format!(
+            return Err(Failure::Permanent(format!(
                 "{name} does not handle {{}} events",
                 envelope.event_type()
             )));
@@ -535,28 +537,12 @@ impl<D: DeadLetterSink> Consumer for App<D> {{
 
 #[cfg(test)]
 mod tests {{
-    use std::sync::Mutex;
-
+    use aws_adapters::runtime::EventFunction;
     use aws_lambda_events::event::sqs::{{SqsEvent, SqsMessage}};
+    use domain::ports::InMemoryDeadLetters;
     use lambda_runtime::LambdaEvent;
-    use shared::runtime::EventFunction;
 
     use super::*;
-
-    /// Records what would go to the DLQ.
-    #[derive(Default)]
-    struct Forwarded(Mutex<Vec<String>>);
-
-    impl DeadLetterSink for Forwarded {{
-        async fn forward(&self, message: &SqsMessage, reason: &str) -> Result<(), String> {{
-            let id = message.message_id.clone().unwrap_or_default();
-            self.0
-                .lock()
-                .map_err(|e| e.to_string())?
-                .push(format!("{{id}}: {{reason}}"));
-            Ok(())
-        }}
-    }}
 
     fn message(id: &str, body: &str) -> SqsMessage {{
         let mut message = SqsMessage::default();
@@ -570,35 +556,35 @@ mod tests {{
         let placed = r#"{{"id": "0b6f3c2e-1a4d-4f5e-8c7b-9d0e1f2a3b4c", "type": "OrderPlaced", "version": 1, "occurred_at": "2026-11-24T12:00:00Z", "correlation_id": "test-1", "order_id": "3f0c9a52-8a4e-4d61-b0a3-5b8f7e2d1c90", "payload": {{"customer_id": "cust-4711", "items": [{{"sku": "SKU-MUG", "quantity": 1, "unit_price": {{"amount_minor": 1250, "currency": "EUR"}}}}], "total": {{"amount_minor": 1250, "currency": "EUR"}}, "payment_token": "tok_visa"}}}}"#;
         let mut batch = SqsEvent::default();
         batch.records = vec![message("good", placed), message("poison", "not an event")];
-        let app = App::new(Forwarded::default());
+        let app = App::new(InMemoryDeadLetters::default());
 
         let response = app
             .handle(LambdaEvent::new(batch, lambda_runtime::Context::default()))
             .await;
 
         assert!(response.batch_item_failures.is_empty(), "nothing is retried");
-        let forwarded = app.dead_letters.0.lock().expect("not poisoned").clone();
+        let forwarded = app.dead_letters.letters();
         assert_eq!(forwarded.len(), 1, "{{forwarded:?}}");
-        assert!(forwarded[0].starts_with("poison: "), "{{forwarded:?}}");
+        assert_eq!(forwarded[0].original_id.as_deref(), Some("poison"));
     }}
 }}
 '''
 
 SQS_MAIN = '''//! Lambda entry point of {name}: the one call that runs it. Init happens once per cold
 //! start (`wiring::from_env`), then every invocation reuses what it built: see
-//! `shared::runtime`.
+//! `aws_adapters::runtime`.
 
 #[tokio::main]
-async fn main() -> Result<(), shared::runtime::Error> {{
-    shared::runtime::run({lib}::wiring::from_env).await
+async fn main() -> Result<(), aws_adapters::runtime::Error> {{
+    aws_adapters::runtime::run({lib}::wiring::from_env).await
 }}
 '''
 
 SQS_WIRING = '''//! How the function is assembled from its settings: shared by `main` and the tests.
 
 use aws_config::SdkConfig;
-use shared::adapters::SqsDeadLetters;
-use shared::config::{{Lookup, MissingSetting, required}};
+use aws_adapters::SqsDeadLetters;
+use aws_adapters::config::{{Lookup, MissingSetting, required}};
 
 use crate::App;
 
@@ -631,8 +617,8 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {{
 
 /// What `main` runs once per cold start: the settings from the process environment,
 /// then the function.
-pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, shared::runtime::Error> {{
-    Ok(live(&sdk, &Config::load(&shared::config::process_env)?))
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, aws_adapters::runtime::Error> {{
+    Ok(live(&sdk, &Config::load(&aws_adapters::config::process_env)?))
 }}
 
 /// Every AWS call this function's code makes, as (IAM action, template resource). The
@@ -655,17 +641,17 @@ HTTP_LIB = '''//! `GET /{name}`: scaffolded by `make new-function`.
 pub mod wiring;
 
 use lambda_http::{{Body, Request, RequestExt, Response}};
-use shared::http_api;
-use shared::runtime::HttpFunction;
+use aws_adapters::http_api;
+use aws_adapters::runtime::HttpFunction;
 
 /// The function's dependencies, built once per cold start in `main`: none yet. Add the
-/// ports it needs (e.g. `shared::ports::OrderStore`) as fields, built in `wiring::live`.
+/// ports it needs (e.g. `domain::ports::OrderStore`) as fields, built in `wiring::live`.
 #[derive(Debug, Default)]
 pub struct App {{}}
 
 impl HttpFunction for App {{
     /// Handles one request. Never fails: an error would become a problem+json response
-    /// (`shared::problem`), as in get-order.
+    /// (`domain::problem`), as in get-order.
     async fn handle(&self, request: Request) -> Response<Body> {{
         let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
         let correlation_id = http_api::correlation_id(request.headers(), request_id.as_deref());
@@ -705,23 +691,23 @@ mod tests {{
 
 HTTP_MAIN = '''//! Lambda entry point for `GET /{name}`: the one call that runs it. Init happens once
 //! per cold start (`wiring::from_env`), then every request reuses what it built: see
-//! `shared::runtime`.
+//! `aws_adapters::runtime`.
 
 #[tokio::main]
-async fn main() -> Result<(), shared::runtime::Error> {{
-    shared::runtime::run_http({lib}::wiring::from_env).await
+async fn main() -> Result<(), aws_adapters::runtime::Error> {{
+    aws_adapters::runtime::run_http({lib}::wiring::from_env).await
 }}
 '''
 
 HTTP_WIRING = '''//! How the function is assembled from its settings: shared by `main` and the tests.
 
 use aws_config::SdkConfig;
-use shared::config::{{Lookup, MissingSetting}};
+use aws_adapters::config::{{Lookup, MissingSetting}};
 
 use crate::App;
 
 /// The function's settings: none yet. Read each one in `load` with
-/// `shared::config::required`, so a missing one fails the cold start (see the
+/// `aws_adapters::config::required`, so a missing one fails the cold start (see the
 /// `Environment` of `{p}Function` in template.yaml).
 #[derive(Debug, Clone, Default)]
 pub struct Config {{}}
@@ -743,8 +729,8 @@ pub fn live(_sdk: &SdkConfig, _config: &Config) -> LiveApp {{
 
 /// What `main` runs once per cold start: the settings from the process environment,
 /// then the function.
-pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, shared::runtime::Error> {{
-    Ok(live(&sdk, &Config::load(&shared::config::process_env)?))
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, aws_adapters::runtime::Error> {{
+    Ok(live(&sdk, &Config::load(&aws_adapters::config::process_env)?))
 }}
 
 /// Every AWS call this function's code makes, as (IAM action, template resource). The

@@ -6,7 +6,7 @@ every text file of the repository (build output and virtualenvs excluded):
 
 - kebab-case: stack names (samconfig.toml), the `application` tag on every resource,
   the commands in the docs (`rust-order-pipeline-dev`);
-- PascalCase: the CloudWatch metrics namespace (shared/src/telemetry.rs and the
+- PascalCase: the CloudWatch metrics namespace (shared/aws-adapters/src/telemetry.rs and the
   dashboard in template.yaml);
 - snake_case, should one appear;
 - words, in any case: the title of the README and the template's description

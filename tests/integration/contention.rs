@@ -4,14 +4,15 @@
 //! (`local::emulator::DynamoDbFault`) for requests the functions sign, and each test
 //! checks what a user would see: the API's answer, the stored order, the stock, the DLQ.
 
+use aws_adapters::tables;
 use chrono::Utc;
+use domain::events::{Envelope, Event, InventoryFailed};
+use domain::idempotency::IdempotencyRecord;
+use domain::ids::{CorrelationId, CustomerId, OrderId, Sku};
+use domain::money::{Currency, Money};
 use integration_tests::{Harness, new_key, notification_kinds, order_body, order_with};
 use local::emulator::DynamoDbFault;
 use serde_json::{Value, json};
-use shared::events::{Envelope, Event, InventoryFailed};
-use shared::idempotency::IdempotencyRecord;
-use shared::ids::{CorrelationId, CustomerId, OrderId, Sku};
-use shared::money::{Currency, Money};
 
 async fn place(h: &Harness, body: &Value) -> String {
     let created = h.post_order(body, Some(&new_key())).await;
@@ -82,7 +83,11 @@ async fn a_conflicted_or_throttled_order_is_a_409_or_503_with_retry_after_never_
         "the retry places the order: {}",
         placed.body
     );
-    assert_eq!(h.count_items("OrdersTable", "ORDER").await, 1, "one order");
+    assert_eq!(
+        h.count_items("OrdersTable", tables::ORDER_SK).await,
+        1,
+        "one order"
+    );
 }
 
 /// A hot SKU: reservations for it conflict with each other. Before, each conflict handed
@@ -181,7 +186,7 @@ async fn a_shortage_cancelled_by_contention_is_stored_not_dropped() {
         inventory::reservations::ReserveOutcome::Short(vec![Sku::parse("SKU-MUG").unwrap()])
     );
     assert_eq!(
-        h.count_items("OrdersTable", "EVENT#").await,
+        h.count_items("OrdersTable", tables::OUTBOX_SK_PREFIX).await,
         1,
         "InventoryFailed is in the outbox, so payment refunds"
     );
@@ -276,7 +281,7 @@ async fn a_charge_whose_status_change_failed_is_recorded_by_the_retry_charging_o
         .fail_next(
             DynamoDbFault::TransactionThrottled,
             "PaymentFunction",
-            shared::adapters::CONTENTION_ATTEMPTS,
+            aws_adapters::CONTENTION_ATTEMPTS,
         )
         .await
         .unwrap();

@@ -1,9 +1,9 @@
 //! At-least-once delivery: duplicates, poison messages and events out of order.
 
+use aws_adapters::REASON_ATTRIBUTE;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use integration_tests::{Harness, new_key, notification_kinds, order_with};
 use serde_json::{Value, json};
-use shared::adapters::REASON_ATTRIBUTE;
 
 /// A consumer's queue and its dead-letter queue, e.g. for "Payment".
 fn queue_and_dlq(h: &Harness, consumer: &str) -> (String, String) {
@@ -154,7 +154,7 @@ async fn a_poison_message_goes_to_the_dlq_with_its_reason_and_blocks_nothing() {
     assert!(h.drain(&queue).await.is_empty(), "nothing left behind");
 
     let poison_id = dead[0].message_attributes.as_ref().unwrap()
-        [shared::adapters::ORIGINAL_ID_ATTRIBUTE]
+        [aws_adapters::ORIGINAL_ID_ATTRIBUTE]
         .string_value()
         .unwrap()
         .to_string();

@@ -3,13 +3,13 @@
 
 use std::collections::HashSet;
 
+use aws_adapters::DynamoDbIdempotencyStore;
+use aws_adapters::tables;
 use chrono::Utc;
+use domain::hashing::fingerprint;
+use domain::idempotency::{Idempotency, IdempotencyRecord, IdempotencyStore, Seen};
+use domain::validation::CreateOrderRequest;
 use integration_tests::{Harness, new_key, order_body};
-use shared::adapters::DynamoDbIdempotencyStore;
-use shared::hashing::fingerprint;
-use shared::idempotency::{Claim, Idempotency, IdempotencyRecord};
-use shared::ports::IdempotencyStore;
-use shared::validation::CreateOrderRequest;
 
 fn idempotency(h: &Harness) -> Idempotency<DynamoDbIdempotencyStore> {
     let table = h.stack.table_name("IdempotencyTable").unwrap().to_string();
@@ -53,8 +53,16 @@ async fn the_same_key_and_body_replay_the_first_response() {
     assert_eq!(again.body, first.body, "the original body is replayed");
     assert_eq!(again.header("location"), first.header("location"));
 
-    assert_eq!(h.count_items("OrdersTable", "ORDER").await, 1, "one order");
-    assert_eq!(h.count_items("OrdersTable", "EVENT#").await, 1, "one event");
+    assert_eq!(
+        h.count_items("OrdersTable", tables::ORDER_SK).await,
+        1,
+        "one order"
+    );
+    assert_eq!(
+        h.count_items("OrdersTable", tables::OUTBOX_SK_PREFIX).await,
+        1,
+        "one event"
+    );
 }
 
 #[tokio::test]
@@ -67,7 +75,7 @@ async fn the_same_key_with_a_different_body_is_422() {
     h.post_order(&other, Some(&key))
         .await
         .assert_problem(422, "idempotency-key-reused");
-    assert_eq!(h.count_items("OrdersTable", "ORDER").await, 1);
+    assert_eq!(h.count_items("OrdersTable", tables::ORDER_SK).await, 1);
 }
 
 #[tokio::test]
@@ -101,7 +109,7 @@ async fn concurrent_requests_with_one_key_place_one_order_and_one_event() {
         1,
         "exactly one response is the original"
     );
-    assert_eq!(h.count_items("OrdersTable", "ORDER").await, 1);
+    assert_eq!(h.count_items("OrdersTable", tables::ORDER_SK).await, 1);
 
     let mut relay = h.relay_poller();
     h.relay_until_idle(&mut relay).await;
@@ -125,13 +133,13 @@ async fn a_request_in_flight_gets_409_with_retry_after() {
         )
         .await
         .unwrap();
-    assert!(matches!(claim, Claim::Acquired(_)));
+    assert!(matches!(claim, Seen::New(_)));
 
     let response = h.post_order(&body, Some(&key)).await;
     response.assert_problem(409, "request-in-progress");
     let retry_after: u32 = response.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=21).contains(&retry_after), "{retry_after}");
-    assert_eq!(h.count_items("OrdersTable", "ORDER").await, 0);
+    assert_eq!(h.count_items("OrdersTable", tables::ORDER_SK).await, 0);
 }
 
 #[tokio::test]
@@ -154,5 +162,5 @@ async fn an_expired_key_is_free_again_even_before_ttl_deletes_it() {
     let response = h.post_order(&order_body(), Some(&key)).await;
     assert_eq!(response.status, 201, "{}", response.body);
     assert_eq!(response.header("idempotent-replayed"), None);
-    assert_eq!(h.count_items("OrdersTable", "ORDER").await, 1);
+    assert_eq!(h.count_items("OrdersTable", tables::ORDER_SK).await, 1);
 }

@@ -1,10 +1,12 @@
 //! The shared claim / complete / release protocol, against DynamoDB.
 
+use aws_adapters::DynamoDbIdempotencyStore;
 use chrono::Utc;
+use domain::failure::Failure;
+use domain::idempotency::{
+    Idempotency, IdempotencyRecord, IdempotencyStatus, IdempotencyStore, Seen,
+};
 use integration_tests::{Harness, new_key};
-use shared::adapters::DynamoDbIdempotencyStore;
-use shared::idempotency::{Claim, Idempotency, IdempotencyRecord, IdempotencyStatus};
-use shared::ports::IdempotencyStore;
 
 fn protocol(h: &Harness) -> Idempotency<DynamoDbIdempotencyStore> {
     let table = h.stack.table_name("IdempotencyTable").unwrap().to_string();
@@ -19,7 +21,7 @@ async fn lapsed_and_taken_over(
     deadline_ms: i64,
 ) -> (IdempotencyRecord, IdempotencyRecord) {
     let then_ms = Utc::now().timestamp_millis() - 120_000;
-    let Claim::Acquired(lapsed) = p
+    let Seen::New(lapsed) = p
         .claim(key, "h1", Some(then_ms + 3_000), then_ms)
         .await
         .unwrap()
@@ -27,8 +29,7 @@ async fn lapsed_and_taken_over(
         panic!("acquired");
     };
     let now_ms = Utc::now().timestamp_millis();
-    let Claim::Acquired(taken_over) = p.claim(key, "h1", Some(deadline_ms), now_ms).await.unwrap()
-    else {
+    let Seen::New(taken_over) = p.claim(key, "h1", Some(deadline_ms), now_ms).await.unwrap() else {
         panic!("a lapsed claim is taken over");
     };
     (lapsed, taken_over)
@@ -42,7 +43,7 @@ async fn claim_complete_and_replay() {
     let now_ms = Utc::now().timestamp_millis();
     let deadline = Some(now_ms + 5_000);
 
-    let Claim::Acquired(claimed) = p.claim(&key, "h1", deadline, now_ms).await.unwrap() else {
+    let Seen::New(claimed) = p.claim(&key, "h1", deadline, now_ms).await.unwrap() else {
         panic!("a fresh key is acquired");
     };
     let stored = p.store().get(&key).await.unwrap().unwrap();
@@ -55,18 +56,18 @@ async fn claim_complete_and_replay() {
 
     assert!(matches!(
         p.claim(&key, "h1", deadline, now_ms).await.unwrap(),
-        Claim::InProgress { .. }
+        Seen::Busy { .. }
     ));
     p.complete(&claimed, "{\"charge\":\"ch_1\"}".into(), now_ms / 1000)
         .await
         .unwrap();
     assert_eq!(
         p.claim(&key, "h1", deadline, now_ms).await.unwrap(),
-        Claim::Replay("{\"charge\":\"ch_1\"}".into())
+        Seen::AlreadyDone("{\"charge\":\"ch_1\"}".into())
     );
     assert_eq!(
         p.claim(&key, "h2", deadline, now_ms).await.unwrap(),
-        Claim::Mismatch
+        Seen::Mismatch
     );
     let expires_at = p.store().get(&key).await.unwrap().unwrap().expires_at;
     assert!(expires_at > now_ms / 1000, "completed records carry a TTL");
@@ -78,13 +79,13 @@ async fn a_released_key_can_be_claimed_again() {
     let p = protocol(&h);
     let key = format!("test#{}", new_key());
     let now_ms = Utc::now().timestamp_millis();
-    let Claim::Acquired(claimed) = p.claim(&key, "h1", None, now_ms).await.unwrap() else {
+    let Seen::New(claimed) = p.claim(&key, "h1", None, now_ms).await.unwrap() else {
         panic!("acquired");
     };
     p.release(&claimed).await.unwrap();
     assert!(matches!(
         p.claim(&key, "h1", None, now_ms).await.unwrap(),
-        Claim::Acquired(_)
+        Seen::New(_)
     ));
 }
 
@@ -99,14 +100,14 @@ async fn an_abandoned_claim_expires_with_its_holders_deadline() {
         p.claim(&key, "h1", Some(then_ms + 3_000), then_ms)
             .await
             .unwrap(),
-        Claim::Acquired(_)
+        Seen::New(_)
     ));
     let now_ms = Utc::now().timestamp_millis();
     assert!(matches!(
         p.claim(&key, "h1", Some(now_ms + 3_000), now_ms)
             .await
             .unwrap(),
-        Claim::Acquired(_)
+        Seen::New(_)
     ));
 }
 
@@ -122,7 +123,7 @@ async fn concurrent_claims_acquire_once() {
     .await;
     let acquired = claims
         .iter()
-        .filter(|c| matches!(c, Ok(Claim::Acquired(_))))
+        .filter(|c| matches!(c, Ok(Seen::New(_))))
         .count();
     assert_eq!(acquired, 1, "{claims:?}");
 }
@@ -151,7 +152,7 @@ async fn completing_a_lapsed_claim_taken_over_is_a_transient_failure_that_a_retr
         p.claim(&key, "h1", Some(now_ms + 5_000), now_ms)
             .await
             .unwrap(),
-        Claim::Replay("{\"charge\":\"ch_2\"}".into()),
+        Seen::AlreadyDone("{\"charge\":\"ch_2\"}".into()),
         "the retry replays what the new holder stored"
     );
 }
@@ -184,7 +185,7 @@ async fn a_lapsed_holder_can_neither_complete_nor_release_the_next_holders_claim
         p.claim(&key, "h1", Some(now_ms + 30_000), now_ms)
             .await
             .unwrap(),
-        Claim::InProgress { .. }
+        Seen::Busy { .. }
     ));
 
     // The current holder can still finish, and its result is what repeats replay.
@@ -195,7 +196,7 @@ async fn a_lapsed_holder_can_neither_complete_nor_release_the_next_holders_claim
         p.claim(&key, "h1", Some(now_ms + 5_000), now_ms)
             .await
             .unwrap(),
-        Claim::Replay("{\"charge\":\"ch_2\"}".into())
+        Seen::AlreadyDone("{\"charge\":\"ch_2\"}".into())
     );
 }
 
@@ -210,7 +211,7 @@ async fn a_claim_whose_first_put_landed_unacknowledged_is_still_ours() {
     let now_ms = Utc::now().timestamp_millis();
     let lost = LostFirstAnswer(p.store().clone());
     let claiming = Idempotency::new(lost);
-    let Claim::Acquired(claimed) = claiming
+    let Seen::New(claimed) = claiming
         .claim(&key, "h1", Some(now_ms + 5_000), now_ms)
         .await
         .unwrap()
@@ -225,7 +226,7 @@ async fn a_claim_whose_first_put_landed_unacknowledged_is_still_ours() {
         p.claim(&key, "h1", Some(now_ms + 5_000), now_ms)
             .await
             .unwrap(),
-        Claim::Replay("{\"sent\":true}".into())
+        Seen::AlreadyDone("{\"sent\":true}".into())
     );
 }
 
@@ -234,7 +235,7 @@ async fn a_claim_whose_first_put_landed_unacknowledged_is_still_ours() {
 struct LostFirstAnswer(DynamoDbIdempotencyStore);
 
 impl IdempotencyStore for LostFirstAnswer {
-    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, shared::ports::StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, Failure> {
         self.0.get(key).await
     }
 
@@ -242,7 +243,7 @@ impl IdempotencyStore for LostFirstAnswer {
         &self,
         record: &IdempotencyRecord,
         now_epoch: i64,
-    ) -> Result<bool, shared::ports::StoreError> {
+    ) -> Result<bool, Failure> {
         assert!(self.0.put_if_absent(record, now_epoch).await?);
         // The retry of the same put, as the SDK would send it.
         self.0.put_if_absent(record, now_epoch).await
@@ -252,11 +253,11 @@ impl IdempotencyStore for LostFirstAnswer {
         &self,
         claimed: &IdempotencyRecord,
         done: &IdempotencyRecord,
-    ) -> Result<(), shared::ports::StoreError> {
+    ) -> Result<(), Failure> {
         self.0.complete(claimed, done).await
     }
 
-    async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), shared::ports::StoreError> {
+    async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), Failure> {
         self.0.release(claimed).await
     }
 }

@@ -4,8 +4,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
+use domain::events::{Envelope, Event};
 use integration_tests::{Harness, new_key, order_body};
-use shared::events::{Envelope, Event};
 
 #[tokio::test]
 async fn order_placed_carries_the_envelope_and_the_api_correlation_id() {
@@ -164,7 +164,7 @@ async fn a_malformed_outbox_row_goes_whole_to_the_dlq_and_blocks_nothing() {
     let reason = dead[0]
         .message_attributes
         .as_ref()
-        .and_then(|a| a.get(shared::adapters::REASON_ATTRIBUTE))
+        .and_then(|a| a.get(aws_adapters::REASON_ATTRIBUTE))
         .and_then(|v| v.string_value())
         .unwrap_or_default();
     assert!(reason.contains("malformed"), "{reason}");

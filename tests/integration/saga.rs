@@ -1,8 +1,8 @@
 //! The saga end to end: API -> outbox -> relay -> SNS fan-out -> SQS -> payment,
 //! inventory, notification, with the emulated event source mappings from template.yaml.
 
+use domain::events::{Envelope, Event};
 use integration_tests::{Harness, new_key, notification_kinds, order_with};
-use shared::events::{Envelope, Event};
 
 async fn place(h: &Harness, body: &serde_json::Value) -> String {
     let created = h.post_order(body, Some(&new_key())).await;

@@ -391,7 +391,7 @@ fn rename_leaves_no_old_name_behind() {
             .contains("stack_name = \"acme-shop-dev\"")
     );
     assert!(
-        copy.read("shared/src/telemetry.rs")
+        copy.read("shared/aws-adapters/src/telemetry.rs")
             .contains("METRICS_NAMESPACE: &str = \"AcmeShop\"")
     );
     assert!(copy.read("README.md").starts_with("# Acme shop"));

@@ -466,7 +466,7 @@ impl Scratch {
         // this the copy's builds would overwrite the repository's own (its test binary
         // while `make test` runs it; `local`, which compiles its path into itself). A
         // version of their own gives the copy's crates artifacts of their own.
-        for manifest in ["shared", "local", "tests"]
+        for manifest in ["shared/domain", "shared/aws-adapters", "local", "tests"]
             .into_iter()
             .map(|member| root.join(member).join("Cargo.toml"))
             .chain(

@@ -1,7 +1,7 @@
 //! The `Idempotency-Key` request header.
 
+use domain::problem::{Problem, ProblemKind};
 use http::HeaderValue;
-use shared::problem::{Problem, ProblemKind};
 
 /// The header name (HTTP header names are case-insensitive; `http` stores them lowercase).
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";

@@ -14,19 +14,20 @@ mod idempotency_key;
 mod responses;
 pub mod wiring;
 
+use aws_adapters::http_api;
+use aws_adapters::runtime::HttpFunction;
+use aws_adapters::telemetry::ErrorChain;
 use chrono::Utc;
+use domain::events::{Envelope, Event, OrderPlaced};
+use domain::failure::Failure;
+use domain::hashing::fingerprint;
+use domain::idempotency::{IdempotencyRecord, IdempotencyStore, Seen, judge};
+use domain::ids::{CorrelationId, OrderId};
+use domain::order::Order;
+use domain::ports::{OrderStore, PlaceOutcome};
+use domain::problem::{Problem, ProblemKind};
+use domain::validation::{CreateOrderRequest, RequestError};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::events::{Envelope, Event, OrderPlaced};
-use shared::hashing::fingerprint;
-use shared::http_api;
-use shared::idempotency::{IdempotencyRecord, Verdict, judge};
-use shared::ids::{CorrelationId, OrderId};
-use shared::order::Order;
-use shared::ports::{IdempotencyStore, OrderStore, PlaceOutcome, StoreError};
-use shared::problem::{Problem, ProblemKind};
-use shared::runtime::HttpFunction;
-use shared::telemetry::ErrorChain;
-use shared::validation::{CreateOrderRequest, RequestError};
 use tracing::Instrument;
 
 pub use idempotency_key::{IDEMPOTENCY_HEADER, parse_idempotency_key};
@@ -140,7 +141,7 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
                     currency = %order.total.currency,
                     "order placed"
                 );
-                shared::metrics::count(shared::metrics::ORDERS_PLACED);
+                aws_adapters::metrics::count(aws_adapters::metrics::ORDERS_PLACED);
                 Ok(created.into_response(false))
             }
             // A concurrent request with the same key won the race: answer as it did.
@@ -171,21 +172,21 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
             .await
             .map_err(store_problem)?;
         match judge(existing.as_ref(), payload_hash, now) {
-            Verdict::Free => Ok(None),
-            Verdict::Replay(stored) => {
+            Seen::New(()) => Ok(None),
+            Seen::AlreadyDone(stored) => {
                 tracing::info!("idempotent replay");
-                shared::metrics::count(shared::metrics::IDEMPOTENT_REPLAYS);
+                aws_adapters::metrics::count(aws_adapters::metrics::IDEMPOTENT_REPLAYS);
                 let stored = StoredResponse::from_json(&stored).map_err(internal)?;
                 Ok(Some(stored.into_response(true)))
             }
-            Verdict::InProgress {
+            Seen::Busy {
                 retry_after_seconds,
             } => Err(Problem::new(
                 ProblemKind::RequestInProgress,
                 "a request with this Idempotency-Key is being processed; retry shortly",
             )
             .with_retry_after(retry_after_seconds)),
-            Verdict::Mismatch => Err(Problem::new(
+            Seen::Mismatch => Err(Problem::new(
                 ProblemKind::IdempotencyKeyReused,
                 "this Idempotency-Key was already used with a different request body; use a new key for a new order",
             )),
@@ -244,7 +245,7 @@ fn request_problem(error: RequestError) -> Problem {
     }
 }
 
-fn store_problem(error: StoreError) -> Problem {
+fn store_problem(error: Failure) -> Problem {
     tracing::error!(error = %ErrorChain(&error), transient = error.is_transient(), "order store failed");
     if error.is_transient() {
         Problem::new(
@@ -273,13 +274,13 @@ mod tests {
     //! Handler logic against in-memory fakes; the same rules run against DynamoDB in the
     //! integration tests.
 
+    use domain::ports::InMemoryOrderStore;
     use lambda_http::Body;
-    use shared::fakes::InMemoryOrderStore;
 
     use super::*;
 
     fn app() -> (
-        App<InMemoryOrderStore, shared::fakes::InMemoryIdempotencyStore>,
+        App<InMemoryOrderStore, domain::idempotency::InMemoryIdempotencyStore>,
         InMemoryOrderStore,
     ) {
         let store = InMemoryOrderStore::default();
@@ -307,7 +308,7 @@ mod tests {
         assert_eq!(outbox.len(), 1);
         assert_eq!(
             outbox[0].event_type(),
-            shared::events::EventType::OrderPlaced
+            domain::events::EventType::OrderPlaced
         );
     }
 

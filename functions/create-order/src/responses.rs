@@ -1,9 +1,9 @@
 //! The response stored with an idempotency key, and replayed for repeats.
 
+use aws_adapters::http_api;
+use domain::order::Order;
 use http::header::{HeaderValue, LOCATION};
 use serde::{Deserialize, Serialize};
-use shared::http_api;
-use shared::order::Order;
 
 /// Header marking a response as a replay of an earlier one.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";

@@ -15,25 +15,13 @@
 
 pub mod wiring;
 
+use aws_adapters::runtime::EventFunction;
+use aws_adapters::tables::{OUTBOX_SK_PREFIX, OutboxRow};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use aws_lambda_events::event::sqs::SqsMessage;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use domain::failure::Failure;
+use domain::ports::{DeadLetter, DeadLetterSink, EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT};
 use lambda_runtime::LambdaEvent;
-use serde::Deserialize;
-use shared::adapters::OUTBOX_SK_PREFIX;
-use shared::consumer::DeadLetterSink;
-use shared::ports::{EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT, PublishError};
-use shared::runtime::EventFunction;
-
-/// The attributes of an outbox row the relay needs. It publishes `envelope` verbatim:
-/// the relay never re-encodes an event, so what consumers get is exactly what was stored.
-#[derive(Debug, Deserialize)]
-struct OutboxRow {
-    sk: String,
-    event_type: String,
-    correlation_id: String,
-    envelope: String,
-}
 
 /// Why one stream record could not be relayed.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +32,7 @@ pub enum RelayError {
     MalformedRow(String),
     /// SNS refused or failed.
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Publish(#[from] Failure),
 }
 
 /// The relay's outside world: the topic it publishes to, and the dead-letter queue for
@@ -113,11 +101,14 @@ async fn dead_letter<D: DeadLetterSink>(
         event_id = %record.event_id,
         "outbox row can never be published: forwarding it to the relay's DLQ"
     );
-    shared::metrics::count(shared::metrics::POISON_MESSAGES);
-    let mut message = SqsMessage::default();
-    message.message_id = Some(record.event_id.clone());
-    message.body = serde_json::to_string(&record.change.new_image).ok();
-    match dead_letters.forward(&message, &reason).await {
+    aws_adapters::metrics::count(aws_adapters::metrics::POISON_MESSAGES);
+    let letter = DeadLetter {
+        original_id: Some(record.event_id.clone()),
+        body: serde_json::to_string(&record.change.new_image).unwrap_or_default(),
+        attributes: Vec::new(),
+        reason: reason.clone(),
+    };
+    match dead_letters.forward(&letter).await {
         Ok(()) => None,
         Err(forward) => Some(failed(
             record,
@@ -131,7 +122,7 @@ async fn dead_letter<D: DeadLetterSink>(
 /// Logs why `record` could not be relayed and names it as the batch's failure.
 fn failed(record: &EventRecord, error: &RelayError) -> DynamoDbBatchItemFailure {
     tracing::error!(
-        error = %shared::telemetry::ErrorChain(error),
+        error = %aws_adapters::telemetry::ErrorChain(error),
         sequence_number = record.change.sequence_number.as_deref().unwrap_or_default(),
         event_id = %record.event_id,
         "relaying stream record failed; it and the records after it will be retried"
@@ -163,11 +154,9 @@ async fn flush<P: EventPublisher>(
     let mut results = results.into_iter();
     let mut first_failure = None;
     for (record, row) in pending.iter() {
-        let result = results.next().unwrap_or_else(|| {
-            Err(PublishError::Transient(
-                "the publisher gave no result".into(),
-            ))
-        });
+        let result = results
+            .next()
+            .unwrap_or_else(|| Err(Failure::Transient("the publisher gave no result".into())));
         match result {
             Ok(()) => tracing::info!(
                 event_type = %row.event_type,

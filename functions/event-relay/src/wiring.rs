@@ -1,8 +1,8 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
+use aws_adapters::config::{Lookup, MissingSetting, required};
+use aws_adapters::{SnsEventPublisher, SqsDeadLetters};
 use aws_config::SdkConfig;
-use shared::adapters::{SnsEventPublisher, SqsDeadLetters};
-use shared::config::{Lookup, MissingSetting, required};
 
 use crate::Relay;
 
@@ -41,8 +41,11 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveRelay {
 
 /// What `main` runs once per cold start: the settings from the process environment,
 /// then the relay.
-pub async fn from_env(sdk: SdkConfig) -> Result<LiveRelay, shared::runtime::Error> {
-    Ok(live(&sdk, &Config::load(&shared::config::process_env)?))
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveRelay, aws_adapters::runtime::Error> {
+    Ok(live(
+        &sdk,
+        &Config::load(&aws_adapters::config::process_env)?,
+    ))
 }
 
 /// Every AWS call this function's code makes, as (IAM action, template resource). The

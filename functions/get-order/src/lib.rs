@@ -2,13 +2,13 @@
 
 pub mod wiring;
 
+use aws_adapters::http_api;
+use aws_adapters::runtime::HttpFunction;
+use aws_adapters::telemetry::ErrorChain;
+use domain::ids::OrderId;
+use domain::ports::OrderStore;
+use domain::problem::{Problem, ProblemKind};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::http_api;
-use shared::ids::OrderId;
-use shared::ports::OrderStore;
-use shared::problem::{Problem, ProblemKind};
-use shared::runtime::HttpFunction;
-use shared::telemetry::ErrorChain;
 use tracing::Instrument;
 
 /// The function's dependencies, built once per cold start in `main`.

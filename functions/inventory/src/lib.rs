@@ -11,15 +11,17 @@
 pub mod reservations;
 pub mod wiring;
 
+use aws_adapters::consumer::{Consumer, event_fingerprint, event_key};
 use chrono::Utc;
-use shared::consumer::{Consumer, DeadLetterSink, RecordError, event_fingerprint};
-use shared::events::{
+use domain::events::{
     Envelope, Event, InventoryFailed, InventoryReserved, OrderConfirmed, PaymentSucceeded,
     ReservedLine,
 };
-use shared::idempotency::IdempotencyRecord;
-use shared::order::OrderStatus;
-use shared::ports::Transition;
+use domain::failure::Failure;
+use domain::idempotency::IdempotencyRecord;
+use domain::order::OrderStatus;
+use domain::ports::DeadLetterSink;
+use domain::ports::Transition;
 
 use reservations::{DynamoDbReservations, ReserveOutcome};
 
@@ -36,14 +38,10 @@ impl<D: DeadLetterSink> Consumer for App<D> {
         &self.dead_letters
     }
 
-    async fn on_event(
-        &self,
-        envelope: Envelope,
-        _deadline: Option<i64>,
-    ) -> Result<(), RecordError> {
+    async fn on_event(&self, envelope: Envelope, _deadline: Option<i64>) -> Result<(), Failure> {
         match &envelope.event {
             Event::PaymentSucceeded(paid) => self.reserve(&envelope, paid).await,
-            other => Err(RecordError::Permanent(format!(
+            other => Err(Failure::Permanent(format!(
                 "inventory does not handle {} events",
                 other.event_type()
             ))),
@@ -65,14 +63,10 @@ impl<D: DeadLetterSink> App<D> {
         &self.reservations
     }
 
-    async fn reserve(
-        &self,
-        envelope: &Envelope,
-        paid: &PaymentSucceeded,
-    ) -> Result<(), RecordError> {
+    async fn reserve(&self, envelope: &Envelope, paid: &PaymentSucceeded) -> Result<(), Failure> {
         let now = Utc::now();
         let key = IdempotencyRecord::completed(
-            format!("inventory#{}", envelope.id),
+            event_key("inventory", envelope),
             event_fingerprint(envelope),
             "handled".into(),
             now.timestamp(),
@@ -104,16 +98,16 @@ impl<D: DeadLetterSink> App<D> {
         match self.reservations.reserve(&lines, &key, &confirm).await? {
             ReserveOutcome::Reserved => {
                 tracing::info!(lines = lines.len(), "stock reserved; order confirmed");
-                shared::metrics::order_status_changed(
+                aws_adapters::metrics::order_status_changed(
                     OrderStatus::Confirmed,
                     envelope.order_placed_at,
                     now,
                 );
                 Ok(())
             }
-            ReserveOutcome::Duplicate => {
+            ReserveOutcome::AlreadyDone => {
                 tracing::info!("duplicate event suppressed");
-                shared::metrics::count(shared::metrics::DUPLICATES_SUPPRESSED);
+                aws_adapters::metrics::count(aws_adapters::metrics::DUPLICATES_SUPPRESSED);
                 Ok(())
             }
             ReserveOutcome::NotAllowed(outcome) => {
@@ -132,7 +126,7 @@ impl<D: DeadLetterSink> App<D> {
                 self.reservations
                     .record_shortage(envelope.order_id, &short, &key, &[failed], now.timestamp())
                     .await?;
-                shared::metrics::count(shared::metrics::RESERVATIONS_FAILED);
+                aws_adapters::metrics::count(aws_adapters::metrics::RESERVATIONS_FAILED);
                 Ok(())
             }
         }

@@ -1,20 +1,22 @@
 //! Stock and reservations in DynamoDB: every line of an order reserved in **one**
 //! `TransactWriteItems`, together with the order's status change and its events.
 //!
-//! Items of the inventory table: `SKU#<sku>` holds `stock`; `RESERVATION#<order id>` is
-//! written once per order (reserved or failed), which makes a replay a no-op.
+//! The inventory table's items are laid out in [`aws_adapters::tables`]: the reservation
+//! item is written once per order (reserved or failed), which makes a replay a no-op.
 
+use domain::failure::Failure;
 use std::collections::HashMap;
 use tracing::Instrument;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use shared::adapters::{
+use aws_adapters::tables::{reservation_pk, sku_pk};
+use aws_adapters::{
     Cancellation, DynamoDbIdempotencyStore, DynamoDbOrderStore, Tried, retry_contention,
 };
-use shared::events::{Envelope, ReservedLine};
-use shared::idempotency::IdempotencyRecord;
-use shared::ids::{OrderId, Sku};
-use shared::ports::{StoreError, Transition, TransitionOutcome};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use domain::events::{Envelope, ReservedLine};
+use domain::idempotency::IdempotencyRecord;
+use domain::ids::{OrderId, Sku};
+use domain::ports::{Transition, TransitionOutcome};
 
 /// What a reservation attempt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +24,7 @@ pub enum ReserveOutcome {
     /// Every line reserved, the order confirmed, the events stored.
     Reserved,
     /// This order (or this event) was handled before: nothing changed.
-    Duplicate,
+    AlreadyDone,
     /// These SKUs lacked stock: nothing was reserved.
     Short(Vec<Sku>),
     /// The order is not PAID: nothing was reserved, no status moved.
@@ -37,16 +39,8 @@ pub struct DynamoDbReservations {
     idempotency: DynamoDbIdempotencyStore,
 }
 
-fn reservation_pk(order_id: OrderId) -> String {
-    format!("RESERVATION#{order_id}")
-}
-
-fn sku_pk(sku: &Sku) -> String {
-    format!("SKU#{sku}")
-}
-
-fn permanent(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Permanent(format!("building {what}: {e}"))
+fn permanent(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure::Permanent(format!("building {what}: {e}"))
 }
 
 impl DynamoDbReservations {
@@ -64,7 +58,7 @@ impl DynamoDbReservations {
     }
 
     /// Sets a SKU's stock level (seeding for demos and tests).
-    pub async fn set_stock(&self, sku: &Sku, units: u64) -> Result<(), StoreError> {
+    pub async fn set_stock(&self, sku: &Sku, units: u64) -> Result<(), Failure> {
         self.orders
             .client()
             .put_item()
@@ -72,14 +66,14 @@ impl DynamoDbReservations {
             .item("pk", AttributeValue::S(sku_pk(sku)))
             .item("stock", AttributeValue::N(units.to_string()))
             .send()
-            .instrument(shared::aws::call_span("DynamoDB.PutItem"))
+            .instrument(aws_adapters::sdk::call_span("DynamoDB.PutItem"))
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::Transient(shared::aws::describe(&e)))
+            .map_err(|e| aws_adapters::sdk::failure("PutItem stock", &e))
     }
 
     /// A SKU's stock level, if the SKU is stocked at all.
-    pub async fn stock(&self, sku: &Sku) -> Result<Option<u64>, StoreError> {
+    pub async fn stock(&self, sku: &Sku) -> Result<Option<u64>, Failure> {
         let item = self
             .orders
             .client()
@@ -88,9 +82,9 @@ impl DynamoDbReservations {
             .key("pk", AttributeValue::S(sku_pk(sku)))
             .consistent_read(true)
             .send()
-            .instrument(shared::aws::call_span("DynamoDB.GetItem"))
+            .instrument(aws_adapters::sdk::call_span("DynamoDB.GetItem"))
             .await
-            .map_err(|e| StoreError::Transient(shared::aws::describe(&e)))?
+            .map_err(|e| aws_adapters::sdk::failure("GetItem stock", &e))?
             .item;
         Ok(item
             .and_then(|i| i.get("stock").and_then(|s| s.as_n().ok()).cloned())
@@ -102,7 +96,7 @@ impl DynamoDbReservations {
         order_id: OrderId,
         status: &str,
         detail: String,
-    ) -> Result<TransactWriteItem, StoreError> {
+    ) -> Result<TransactWriteItem, Failure> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(HashMap::from([
@@ -116,7 +110,7 @@ impl DynamoDbReservations {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn key_put(&self, key: &IdempotencyRecord, now: i64) -> Result<TransactWriteItem, StoreError> {
+    fn key_put(&self, key: &IdempotencyRecord, now: i64) -> Result<TransactWriteItem, Failure> {
         Ok(TransactWriteItem::builder()
             .put(self.idempotency.put_if_absent_request(key, now)?)
             .build())
@@ -129,7 +123,7 @@ impl DynamoDbReservations {
         lines: &[ReservedLine],
         key: &IdempotencyRecord,
         confirm: &Transition,
-    ) -> Result<ReserveOutcome, StoreError> {
+    ) -> Result<ReserveOutcome, Failure> {
         let mut items = Vec::with_capacity(lines.len() + 4);
         for line in lines {
             let update = Update::builder()
@@ -161,7 +155,7 @@ impl DynamoDbReservations {
                 Err(error) => error,
             };
             match Cancellation::of(&error) {
-                None => Tried::Settled(Err(shared::adapters::store_error(
+                None => Tried::Settled(Err(aws_adapters::sdk::failure(
                     "TransactWriteItems reserve",
                     &error,
                 ))),
@@ -181,10 +175,10 @@ impl DynamoDbReservations {
         confirm: &Transition,
         cancellation: Cancellation,
         offset: usize,
-    ) -> Result<ReserveOutcome, StoreError> {
+    ) -> Result<ReserveOutcome, Failure> {
         let (reservation, key) = (lines.len(), lines.len() + 1);
         if cancellation.condition_failed(reservation) || cancellation.condition_failed(key) {
-            return Ok(ReserveOutcome::Duplicate);
+            return Ok(ReserveOutcome::AlreadyDone);
         }
         let short: Vec<Sku> = lines
             .iter()
@@ -197,12 +191,12 @@ impl DynamoDbReservations {
             .transition_outcome(confirm, cancellation, offset)
             .await
         {
-            Ok(TransitionOutcome::AlreadyApplied) => Ok(ReserveOutcome::Duplicate),
+            Ok(TransitionOutcome::AlreadyDone) => Ok(ReserveOutcome::AlreadyDone),
             Ok(not_allowed @ TransitionOutcome::NotAllowed { .. }) => {
                 Ok(ReserveOutcome::NotAllowed(not_allowed))
             }
             _ if !short.is_empty() => Ok(ReserveOutcome::Short(short)),
-            Ok(TransitionOutcome::Applied) => Err(StoreError::Permanent(
+            Ok(TransitionOutcome::Applied) => Err(Failure::Permanent(
                 "a cancelled reservation cannot have applied its status change".into(),
             )),
             Err(error) => Err(error),
@@ -218,7 +212,7 @@ impl DynamoDbReservations {
         key: &IdempotencyRecord,
         events: &[Envelope],
         now: i64,
-    ) -> Result<ReserveOutcome, StoreError> {
+    ) -> Result<ReserveOutcome, Failure> {
         let detail = short.iter().map(Sku::as_str).collect::<Vec<_>>().join(",");
         let mut items = vec![
             self.reservation_put(order_id, "FAILED", detail)?,
@@ -237,11 +231,11 @@ impl DynamoDbReservations {
                 // conflict or throttling means nothing was stored: reading it as a
                 // duplicate would ack the message and leave the customer charged.
                 Some(c) if (0..item_count).any(|i| c.condition_failed(i)) => {
-                    Tried::Settled(Ok(ReserveOutcome::Duplicate))
+                    Tried::Settled(Ok(ReserveOutcome::AlreadyDone))
                 }
                 Some(c) if c.is_contention() => Tried::Contended(c),
                 Some(c) => Tried::Settled(Err(c.into_error("TransactWriteItems shortage"))),
-                None => Tried::Settled(Err(shared::adapters::store_error(
+                None => Tried::Settled(Err(aws_adapters::sdk::failure(
                     "TransactWriteItems shortage",
                     &error,
                 ))),

@@ -1,8 +1,8 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
+use aws_adapters::config::{Lookup, MissingSetting, required};
+use aws_adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
 use aws_config::SdkConfig;
-use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
-use shared::config::{Lookup, MissingSetting, required};
 
 use crate::App;
 use crate::reservations::DynamoDbReservations;
@@ -50,8 +50,11 @@ pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
 
 /// What `main` runs once per cold start: the settings from the process environment,
 /// then the function.
-pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, shared::runtime::Error> {
-    Ok(live(&sdk, &Config::load(&shared::config::process_env)?))
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, aws_adapters::runtime::Error> {
+    Ok(live(
+        &sdk,
+        &Config::load(&aws_adapters::config::process_env)?,
+    ))
 }
 
 /// Every AWS call this function's code makes, as (IAM action, template resource). The

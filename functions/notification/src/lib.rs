@@ -15,11 +15,12 @@
 
 pub mod wiring;
 
+use aws_adapters::consumer::{Consumer, once_per_event};
+use domain::events::{Envelope, Event};
+use domain::failure::Failure;
+use domain::idempotency::{Idempotency, IdempotencyStore};
+use domain::ports::{DeadLetterSink, EventPublisher};
 use serde::Serialize;
-use shared::consumer::{Consumer, DeadLetterSink, RecordError, event_fingerprint, once_outcome};
-use shared::events::{Envelope, Event};
-use shared::idempotency::Idempotency;
-use shared::ports::{EventPublisher, IdempotencyStore, PublishError};
 
 /// What the customer is told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,32 +94,30 @@ where
         &self.dead_letters
     }
 
-    async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
+    async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), Failure> {
         let notification = notification_for(&envelope).ok_or_else(|| {
-            RecordError::Permanent(format!(
+            Failure::Permanent(format!(
                 "notification does not handle {} events",
                 envelope.event_type()
             ))
         })?;
-        let body = serde_json::to_string(&notification)
-            .map_err(|e| RecordError::Permanent(e.to_string()))?;
-        let key = format!("notification#{}", envelope.id);
-        let outcome = self
-            .idempotency
-            .once(&key, &event_fingerprint(&envelope), deadline, || async {
+        let body =
+            serde_json::to_string(&notification).map_err(|e| Failure::Permanent(e.to_string()))?;
+        once_per_event(
+            &self.idempotency,
+            "notification",
+            &envelope,
+            deadline,
+            || async {
                 self.sender
                     .publish(notification.kind, envelope.correlation_id.as_str(), &body)
-                    .await
-                    .map_err(|error| match error {
-                        PublishError::Transient(e) => RecordError::Transient(e),
-                        PublishError::Permanent(e) => RecordError::Permanent(e),
-                    })?;
+                    .await?;
                 tracing::info!(kind = notification.kind, "notification sent");
-                shared::metrics::count(shared::metrics::NOTIFICATIONS_SENT);
+                aws_adapters::metrics::count(aws_adapters::metrics::NOTIFICATIONS_SENT);
                 Ok("sent".to_string())
-            })
-            .await;
-        once_outcome(outcome)
+            },
+        )
+        .await
     }
 }
 

@@ -7,21 +7,23 @@
 //! ever charges twice), store the status change with its events in one transaction, then
 //! complete the claim.
 
-pub mod gateway;
 pub mod simulated;
 pub mod wiring;
 
+use aws_adapters::consumer::{Consumer, once_per_event};
+use aws_adapters::tables::{charge_key, refund_key};
 use chrono::Utc;
-use shared::consumer::{Consumer, DeadLetterSink, RecordError, event_fingerprint, once_outcome};
-use shared::events::{
+use domain::events::{
     Envelope, Event, InventoryFailed, OrderCancelled, OrderPlaced, PaymentFailed, PaymentRefunded,
     PaymentSucceeded,
 };
-use shared::idempotency::Idempotency;
-use shared::order::{Order, OrderStatus};
-use shared::ports::{IdempotencyStore, OrderStore, Transition, TransitionOutcome};
+use domain::failure::Failure;
+use domain::idempotency::Idempotency;
+use domain::idempotency::IdempotencyStore;
+use domain::order::{Order, OrderStatus};
+use domain::ports::{DeadLetterSink, OrderStore, Transition, TransitionOutcome};
 
-use gateway::{ChargeOutcome, GatewayError, PaymentGateway};
+use domain::ports::{ChargeOutcome, PaymentGateway};
 
 /// The function's dependencies, built once per cold start.
 pub struct App<O, I, G, D> {
@@ -29,13 +31,6 @@ pub struct App<O, I, G, D> {
     idempotency: Idempotency<I>,
     gateway: G,
     dead_letters: D,
-}
-
-fn gateway(error: GatewayError) -> RecordError {
-    match error {
-        GatewayError::Transient(e) => RecordError::Transient(e),
-        GatewayError::Permanent(e) => RecordError::Permanent(e),
-    }
 }
 
 impl<O, I, G, D> Consumer for App<O, I, G, D>
@@ -51,22 +46,24 @@ where
         &self.dead_letters
     }
 
-    async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), RecordError> {
-        let key = format!("payment#{}", envelope.id);
-        let outcome = self
-            .idempotency
-            .once(&key, &event_fingerprint(&envelope), deadline, || async {
+    async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), Failure> {
+        once_per_event(
+            &self.idempotency,
+            "payment",
+            &envelope,
+            deadline,
+            || async {
                 match &envelope.event {
                     Event::OrderPlaced(placed) => self.charge(&envelope, placed).await,
                     Event::InventoryFailed(failed) => self.refund(&envelope, failed).await,
-                    other => Err(RecordError::Permanent(format!(
+                    other => Err(Failure::Permanent(format!(
                         "payment does not handle {} events",
                         other.event_type()
                     ))),
                 }
-            })
-            .await;
-        once_outcome(outcome)
+            },
+        )
+        .await
     }
 }
 
@@ -93,7 +90,7 @@ where
         &self,
         envelope: &Envelope,
         expected: OrderStatus,
-    ) -> Result<Option<Order>, RecordError> {
+    ) -> Result<Option<Order>, Failure> {
         let order = self.orders.get(envelope.order_id).await?;
         match order {
             Some(order) if order.status == expected => Ok(Some(order)),
@@ -108,11 +105,7 @@ where
         }
     }
 
-    async fn charge(
-        &self,
-        envelope: &Envelope,
-        placed: &OrderPlaced,
-    ) -> Result<String, RecordError> {
+    async fn charge(&self, envelope: &Envelope, placed: &OrderPlaced) -> Result<String, Failure> {
         let Some(order) = self.order_in(envelope, OrderStatus::Pending).await? else {
             return Ok("skipped: order not pending".into());
         };
@@ -122,12 +115,11 @@ where
         let outcome = self
             .gateway
             .charge(
-                &format!("charge-{}", envelope.order_id),
+                &charge_key(envelope.order_id),
                 total,
                 placed.payment_token.expose(),
             )
-            .await
-            .map_err(gateway)?;
+            .await?;
         let (to, event, summary) = match outcome {
             ChargeOutcome::Approved(charge) => {
                 tracing::info!(charge_id = %charge.charge_id, amount = %total, "payment succeeded");
@@ -168,19 +160,18 @@ where
         &self,
         envelope: &Envelope,
         failed: &InventoryFailed,
-    ) -> Result<String, RecordError> {
+    ) -> Result<String, Failure> {
         if self.order_in(envelope, OrderStatus::Paid).await?.is_none() {
             return Ok("skipped: order not paid".into());
         }
         let refund = self
             .gateway
             .refund(
-                &format!("refund-{}", envelope.order_id),
+                &refund_key(envelope.order_id),
                 &failed.charge_id,
                 failed.amount,
             )
-            .await
-            .map_err(gateway)?;
+            .await?;
         tracing::info!(refund_id = %refund.refund_id, amount = %failed.amount, "payment refunded");
         let short: Vec<&str> = failed.short_skus.iter().map(|s| s.as_str()).collect();
         let events = vec![
@@ -206,7 +197,7 @@ where
         from: OrderStatus,
         to: OrderStatus,
         events: Vec<Envelope>,
-    ) -> Result<(), RecordError> {
+    ) -> Result<(), Failure> {
         let transition = Transition {
             order_id: envelope.order_id,
             from,
@@ -217,12 +208,16 @@ where
         match self.orders.transition(&transition).await? {
             TransitionOutcome::Applied => {
                 tracing::info!(from = %from, to = %to, "order status changed");
-                shared::metrics::order_status_changed(to, envelope.order_placed_at, transition.at);
+                aws_adapters::metrics::order_status_changed(
+                    to,
+                    envelope.order_placed_at,
+                    transition.at,
+                );
                 if to == OrderStatus::Cancelled {
-                    shared::metrics::count(shared::metrics::PAYMENTS_REFUNDED);
+                    aws_adapters::metrics::count(aws_adapters::metrics::PAYMENTS_REFUNDED);
                 }
             }
-            TransitionOutcome::AlreadyApplied => {
+            TransitionOutcome::AlreadyDone => {
                 tracing::info!(to = %to, "status change already stored by an earlier attempt");
             }
             TransitionOutcome::NotAllowed { current } => {

@@ -12,14 +12,16 @@
 //! table) of every charge and refund, which is also what audits count. It checks the API
 //! key it was built with, as a real provider would.
 
+use domain::failure::Failure;
 use std::collections::HashMap;
 use tracing::Instrument;
 
+use aws_adapters::tables::{attempts_pk, charge_entry_pk, refund_entry_pk};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use shared::money::Money;
+use domain::money::Money;
 
-use crate::gateway::{Charge, ChargeOutcome, GatewayError, PaymentGateway, Refund};
+use domain::ports::{Charge, ChargeOutcome, PaymentGateway, Refund};
 
 /// Charges above this many minor units are declined (1 000.00).
 pub const CARD_LIMIT_MINOR: u64 = 100_000;
@@ -47,10 +49,6 @@ impl std::fmt::Debug for SimulatedGateway {
     }
 }
 
-fn transient(operation: &str, error: impl std::fmt::Debug) -> GatewayError {
-    GatewayError::Transient(format!("{operation}: {error:?}"))
-}
-
 impl SimulatedGateway {
     /// The provider, authenticating with `api_key`, keeping its ledger in `table`.
     pub fn new(client: Client, table: impl Into<String>, api_key: impl Into<String>) -> Self {
@@ -61,9 +59,9 @@ impl SimulatedGateway {
         }
     }
 
-    fn authenticate(&self) -> Result<(), GatewayError> {
+    fn authenticate(&self) -> Result<(), Failure> {
         if self.api_key.trim().len() < 16 {
-            return Err(GatewayError::Permanent("invalid API key".into()));
+            return Err(Failure::Permanent("invalid API key".into()));
         }
         Ok(())
     }
@@ -71,24 +69,24 @@ impl SimulatedGateway {
     async fn ledger_get(
         &self,
         pk: &str,
-    ) -> Result<Option<HashMap<String, AttributeValue>>, GatewayError> {
+    ) -> Result<Option<HashMap<String, AttributeValue>>, Failure> {
         self.client
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(pk.to_owned()))
             .consistent_read(true)
             .send()
-            .instrument(shared::aws::call_span("DynamoDB.GetItem"))
+            .instrument(aws_adapters::sdk::call_span("DynamoDB.GetItem"))
             .await
             .map(|output| output.item)
-            .map_err(|e| transient("ledger read", e))
+            .map_err(|e| aws_adapters::sdk::failure("GetItem ledger", &e))
     }
 
     /// Writes a ledger entry unless one exists; returns the entry that stands.
     async fn ledger_put(
         &self,
         item: HashMap<String, AttributeValue>,
-    ) -> Result<HashMap<String, AttributeValue>, GatewayError> {
+    ) -> Result<HashMap<String, AttributeValue>, Failure> {
         let pk = item
             .get("pk")
             .and_then(|v| v.as_s().ok())
@@ -101,7 +99,7 @@ impl SimulatedGateway {
             .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .instrument(shared::aws::call_span("DynamoDB.PutItem"))
+            .instrument(aws_adapters::sdk::call_span("DynamoDB.PutItem"))
             .await;
         match result {
             Ok(_) => Ok(item),
@@ -111,26 +109,26 @@ impl SimulatedGateway {
             {
                 self.ledger_get(&pk)
                     .await?
-                    .ok_or_else(|| GatewayError::Transient("ledger entry vanished".into()))
+                    .ok_or_else(|| Failure::Transient("ledger entry vanished".into()))
             }
-            Err(e) => Err(transient("ledger write", e)),
+            Err(e) => Err(aws_adapters::sdk::failure("PutItem ledger", &e)),
         }
     }
 
     /// Counts attempts per key, for the flaky tokens.
-    async fn attempt(&self, key: &str) -> Result<u64, GatewayError> {
+    async fn attempt(&self, key: &str) -> Result<u64, Failure> {
         let output = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("ATTEMPTS#{key}")))
+            .key("pk", AttributeValue::S(attempts_pk(key)))
             .update_expression("ADD attempts :one")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values(ReturnValue::UpdatedNew)
             .send()
-            .instrument(shared::aws::call_span("DynamoDB.UpdateItem"))
+            .instrument(aws_adapters::sdk::call_span("DynamoDB.UpdateItem"))
             .await
-            .map_err(|e| transient("attempt count", e))?;
+            .map_err(|e| aws_adapters::sdk::failure("UpdateItem attempts", &e))?;
         Ok(output
             .attributes
             .and_then(|a| a.get("attempts").and_then(|n| n.as_n().ok()).cloned())
@@ -156,9 +154,9 @@ impl PaymentGateway for SimulatedGateway {
         idempotency_key: &str,
         amount: Money,
         token: &str,
-    ) -> Result<ChargeOutcome, GatewayError> {
+    ) -> Result<ChargeOutcome, Failure> {
         self.authenticate()?;
-        let pk = format!("CHARGE#{idempotency_key}");
+        let pk = charge_entry_pk(idempotency_key);
         let entry = match self.ledger_get(&pk).await? {
             Some(existing) => existing,
             None => {
@@ -167,7 +165,7 @@ impl PaymentGateway for SimulatedGateway {
                     .and_then(|n| n.parse::<u64>().ok())
                     && self.attempt(idempotency_key).await? <= failures
                 {
-                    return Err(GatewayError::Transient("simulated provider timeout".into()));
+                    return Err(Failure::Transient("simulated provider timeout".into()));
                 }
                 let decline = if token == DECLINE_TOKEN {
                     Some("card declined")
@@ -216,9 +214,9 @@ impl PaymentGateway for SimulatedGateway {
         idempotency_key: &str,
         charge_id: &str,
         amount: Money,
-    ) -> Result<Refund, GatewayError> {
+    ) -> Result<Refund, Failure> {
         self.authenticate()?;
-        let pk = format!("REFUND#{idempotency_key}");
+        let pk = refund_entry_pk(idempotency_key);
         let entry = match self.ledger_get(&pk).await? {
             Some(existing) => existing,
             None => {

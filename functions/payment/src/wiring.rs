@@ -1,8 +1,8 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
+use aws_adapters::config::{Lookup, MissingSetting, required};
+use aws_adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
 use aws_config::SdkConfig;
-use shared::adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
-use shared::config::{Lookup, MissingSetting, required};
 use tracing::Instrument;
 
 use crate::App;
@@ -52,9 +52,11 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<LiveApp, SecretErr
         .get_secret_value()
         .secret_id(&config.gateway_secret_arn)
         .send()
-        .instrument(shared::aws::call_span("SecretsManager.GetSecretValue"))
+        .instrument(aws_adapters::sdk::call_span(
+            "SecretsManager.GetSecretValue",
+        ))
         .await
-        .map_err(|e| SecretError(shared::aws::describe(&e)))?
+        .map_err(|e| SecretError(aws_adapters::sdk::describe(&e)))?
         .secret_string
         .ok_or_else(|| SecretError("the secret has no string value".into()))?;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
@@ -68,8 +70,8 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<LiveApp, SecretErr
 
 /// What `main` runs once per cold start: the settings from the process environment,
 /// then the function.
-pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, shared::runtime::Error> {
-    Ok(live(&sdk, &Config::load(&shared::config::process_env)?).await?)
+pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, aws_adapters::runtime::Error> {
+    Ok(live(&sdk, &Config::load(&aws_adapters::config::process_env)?).await?)
 }
 
 /// Every AWS call this function's code makes, as (IAM action, template resource). The

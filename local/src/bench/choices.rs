@@ -93,18 +93,18 @@ pub const CHOICES: &[Choice] = &[
               Set explicitly: `cargo lambda` builds with abort when the profile says nothing",
     },
     Choice {
-        chosen: "rustls with `ring` (`shared::aws::https_client`)",
-        instead: "rustls with aws-lc-rs, the SDK's default (`shared/aws-lc`)",
+        chosen: "rustls with `ring` (`aws_adapters::sdk::https_client`)",
+        instead: "rustls with aws-lc-rs, the SDK's default (`aws-adapters/aws-lc`)",
         env: &[],
-        features: "shared/aws-lc",
+        features: "aws-adapters/aws-lc",
         why: "the same TLS client without aws-lc's C library, the longest single step of a \
               build; aws-lc's FIPS mode and post-quantum key exchange are one feature away",
     },
     Choice {
         chosen: "AWS SDK crates with `default-features = false`",
-        instead: "their default features (`shared/sdk-default-features`)",
+        instead: "their default features (`aws-adapters/sdk-default-features`)",
         env: &[],
-        features: "shared/sdk-default-features",
+        features: "aws-adapters/sdk-default-features",
         why: "only what is used: the defaults add a second, older HTTP and TLS stack (hyper \
               0.14, rustls 0.21), aws-lc and the SSO and credential-process providers",
     },

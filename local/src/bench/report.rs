@@ -550,9 +550,9 @@ fn tuning(doc: &mut String, r: &Results) {
         "## 7. What was tuned\n\n\
          - **Init**: one `aws_config` load per cold start, with the region and credentials \
            Lambda puts in the environment, so no metadata-service probe; clients are built \
-           from it once and shared by every invocation (`shared/src/aws.rs`).\n\
+           from it once and shared by every invocation (`shared/aws-adapters/src/sdk.rs`).\n\
          - **TLS**: the SDK's own HTTPS client with rustls on `ring` rather than aws-lc-rs \
-           (`shared::aws::https_client`): the same verification of AWS's certificates, a \
+           (`aws_adapters::sdk::https_client`): the same verification of AWS's certificates, a \
            smaller package and a shorter build; see release-profile.md.\n\
          - **Connection reuse**: the SDK clients live for the process, so a warm invocation \
            reuses their pooled connections; payment fetches its secret once per cold start.\n\

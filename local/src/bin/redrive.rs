@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(dlq: &str, target: Option<&str>) -> Result<(), RedriveError> {
-    let sqs = aws_sdk_sqs::Client::new(&shared::aws::load_sdk_config().await);
+    let sqs = aws_sdk_sqs::Client::new(&aws_adapters::sdk::load_sdk_config().await);
     match target {
         None => {
             let letters = list(&sqs, dlq).await?;

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::events::Envelope;
+use domain::events::Envelope;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(body) = std::str::from_utf8(data)

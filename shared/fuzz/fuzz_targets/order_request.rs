@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::validation::CreateOrderRequest;
+use domain::validation::CreateOrderRequest;
 
 fuzz_target!(|data: &[u8]| {
     // The API hands the handler text; bytes that are not UTF-8 never reach the parser.

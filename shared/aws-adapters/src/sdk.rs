@@ -1,4 +1,5 @@
-//! The one place AWS SDK configuration is built, and how SDK errors are classified.
+//! The one place AWS SDK configuration is built, and the one place SDK errors become
+//! the domain's [`Failure`].
 //!
 //! `aws_config` reads region and credentials from the environment Lambda provides and
 //! honours `AWS_ENDPOINT_URL`, so the same binary talks to AWS when deployed and to the
@@ -10,10 +11,12 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use domain::failure::Failure;
 
 /// The HTTPS client every SDK client sends through: the SDK's own hyper + rustls client,
 /// with `ring` as rustls's crypto provider.
@@ -53,25 +56,18 @@ pub async fn load_sdk_config() -> SdkConfig {
         .await
 }
 
-/// Error codes AWS services use for "slow down" or "try again".
-const TRANSIENT_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "ProvisionedThroughputExceededException",
-    "TransactionConflictException",
-    "TransactionInProgressException",
-    "InternalServerError",
-    "InternalFailure",
-    "InternalError",
-    "ServiceUnavailable",
-    "KMSThrottlingException",
-];
+/// Error codes worth another try that the SDK's own lists do not name: DynamoDB's
+/// `TransactionConflictException` (a single write that met a running transaction; the
+/// DynamoDB docs say to retry it) and the KMS throttling a table's customer managed key
+/// can cause. Everything else comes from the SDK's retry classifier, so a code the SDK
+/// learns to retry is classified here too on the next update.
+const MORE_TRANSIENT_CODES: &[&str] = &["TransactionConflictException", "KMSThrottlingException"];
 
-/// Whether a failed SDK call may succeed if retried later. Network failures, timeouts,
-/// throttling and 5xx responses are transient; everything else (bad request, access
-/// denied, missing resource) is permanent, and retrying it only wastes time.
+/// Whether a failed SDK call may succeed if retried later: the same split the SDK's
+/// standard retry strategy makes. Network failures, timeouts, the SDK's throttling and
+/// transient error codes (`aws_runtime::retries::classifiers`), and any 5xx are
+/// transient; everything else (bad request, access denied, a missing table) is
+/// permanent, and retrying it only delays the dead-letter queue.
 ///
 /// A 5xx counts by its status alone: a load balancer or a service in trouble may answer
 /// 503 with no error code at all (the reliability runs' outage does), and treating that
@@ -86,9 +82,28 @@ where
         }
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
-            TRANSIENT_CODES.contains(&code) || service.raw().status().is_server_error()
+            THROTTLING_ERRORS.contains(&code)
+                || TRANSIENT_ERRORS.contains(&code)
+                || MORE_TRANSIENT_CODES.contains(&code)
+                || service.raw().status().is_server_error()
         }
         _ => false,
+    }
+}
+
+/// The one conversion from an SDK error to the domain's [`Failure`]: classified by
+/// [`is_transient`], described with the operation and the service's code and message.
+/// Every adapter maps its SDK errors through here, so no two places disagree on what
+/// is worth a retry.
+pub fn failure<E>(operation: &str, error: &SdkError<E, HttpResponse>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = format!("{operation}: {}", describe(error));
+    if is_transient(error) {
+        Failure::Transient(message)
+    } else {
+        Failure::Permanent(message)
     }
 }
 

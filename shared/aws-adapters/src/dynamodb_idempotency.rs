@@ -1,14 +1,14 @@
 //! [`IdempotencyStore`] on a DynamoDB table keyed by `pk` with TTL on `expires_at`.
 
+use domain::failure::Failure;
 use std::collections::HashMap;
 use tracing::Instrument;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put};
 
-use super::store_error;
-use crate::idempotency::IdempotencyRecord;
-use crate::ports::{IdempotencyStore, StoreError};
+use domain::idempotency::IdempotencyRecord;
+use domain::idempotency::IdempotencyStore;
 
 /// Idempotency records in DynamoDB.
 #[derive(Debug, Clone)]
@@ -33,12 +33,12 @@ impl DynamoDbIdempotencyStore {
     }
 
     /// The conditional put that takes a key, for composing into a transaction with the
-    /// effect itself (see [`crate::ports::OrderStore::place`]).
+    /// effect itself (see [`domain::ports::OrderStore::place`]).
     pub fn put_if_absent_request(
         &self,
         record: &IdempotencyRecord,
         now_epoch: i64,
-    ) -> Result<Put, StoreError> {
+    ) -> Result<Put, Failure> {
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(record)?))
@@ -47,29 +47,29 @@ impl DynamoDbIdempotencyStore {
             .expression_attribute_values(":now", AttributeValue::N(now_epoch.to_string()))
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
             .build()
-            .map_err(|e| StoreError::Permanent(format!("building idempotency put: {e}")))
+            .map_err(|e| Failure::Permanent(format!("building idempotency put: {e}")))
     }
 }
 
-fn to_item(record: &IdempotencyRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
+fn to_item(record: &IdempotencyRecord) -> Result<HashMap<String, AttributeValue>, Failure> {
     let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
-        .map_err(|e| StoreError::Permanent(format!("encoding idempotency record: {e}")))?;
+        .map_err(|e| Failure::Permanent(format!("encoding idempotency record: {e}")))?;
     if let Some(key) = item.remove("key") {
         item.insert("pk".into(), key);
     }
     Ok(item)
 }
 
-fn from_item(mut item: HashMap<String, AttributeValue>) -> Result<IdempotencyRecord, StoreError> {
+fn from_item(mut item: HashMap<String, AttributeValue>) -> Result<IdempotencyRecord, Failure> {
     if let Some(key) = item.remove("pk") {
         item.insert("key".into(), key);
     }
     serde_dynamo::from_item(item)
-        .map_err(|e| StoreError::Permanent(format!("decoding idempotency record: {e}")))
+        .map_err(|e| Failure::Permanent(format!("decoding idempotency record: {e}")))
 }
 
 impl IdempotencyStore for DynamoDbIdempotencyStore {
-    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, Failure> {
         let output = self
             .client
             .get_item()
@@ -77,9 +77,9 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .key("pk", AttributeValue::S(key.to_owned()))
             .consistent_read(true)
             .send()
-            .instrument(crate::aws::call_span("DynamoDB.GetItem"))
+            .instrument(crate::sdk::call_span("DynamoDB.GetItem"))
             .await
-            .map_err(|e| store_error("GetItem idempotency", &e))?;
+            .map_err(|e| crate::sdk::failure("GetItem idempotency", &e))?;
         output.item.map(from_item).transpose()
     }
 
@@ -87,7 +87,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         &self,
         record: &IdempotencyRecord,
         now_epoch: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, Failure> {
         let put = self.put_if_absent_request(record, now_epoch)?;
         let result = self
             .client
@@ -98,7 +98,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .set_expression_attribute_names(put.expression_attribute_names)
             .set_expression_attribute_values(put.expression_attribute_values)
             .send()
-            .instrument(crate::aws::call_span("DynamoDB.PutItem"))
+            .instrument(crate::sdk::call_span("DynamoDB.PutItem"))
             .await;
         match result {
             Ok(_) => Ok(true),
@@ -108,7 +108,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(store_error("PutItem idempotency", &e)),
+            Err(e) => Err(crate::sdk::failure("PutItem idempotency", &e)),
         }
     }
 
@@ -116,7 +116,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         &self,
         claimed: &IdempotencyRecord,
         done: &IdempotencyRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), Failure> {
         let result = self
             .client
             .put_item()
@@ -128,7 +128,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
             .expression_attribute_values(":owner", owner_of(claimed)?)
             .send()
-            .instrument(crate::aws::call_span("DynamoDB.PutItem"))
+            .instrument(crate::sdk::call_span("DynamoDB.PutItem"))
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -136,16 +136,16 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::Transient(format!(
+                Err(Failure::Transient(format!(
                     "idempotency key {} was claimed again after our claim lapsed; a retry will find what that claimant stores",
                     done.key
                 )))
             }
-            Err(e) => Err(store_error("PutItem idempotency (complete)", &e)),
+            Err(e) => Err(crate::sdk::failure("PutItem idempotency (complete)", &e)),
         }
     }
 
-    async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), StoreError> {
+    async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), Failure> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -156,7 +156,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
             .expression_attribute_values(":owner", owner_of(claimed)?)
             .send()
-            .instrument(crate::aws::call_span("DynamoDB.DeleteItem"))
+            .instrument(crate::sdk::call_span("DynamoDB.DeleteItem"))
             .await
             .map(|_| ())
             .or_else(|e| {
@@ -166,7 +166,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
                     // Gone, completed, or claimed by someone else since: not ours to delete.
                     Ok(())
                 } else {
-                    Err(store_error("DeleteItem idempotency", &e))
+                    Err(crate::sdk::failure("DeleteItem idempotency", &e))
                 }
             })
     }
@@ -177,10 +177,10 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
 const HELD_BY_OWNER: &str = "#status = :in_progress AND #owner = :owner";
 
 /// The claim's owner token as a condition value.
-fn owner_of(claimed: &IdempotencyRecord) -> Result<AttributeValue, StoreError> {
+fn owner_of(claimed: &IdempotencyRecord) -> Result<AttributeValue, Failure> {
     claimed
         .owner
         .clone()
         .map(AttributeValue::S)
-        .ok_or_else(|| StoreError::Permanent(format!("the claim on {} has no owner", claimed.key)))
+        .ok_or_else(|| Failure::Permanent(format!("the claim on {} has no owner", claimed.key)))
 }

@@ -1,11 +1,11 @@
-//! [`DeadLetterSink`] on an SQS queue: the consumer queue's own DLQ.
+//! The [`DeadLetterSink`] port on an SQS queue: the consumer queue's own DLQ.
 
-use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use tracing::Instrument;
 
-use crate::consumer::DeadLetterSink;
+use domain::failure::Failure;
+use domain::ports::{DeadLetter, DeadLetterSink};
 
 /// The message attribute carrying why a message was dead-lettered.
 pub const REASON_ATTRIBUTE: &str = "dead_letter_reason";
@@ -30,43 +30,42 @@ impl SqsDeadLetters {
     }
 }
 
-fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
+fn attribute(value: &str) -> Result<MessageAttributeValue, Failure> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| Failure::Permanent(format!("building a message attribute: {e}")))
 }
 
 impl DeadLetterSink for SqsDeadLetters {
-    async fn forward(&self, message: &SqsMessage, reason: &str) -> Result<(), String> {
-        // A body that was not valid UTF-8 never reaches us as text; keep what we have.
-        let body = message.body.clone().unwrap_or_default();
+    async fn forward(&self, letter: &DeadLetter) -> Result<(), Failure> {
         // SQS attribute values are limited; a reason is a sentence, keep it bounded.
-        let reason: String = reason.chars().take(1000).collect();
+        let reason: String = letter.reason.chars().take(1000).collect();
         let mut request = self
             .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(if body.is_empty() {
-                "(empty body)".into()
+            // A body that was not valid UTF-8 never reaches us as text; keep what we have.
+            .message_body(if letter.body.is_empty() {
+                "(empty body)"
             } else {
-                body
+                &letter.body
             })
             .message_attributes(REASON_ATTRIBUTE, attribute(&reason)?);
-        if let Some(id) = &message.message_id {
+        if let Some(id) = &letter.original_id {
             request = request.message_attributes(ORIGINAL_ID_ATTRIBUTE, attribute(id)?);
         }
-        for (name, value) in &message.message_attributes {
-            if let (Some(text), true) = (&value.string_value, name != REASON_ATTRIBUTE) {
+        for (name, text) in &letter.attributes {
+            if name != REASON_ATTRIBUTE && name != ORIGINAL_ID_ATTRIBUTE {
                 request = request.message_attributes(name, attribute(text)?);
             }
         }
         request
             .send()
-            .instrument(crate::aws::call_span("SQS.SendMessage"))
+            .instrument(crate::sdk::call_span("SQS.SendMessage"))
             .await
             .map(|_| ())
-            .map_err(|e| crate::aws::describe(&e))
+            .map_err(|e| crate::sdk::failure("SQS SendMessage (dead letter)", &e))
     }
 }

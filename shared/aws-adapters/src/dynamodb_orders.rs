@@ -1,7 +1,7 @@
 //! [`OrderStore`] on the orders table, writing the outbox row in the same transaction.
 
+use domain::failure::Failure;
 use std::collections::HashMap;
-use std::time::Duration;
 use tracing::Instrument;
 
 use aws_sdk_dynamodb::Client;
@@ -10,22 +10,13 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
-use super::{Cancellation, DynamoDbIdempotencyStore, Tried, retry_contention, store_error};
-use crate::events::Envelope;
-use crate::idempotency::IdempotencyRecord;
-use crate::ids::OrderId;
-use crate::order::Order;
-use crate::ports::{OrderStore, PlaceOutcome, StoreError, Transition, TransitionOutcome};
-
-/// Sort-key prefix of outbox rows; the relay's stream filter matches on it.
-pub const OUTBOX_SK_PREFIX: &str = "EVENT#";
-
-/// How long an outbox row is kept after it is written: long enough for the relay to
-/// publish it (or for the failure destination to name it), short enough to keep the
-/// table small.
-pub const OUTBOX_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-
-const ORDER_SK: &str = "ORDER";
+use crate::tables::{ORDER_SK, OutboxRow, order_pk};
+use crate::{Cancellation, DynamoDbIdempotencyStore, Tried, retry_contention};
+use domain::events::Envelope;
+use domain::idempotency::IdempotencyRecord;
+use domain::ids::OrderId;
+use domain::order::Order;
+use domain::ports::{OrderStore, PlaceOutcome, Transition, TransitionOutcome};
 
 /// Orders in DynamoDB.
 #[derive(Debug, Clone)]
@@ -63,9 +54,9 @@ impl DynamoDbOrderStore {
     pub fn transition_items(
         &self,
         transition: &Transition,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    ) -> Result<Vec<TransactWriteItem>, Failure> {
         if !transition.from.can_become(transition.to) {
-            return Err(StoreError::Permanent(format!(
+            return Err(Failure::Permanent(format!(
                 "{} -> {} is not an allowed transition",
                 transition.from, transition.to
             )));
@@ -91,14 +82,14 @@ impl DynamoDbOrderStore {
                 ),
             )
             .build()
-            .map_err(|e| StoreError::Permanent(format!("building status update: {e}")))?;
+            .map_err(|e| Failure::Permanent(format!("building status update: {e}")))?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(self.event_items(&transition.events)?);
         Ok(items)
     }
 
     /// The transaction items that write `events` to the outbox, each only once.
-    pub fn event_items(&self, events: &[Envelope]) -> Result<Vec<TransactWriteItem>, StoreError> {
+    pub fn event_items(&self, events: &[Envelope]) -> Result<Vec<TransactWriteItem>, Failure> {
         events
             .iter()
             .map(|event| new_item_put(&self.table, outbox_item(event)?))
@@ -114,10 +105,10 @@ impl DynamoDbOrderStore {
         transition: &Transition,
         cancellation: Cancellation,
         offset: usize,
-    ) -> Result<TransitionOutcome, StoreError> {
+    ) -> Result<TransitionOutcome, Failure> {
         let events = transition.events.len();
         if (offset + 1..offset + 1 + events).any(|i| cancellation.condition_failed(i)) {
-            return Ok(TransitionOutcome::AlreadyApplied);
+            return Ok(TransitionOutcome::AlreadyDone);
         }
         if cancellation.condition_failed(offset) {
             let current = self.get(transition.order_id).await?.map(|o| o.status);
@@ -141,62 +132,36 @@ impl DynamoDbOrderStore {
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
-            .instrument(crate::aws::call_span("DynamoDB.TransactWriteItems"))
+            .instrument(crate::sdk::call_span("DynamoDB.TransactWriteItems"))
             .await
             .map(|_| ())
     }
 }
 
-fn order_pk(id: OrderId) -> String {
-    format!("ORDER#{id}")
-}
-
-fn order_item(order: &Order) -> Result<HashMap<String, AttributeValue>, StoreError> {
+fn order_item(order: &Order) -> Result<HashMap<String, AttributeValue>, Failure> {
     let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(order)
-        .map_err(|e| StoreError::Permanent(format!("encoding order: {e}")))?;
+        .map_err(|e| Failure::Permanent(format!("encoding order: {e}")))?;
     item.insert("pk".into(), AttributeValue::S(order_pk(order.order_id)));
     item.insert("sk".into(), AttributeValue::S(ORDER_SK.into()));
     Ok(item)
 }
 
-fn outbox_item(event: &Envelope) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    let body = event
-        .to_json()
-        .map_err(|e| StoreError::Permanent(format!("encoding event: {e}")))?;
-    let expires_at =
-        event.occurred_at.timestamp() + i64::try_from(OUTBOX_TTL.as_secs()).unwrap_or(i64::MAX);
-    Ok(HashMap::from([
-        ("pk".into(), AttributeValue::S(order_pk(event.order_id))),
-        (
-            "sk".into(),
-            AttributeValue::S(format!("{OUTBOX_SK_PREFIX}{}", event.id)),
-        ),
-        (
-            "event_type".into(),
-            AttributeValue::S(event.event_type().as_str().into()),
-        ),
-        (
-            "correlation_id".into(),
-            AttributeValue::S(event.correlation_id.to_string()),
-        ),
-        ("envelope".into(), AttributeValue::S(body)),
-        (
-            "expires_at".into(),
-            AttributeValue::N(expires_at.to_string()),
-        ),
-    ]))
+fn outbox_item(event: &Envelope) -> Result<HashMap<String, AttributeValue>, Failure> {
+    let row =
+        OutboxRow::of(event).map_err(|e| Failure::Permanent(format!("encoding event: {e}")))?;
+    serde_dynamo::to_item(row).map_err(|e| Failure::Permanent(format!("encoding outbox row: {e}")))
 }
 
 fn new_item_put(
     table: &str,
     item: HashMap<String, AttributeValue>,
-) -> Result<TransactWriteItem, StoreError> {
+) -> Result<TransactWriteItem, Failure> {
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
         .condition_expression("attribute_not_exists(pk)")
         .build()
-        .map_err(|e| StoreError::Permanent(format!("building put: {e}")))?;
+        .map_err(|e| Failure::Permanent(format!("building put: {e}")))?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
@@ -206,14 +171,12 @@ impl OrderStore for DynamoDbOrderStore {
         order: &Order,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
-    ) -> Result<PlaceOutcome, StoreError> {
+    ) -> Result<PlaceOutcome, Failure> {
         let now = order.created_at.timestamp();
         let key_put = self
             .idempotency
             .as_ref()
-            .ok_or_else(|| {
-                StoreError::Permanent("placing orders needs the idempotency table".into())
-            })?
+            .ok_or_else(|| Failure::Permanent("placing orders needs the idempotency table".into()))?
             .put_if_absent_request(idempotency, now)?;
         let result = self
             .transact(vec![
@@ -230,12 +193,12 @@ impl OrderStore for DynamoDbOrderStore {
                 // right now. Either way the caller re-reads the key and answers from it.
                 Some(c) if c.condition_failed(0) || c.conflicted(0) => Ok(PlaceOutcome::KeyTaken),
                 Some(c) => Err(c.into_error("TransactWriteItems place order")),
-                None => Err(store_error("TransactWriteItems place order", &e)),
+                None => Err(crate::sdk::failure("TransactWriteItems place order", &e)),
             },
         }
     }
 
-    async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, StoreError> {
+    async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, Failure> {
         let items = self.transition_items(transition)?;
         retry_contention("TransactWriteItems transition", || async {
             match self.transact(items.clone()).await {
@@ -243,14 +206,17 @@ impl OrderStore for DynamoDbOrderStore {
                 Err(e) => match Cancellation::of(&e) {
                     Some(c) if c.is_contention() => Tried::Contended(c),
                     Some(c) => Tried::Settled(self.transition_outcome(transition, c, 0).await),
-                    None => Tried::Settled(Err(store_error("TransactWriteItems transition", &e))),
+                    None => Tried::Settled(Err(crate::sdk::failure(
+                        "TransactWriteItems transition",
+                        &e,
+                    ))),
                 },
             }
         })
         .await
     }
 
-    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, Failure> {
         let output = self
             .client
             .get_item()
@@ -259,16 +225,16 @@ impl OrderStore for DynamoDbOrderStore {
             .key("sk", AttributeValue::S(ORDER_SK.into()))
             .consistent_read(true)
             .send()
-            .instrument(crate::aws::call_span("DynamoDB.GetItem"))
+            .instrument(crate::sdk::call_span("DynamoDB.GetItem"))
             .await
-            .map_err(|e| store_error("GetItem order", &e))?;
+            .map_err(|e| crate::sdk::failure("GetItem order", &e))?;
         output
             .item
             .map(|mut item| {
                 item.remove("pk");
                 item.remove("sk");
                 serde_dynamo::from_item(item)
-                    .map_err(|e| StoreError::Permanent(format!("decoding order {id}: {e}")))
+                    .map_err(|e| Failure::Permanent(format!("decoding order {id}: {e}")))
             })
             .transpose()
     }

@@ -12,57 +12,59 @@
 //!   once with the reason attached. It never blocks its batch, and it is never simply
 //!   deleted: if the forward fails, it is reported as failed and redriven instead.
 
+use domain::failure::Failure;
 use std::future::Future;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
 
-use crate::events::Envelope;
+use domain::events::Envelope;
+use domain::idempotency::{Idempotency, IdempotencyStore, Seen};
+use domain::ports::{DeadLetter, DeadLetterSink};
 
-/// Why a record failed. The type, not a string, decides retry versus DLQ.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError {
-    /// May succeed later: report it, SQS redelivers it.
-    #[error("transient: {0}")]
-    Transient(String),
-    /// Can never succeed: straight to the DLQ with this reason.
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
-
-impl From<crate::ports::StoreError> for RecordError {
-    fn from(error: crate::ports::StoreError) -> Self {
-        if error.is_transient() {
-            RecordError::Transient(error.to_string())
-        } else {
-            RecordError::Permanent(error.to_string())
-        }
-    }
-}
-
-/// The consumer's view of [`crate::idempotency::Idempotency::once`]: a duplicate is a
-/// success (its effect happened already), a busy key is retried later, a key reused
-/// with different content is poison.
-pub fn once_outcome(
-    outcome: Result<crate::idempotency::Once, crate::idempotency::OnceError<RecordError>>,
-) -> Result<(), RecordError> {
-    use crate::idempotency::{Once, OnceError};
-    match outcome {
-        Ok(Once::Ran) => Ok(()),
-        Ok(Once::AlreadyDone) => {
+/// Runs `work` at most once per event for this consumer: the idempotency key
+/// ([`event_key`]), the payload hash ([`event_fingerprint`]) and what each answer means
+/// to a consumer, in one call.
+///
+/// Use it when the effect leaves DynamoDB (see the rule in [`domain::idempotency`]). A
+/// duplicate is a success (its effect happened already), a key busy in another
+/// invocation is retried later, and the same event id with other content is poison.
+pub async fn once_per_event<S, F, Fut>(
+    idempotency: &Idempotency<S>,
+    consumer: &str,
+    envelope: &Envelope,
+    deadline: Option<i64>,
+    work: F,
+) -> Result<(), Failure>
+where
+    S: IdempotencyStore,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<String, Failure>>,
+{
+    let key = event_key(consumer, envelope);
+    match idempotency
+        .once(&key, &event_fingerprint(envelope), deadline, work)
+        .await?
+    {
+        Seen::New(_) => Ok(()),
+        Seen::AlreadyDone(_) => {
             tracing::info!("duplicate event suppressed");
             crate::metrics::count(crate::metrics::DUPLICATES_SUPPRESSED);
             Ok(())
         }
-        Ok(Once::Busy { .. }) => Err(RecordError::Transient(
+        Seen::Busy { .. } => Err(Failure::Transient(
             "another invocation is handling this event".into(),
         )),
-        Ok(Once::Conflict) => Err(RecordError::Permanent(
+        Seen::Mismatch => Err(Failure::Permanent(
             "an event with this id but different content was already handled".into(),
         )),
-        Err(OnceError::Store(error)) => Err(error.into()),
-        Err(OnceError::Work(error)) => Err(error),
     }
+}
+
+/// The idempotency key of one event for one consumer: `<consumer>#<event id>`. Scoped
+/// by consumer because every consumer handles the same event once, each on its own.
+pub fn event_key(consumer: &str, envelope: &Envelope) -> String {
+    format!("{consumer}#{}", envelope.id)
 }
 
 /// The payload hash a consumer claims an event's key with: the event's id alone.
@@ -73,24 +75,14 @@ pub fn once_outcome(
 /// builds serialise the same event differently, and a handled event would read as "the
 /// same key with different content" and go to the DLQ.
 pub fn event_fingerprint(envelope: &Envelope) -> String {
-    crate::hashing::fingerprint(envelope.id.to_string().as_bytes())
-}
-
-/// Where permanently failed records go: the consumer queue's DLQ.
-pub trait DeadLetterSink: Send + Sync {
-    /// Forwards the original body with the reason, keeping the message id for tracing.
-    fn forward(
-        &self,
-        message: &SqsMessage,
-        reason: &str,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    domain::hashing::fingerprint(envelope.id.to_string().as_bytes())
 }
 
 /// An SQS consumer of order events. A consumer says what it does with one event, as a
 /// `match` on it, and where its poison goes; the batch loop ([`process_batch`]) does
 /// the rest, the same for every consumer: decoding, concurrency, partial batch
 /// responses, the DLQ. Implementing this trait is what makes a type a Lambda function
-/// that `shared::runtime::run` can run.
+/// that `aws_adapters::runtime::run` can run.
 pub trait Consumer: Send + Sync {
     /// Where its poison messages go.
     type DeadLetters: DeadLetterSink;
@@ -105,14 +97,14 @@ pub trait Consumer: Send + Sync {
         &self,
         envelope: Envelope,
         deadline: Option<i64>,
-    ) -> impl Future<Output = Result<(), RecordError>> + Send;
+    ) -> impl Future<Output = Result<(), Failure>> + Send;
 }
 
 impl<C: Consumer> crate::runtime::EventFunction<SqsEvent> for C {
     type Response = SqsBatchResponse;
 
     async fn handle(&self, event: lambda_runtime::LambdaEvent<SqsEvent>) -> SqsBatchResponse {
-        let deadline = crate::idempotency::invocation_deadline(event.context.deadline);
+        let deadline = domain::idempotency::invocation_deadline(event.context.deadline);
         process_batch(
             event.payload,
             DEFAULT_CONCURRENCY,
@@ -137,7 +129,7 @@ pub async fn process_batch<H, Fut, D>(
 ) -> SqsBatchResponse
 where
     H: Fn(Envelope) -> Fut,
-    Fut: Future<Output = Result<(), RecordError>>,
+    Fut: Future<Output = Result<(), Failure>>,
     D: DeadLetterSink,
 {
     let handle = &handle;
@@ -155,7 +147,7 @@ where
                     );
                     tracing::Instrument::instrument(handle(envelope), span).await
                 }
-                Err(error) => Err(RecordError::Permanent(error.to_string())),
+                Err(error) => Err(Failure::Permanent(error.to_string())),
             };
             settle(message, outcome, dead_letters).await
         })
@@ -171,7 +163,7 @@ where
 /// Decides a record's fate; `Some` means "report as failed".
 async fn settle<D: DeadLetterSink>(
     message: SqsMessage,
-    outcome: Result<(), RecordError>,
+    outcome: Result<(), Failure>,
     dead_letters: &D,
 ) -> Option<BatchItemFailure> {
     let message_id = message.message_id.clone().unwrap_or_default();
@@ -182,14 +174,14 @@ async fn settle<D: DeadLetterSink>(
     };
     match outcome {
         Ok(()) => None,
-        Err(RecordError::Transient(reason)) => {
+        Err(Failure::Transient(reason)) => {
             tracing::warn!(message_id = %message_id, reason = %reason, "record failed transiently; SQS will redeliver it");
             failed()
         }
-        Err(RecordError::Permanent(reason)) => {
+        Err(Failure::Permanent(reason)) => {
             tracing::error!(message_id = %message_id, reason = %reason, "poison message: forwarding it to the DLQ");
             crate::metrics::count(crate::metrics::POISON_MESSAGES);
-            match dead_letters.forward(&message, &reason).await {
+            match dead_letters.forward(&dead_letter(message, reason)).await {
                 Ok(()) => None,
                 Err(error) => {
                     tracing::error!(message_id = %message_id, error = %error, "forwarding to the DLQ failed; leaving it to the redrive policy");
@@ -197,5 +189,19 @@ async fn settle<D: DeadLetterSink>(
                 }
             }
         }
+    }
+}
+
+/// An SQS message as a dead letter: its body, its id and its string attributes, kept.
+fn dead_letter(message: SqsMessage, reason: String) -> DeadLetter {
+    DeadLetter {
+        original_id: message.message_id,
+        body: message.body.unwrap_or_default(),
+        attributes: message
+            .message_attributes
+            .into_iter()
+            .filter_map(|(name, value)| value.string_value.map(|text| (name, text)))
+            .collect(),
+        reason,
     }
 }

@@ -6,8 +6,8 @@
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 
-use crate::ids::CorrelationId;
-use crate::problem::{self, Problem};
+use domain::ids::CorrelationId;
+use domain::problem::{self, Problem};
 
 /// Header a client may send to choose the correlation id, and in which every response
 /// reports the one in use.

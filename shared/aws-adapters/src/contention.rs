@@ -1,44 +1,12 @@
-//! The ports implemented with the real AWS SDK clients.
-//!
-//! Item layout of the orders table (single-table design, `pk` + `sk`):
-//!
-//! | item        | pk               | sk               | notable attributes                       |
-//! |-------------|------------------|------------------|------------------------------------------|
-//! | order       | `ORDER#<id>`     | `ORDER`          | the [`crate::order::Order`] fields       |
-//! | outbox row  | `ORDER#<id>`     | `EVENT#<eventid>`| `envelope` (JSON), `event_type`, TTL     |
-//!
-//! The outbox rows are what the event relay publishes from the table's stream.
+//! Reading DynamoDB's answers: an SDK error as the store's transient/permanent split, a
+//! cancelled transaction item by item, and the retry of a transaction cancelled by
+//! contention.
 
-mod dynamodb_idempotency;
-mod dynamodb_orders;
-mod sns_publisher;
-mod sqs_dead_letters;
-
-pub use dynamodb_idempotency::DynamoDbIdempotencyStore;
-pub use dynamodb_orders::{DynamoDbOrderStore, OUTBOX_SK_PREFIX, OUTBOX_TTL};
-pub use sns_publisher::SnsEventPublisher;
-pub use sqs_dead_letters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE, SqsDeadLetters};
-
+use domain::failure::Failure;
 use std::future::Future;
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-
-use crate::ports::StoreError;
-
-/// Maps an SDK error to the store's transient/permanent split (for adapters in function crates too).
-pub fn store_error<E>(operation: &str, error: &SdkError<E, HttpResponse>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let message = format!("{operation}: {}", crate::aws::describe(error));
-    if crate::aws::is_transient(error) {
-        StoreError::Transient(message)
-    } else {
-        StoreError::Permanent(message)
-    }
-}
 
 /// A cancelled `TransactWriteItems`, read item by item.
 ///
@@ -105,12 +73,12 @@ impl Cancellation {
 
     /// The store error for a cancellation no failed condition explains: transient when
     /// it was contention, permanent otherwise (a request DynamoDB will never accept).
-    pub fn into_error(self, operation: &str) -> StoreError {
+    pub fn into_error(self, operation: &str) -> Failure {
         let message = format!("{operation}: transaction cancelled: {:?}", self.codes);
         if self.is_contention() {
-            StoreError::Transient(message)
+            Failure::Transient(message)
         } else {
-            StoreError::Permanent(message)
+            Failure::Permanent(message)
         }
     }
 }
@@ -119,7 +87,7 @@ impl Cancellation {
 #[derive(Debug)]
 pub enum Tried<T> {
     /// A final answer: success, or an error that another try here would not fix.
-    Settled(Result<T, StoreError>),
+    Settled(Result<T, Failure>),
     /// Cancelled by contention: worth trying again after a pause.
     Contended(Cancellation),
 }
@@ -137,7 +105,7 @@ pub const CONTENTION_ATTEMPTS: u32 = 8;
 /// an exponentially growing cap, as AWS's architecture blog recommends), spreads the
 /// losers out so they mostly succeed within the same invocation: at most about two
 /// seconds of pauses in all.
-pub async fn retry_contention<T, F, Fut>(operation: &str, mut attempt: F) -> Result<T, StoreError>
+pub async fn retry_contention<T, F, Fut>(operation: &str, mut attempt: F) -> Result<T, Failure>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Tried<T>>,
@@ -161,7 +129,7 @@ where
         }
     }
     Err(last.map_or_else(
-        || StoreError::Transient(format!("{operation}: no attempt made")),
+        || Failure::Transient(format!("{operation}: no attempt made")),
         |cancellation| cancellation.into_error(operation),
     ))
 }
@@ -226,7 +194,7 @@ mod tests {
         assert_eq!(settled, Ok(3));
 
         let mut tries = 0;
-        let exhausted: Result<(), StoreError> = retry_contention("t", || {
+        let exhausted: Result<(), Failure> = retry_contention("t", || {
             tries += 1;
             async { Tried::Contended(cancelled(&["ThrottlingError"])) }
         })

@@ -50,7 +50,7 @@ where
     Fut: Future<Output = Result<A, Error>>,
 {
     let metrics = init()?;
-    let function = build(crate::aws::load_sdk_config().await).await?;
+    let function = build(crate::sdk::load_sdk_config().await).await?;
     let function = &function;
     crate::telemetry::run(
         metrics,
@@ -73,7 +73,7 @@ where
     Fut: Future<Output = Result<A, Error>>,
 {
     let metrics = init()?;
-    let function = build(crate::aws::load_sdk_config().await).await?;
+    let function = build(crate::sdk::load_sdk_config().await).await?;
     let function = &function;
     crate::telemetry::run_http(
         metrics,

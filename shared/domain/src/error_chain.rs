@@ -1,7 +1,7 @@
 //! An error printed with all its causes, for log lines.
 //!
-//! Kept apart from [`crate::telemetry`] because the domain logs errors too (the
-//! idempotency protocol, when releasing a claim fails) and must build without the AWS side.
+//! In the domain crate rather than beside `aws_adapters::telemetry` because the domain
+//! logs errors too (the idempotency protocol, when releasing a claim fails).
 
 use std::error::Error;
 use std::fmt;

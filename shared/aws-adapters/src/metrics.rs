@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::order::OrderStatus;
+use domain::order::OrderStatus;
 
 /// Orders accepted by the API (replays excluded).
 pub const ORDERS_PLACED: &str = "OrdersPlaced";

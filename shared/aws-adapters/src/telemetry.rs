@@ -18,9 +18,9 @@ use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Where the handlers have always found it; it lives in [`crate::error_chain`] so the
+/// Where the handlers have always found it; it lives in [`domain::error_chain`] so the
 /// domain can use it without the AWS side.
-pub use crate::error_chain::ErrorChain;
+pub use domain::error_chain::ErrorChain;
 use metrics_cloudwatch_embedded::Collector;
 /// Start the Lambda runtime with the handler, as `lambda_runtime::run` and
 /// `lambda_http::run` do, plus the layer that flushes metrics after each invocation.

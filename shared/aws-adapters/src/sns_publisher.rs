@@ -2,10 +2,11 @@
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use domain::failure::Failure;
 use tracing::Instrument;
 
-use crate::events::{CORRELATION_ATTRIBUTE, TYPE_ATTRIBUTE};
-use crate::ports::{EventPublisher, Outgoing, PublishError};
+use domain::events::{CORRELATION_ATTRIBUTE, TYPE_ATTRIBUTE};
+use domain::ports::{EventPublisher, Outgoing};
 
 /// Publishes to one SNS topic.
 #[derive(Debug, Clone)]
@@ -24,12 +25,12 @@ impl SnsEventPublisher {
     }
 }
 
-fn string_attribute(value: &str) -> Result<MessageAttributeValue, PublishError> {
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, Failure> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| PublishError::Permanent(format!("building message attribute: {e}")))
+        .map_err(|e| Failure::Permanent(format!("building message attribute: {e}")))
 }
 
 impl EventPublisher for SnsEventPublisher {
@@ -38,7 +39,7 @@ impl EventPublisher for SnsEventPublisher {
         event_type: &str,
         correlation_id: &str,
         body: &str,
-    ) -> Result<(), PublishError> {
+    ) -> Result<(), Failure> {
         self.client
             .publish()
             .topic_arn(&self.topic_arn)
@@ -47,23 +48,16 @@ impl EventPublisher for SnsEventPublisher {
             .message_attributes(TYPE_ATTRIBUTE, string_attribute(event_type)?)
             .message_attributes(CORRELATION_ATTRIBUTE, string_attribute(correlation_id)?)
             .send()
-            .instrument(crate::aws::call_span("SNS.Publish"))
+            .instrument(crate::sdk::call_span("SNS.Publish"))
             .await
             .map(|_| ())
-            .map_err(|e| {
-                let message = format!("SNS Publish: {}", crate::aws::describe(&e));
-                if crate::aws::is_transient(&e) {
-                    PublishError::Transient(message)
-                } else {
-                    PublishError::Permanent(message)
-                }
-            })
+            .map_err(|e| crate::sdk::failure("SNS Publish", &e))
     }
 
     /// One `PublishBatch` request for several events (one event: a plain `Publish`). SNS
     /// answers per entry, so one refused entry does not fail the others; the caller
     /// retries from the first failure.
-    async fn publish_batch(&self, events: &[Outgoing<'_>]) -> Vec<Result<(), PublishError>> {
+    async fn publish_batch(&self, events: &[Outgoing<'_>]) -> Vec<Result<(), Failure>> {
         if let [one] = events {
             return vec![
                 self.publish(one.event_type, one.correlation_id, one.body)
@@ -73,7 +67,7 @@ impl EventPublisher for SnsEventPublisher {
         if events.is_empty() {
             return Vec::new();
         }
-        let entries: Result<Vec<PublishBatchRequestEntry>, PublishError> = events
+        let entries: Result<Vec<PublishBatchRequestEntry>, Failure> = events
             .iter()
             .enumerate()
             .map(|(index, event)| {
@@ -86,7 +80,7 @@ impl EventPublisher for SnsEventPublisher {
                         string_attribute(event.correlation_id)?,
                     )
                     .build()
-                    .map_err(|e| PublishError::Permanent(format!("building a batch entry: {e}")))
+                    .map_err(|e| Failure::Permanent(format!("building a batch entry: {e}")))
             })
             .collect();
         let entries = match entries {
@@ -99,19 +93,11 @@ impl EventPublisher for SnsEventPublisher {
             .topic_arn(&self.topic_arn)
             .set_publish_batch_request_entries(Some(entries))
             .send()
-            .instrument(crate::aws::call_span("SNS.PublishBatch"))
+            .instrument(crate::sdk::call_span("SNS.PublishBatch"))
             .await;
         let output = match answer {
             Ok(output) => output,
-            Err(e) => {
-                let message = format!("SNS PublishBatch: {}", crate::aws::describe(&e));
-                let error = if crate::aws::is_transient(&e) {
-                    PublishError::Transient(message)
-                } else {
-                    PublishError::Permanent(message)
-                };
-                return vec![Err(error); events.len()];
-            }
+            Err(e) => return vec![Err(crate::sdk::failure("SNS PublishBatch", &e)); events.len()],
         };
         let published: Vec<String> = output
             .successful()
@@ -129,14 +115,14 @@ impl EventPublisher for SnsEventPublisher {
                     );
                     // SNS marks the entries that failed through the caller's fault.
                     Err(if failed.sender_fault() {
-                        PublishError::Permanent(message)
+                        Failure::Permanent(message)
                     } else {
-                        PublishError::Transient(message)
+                        Failure::Transient(message)
                     })
                 } else if published.contains(&id) {
                     Ok(())
                 } else {
-                    Err(PublishError::Transient(
+                    Err(Failure::Transient(
                         "SNS PublishBatch did not answer for this entry".into(),
                     ))
                 }

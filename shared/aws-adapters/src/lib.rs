@@ -1,0 +1,30 @@
+//! The AWS side of every function: the adapters that implement the domain's ports with
+//! the AWS SDK, and the Lambda plumbing around a handler.
+//!
+//! - Driven adapters, one per port: [`DynamoDbOrderStore`], [`DynamoDbIdempotencyStore`],
+//!   [`SnsEventPublisher`], [`SqsDeadLetters`]; [`tables`] holds the table's item layout.
+//! - The SDK configuration built once per cold start ([`sdk`]) and the settings read from
+//!   the environment ([`config`]).
+//! - The way a function runs: [`runtime`] (one call in `main`), [`consumer`] (the SQS
+//!   batch loop), [`http_api`] (what every HTTP function shares), [`telemetry`] and
+//!   [`metrics`].
+
+pub mod config;
+pub mod consumer;
+pub mod contention;
+mod dynamodb_idempotency;
+mod dynamodb_orders;
+pub mod http_api;
+pub mod metrics;
+pub mod runtime;
+pub mod sdk;
+mod sns_publisher;
+mod sqs_dead_letters;
+pub mod tables;
+pub mod telemetry;
+
+pub use contention::{CONTENTION_ATTEMPTS, Cancellation, Tried, retry_contention};
+pub use dynamodb_idempotency::DynamoDbIdempotencyStore;
+pub use dynamodb_orders::DynamoDbOrderStore;
+pub use sns_publisher::SnsEventPublisher;
+pub use sqs_dead_letters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE, SqsDeadLetters};

@@ -1,0 +1,227 @@
+//! One key's record, and the pure rules that judge it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How long a completed key is remembered: retries after this are new requests.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest an invocation can hold a key: Lambda's maximum timeout.
+pub const MAX_IN_PROGRESS: Duration = Duration::from_secs(15 * 60);
+
+/// The in-progress window when the invocation's deadline is unknown or nonsensical (some
+/// local runtimes send a fixed or past deadline).
+pub const DEFAULT_IN_PROGRESS: Duration = Duration::from_secs(60);
+
+/// Where a key is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IdempotencyStatus {
+    /// Claimed; the side effect may be under way.
+    InProgress,
+    /// Done; `result` holds what to replay.
+    Completed,
+}
+
+/// One key's record, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// The key, prefixed with its scope (e.g. `create-order#<client key>`), so one table
+    /// serves every function without collisions.
+    pub key: String,
+    /// Where the key is in the protocol.
+    pub status: IdempotencyStatus,
+    /// Hash of the payload the key was first used with.
+    pub payload_hash: String,
+    /// The stored outcome to replay (JSON text), once completed.
+    pub result: Option<String>,
+    /// While in progress: when (epoch seconds) the holder's time is up and the key may be
+    /// claimed again.
+    pub in_progress_until: Option<i64>,
+    /// When (epoch seconds) the record stops counting; also the table's TTL attribute.
+    pub expires_at: i64,
+    /// While in progress: the token of the claim that holds it, so only that claim can
+    /// complete or release it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl IdempotencyRecord {
+    /// A fresh claim, with an owner token of its own.
+    pub fn in_progress(key: String, payload_hash: String, now: i64, window: Duration) -> Self {
+        Self {
+            key,
+            status: IdempotencyStatus::InProgress,
+            payload_hash,
+            result: None,
+            in_progress_until: Some(now.saturating_add(secs(window))),
+            expires_at: now.saturating_add(secs(DEFAULT_TTL)),
+            owner: Some(uuid::Uuid::new_v4().to_string()),
+        }
+    }
+
+    /// A completed record with the result to replay.
+    pub fn completed(key: String, payload_hash: String, result: String, now: i64) -> Self {
+        Self {
+            key,
+            status: IdempotencyStatus::Completed,
+            payload_hash,
+            result: Some(result),
+            in_progress_until: None,
+            expires_at: now.saturating_add(secs(DEFAULT_TTL)),
+            owner: None,
+        }
+    }
+
+    /// Whether this is an in-progress claim held by `claim` (the same owner token).
+    pub fn is_held_by(&self, claim: &IdempotencyRecord) -> bool {
+        self.status == IdempotencyStatus::InProgress
+            && self.owner.is_some()
+            && self.owner == claim.owner
+    }
+
+    /// Past its TTL: treat as if absent, even if DynamoDB has not deleted it yet.
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at <= now
+    }
+
+    /// In progress, but its holder's time ran out (it crashed or timed out).
+    pub fn is_abandoned(&self, now: i64) -> bool {
+        self.status == IdempotencyStatus::InProgress
+            && self.in_progress_until.is_none_or(|until| until <= now)
+    }
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// How long a claim may stay in progress: the invocation's remaining time (plus a second
+/// of slack), or [`DEFAULT_IN_PROGRESS`] when the deadline is missing, already past, or
+/// further away than any Lambda invocation can last.
+pub fn in_progress_window(deadline_epoch_ms: Option<i64>, now_epoch_ms: i64) -> Duration {
+    let max_ms = i64::try_from(MAX_IN_PROGRESS.as_millis()).unwrap_or(i64::MAX);
+    match deadline_epoch_ms.map(|deadline| deadline - now_epoch_ms) {
+        Some(remaining) if remaining > 0 && remaining <= max_ms => {
+            Duration::from_millis(remaining.unsigned_abs()) + Duration::from_secs(1)
+        }
+        _ => DEFAULT_IN_PROGRESS,
+    }
+}
+
+/// The invocation's deadline as Lambda's context gives it (epoch milliseconds), or
+/// `None` when it is unknown (0, as some local runtimes send).
+pub fn invocation_deadline(deadline_epoch_ms: u64) -> Option<i64> {
+    i64::try_from(deadline_epoch_ms).ok().filter(|d| *d > 0)
+}
+
+/// What the idempotency store knows about a key: the one answer to "have we seen this
+/// before?", used by the API and by every consumer.
+///
+/// `T` is what a first sighting carries: nothing when judging a stored record
+/// ([`judge`]), the claim when claiming ([`Idempotency::claim`](super::Idempotency::claim)),
+/// the work's result when running it ([`Idempotency::once`](super::Idempotency::once)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen<T> {
+    /// Not seen, or its record lapsed: go ahead (or, for `once`, it just ran).
+    New(T),
+    /// Done before with the same payload: here is the stored result to replay.
+    AlreadyDone(String),
+    /// Another invocation holds the key right now.
+    Busy {
+        /// Seconds until the holder's time is up.
+        retry_after_seconds: u32,
+    },
+    /// The key was used before with a different payload.
+    Mismatch,
+}
+
+/// Judges an existing record against a new request. A pure function, so every rule of the
+/// protocol is unit-tested without a database.
+pub fn judge(existing: Option<&IdempotencyRecord>, payload_hash: &str, now: i64) -> Seen<()> {
+    let Some(record) = existing else {
+        return Seen::New(());
+    };
+    if record.is_expired(now) || record.is_abandoned(now) {
+        return Seen::New(());
+    }
+    if record.payload_hash != payload_hash {
+        return Seen::Mismatch;
+    }
+    match (&record.status, &record.result) {
+        (IdempotencyStatus::Completed, Some(result)) => Seen::AlreadyDone(result.clone()),
+        _ => Seen::Busy {
+            retry_after_seconds: record
+                .in_progress_until
+                .map(|until| until.saturating_sub(now).clamp(1, 60))
+                .and_then(|s| u32::try_from(s).ok())
+                .unwrap_or(1),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn completed(hash: &str) -> IdempotencyRecord {
+        IdempotencyRecord::completed("k".into(), hash.into(), "{\"ok\":1}".into(), NOW)
+    }
+
+    #[test]
+    fn completed_records_replay_for_the_same_payload_only() {
+        let record = completed("h1");
+        assert_eq!(
+            judge(Some(&record), "h1", NOW + 10),
+            Seen::AlreadyDone("{\"ok\":1}".into())
+        );
+        assert_eq!(judge(Some(&record), "h2", NOW + 10), Seen::Mismatch);
+        assert_eq!(judge(None, "h1", NOW), Seen::New(()));
+    }
+
+    #[test]
+    fn expired_records_count_as_absent_even_before_ttl_deletion() {
+        let record = completed("h1");
+        assert_eq!(
+            judge(Some(&record), "h2", record.expires_at),
+            Seen::New(()),
+            "an expired key may be reused with any payload"
+        );
+    }
+
+    #[test]
+    fn in_progress_records_block_until_their_window_ends() {
+        let record =
+            IdempotencyRecord::in_progress("k".into(), "h1".into(), NOW, Duration::from_secs(30));
+        assert_eq!(
+            judge(Some(&record), "h1", NOW + 5),
+            Seen::Busy {
+                retry_after_seconds: 25
+            }
+        );
+        assert_eq!(judge(Some(&record), "h1", NOW + 30), Seen::New(()));
+    }
+
+    #[test]
+    fn the_in_progress_window_follows_the_deadline_within_sane_bounds() {
+        let now_ms = NOW * 1000;
+        assert_eq!(
+            in_progress_window(Some(now_ms + 2_500), now_ms),
+            Duration::from_millis(3_500)
+        );
+        assert_eq!(in_progress_window(None, now_ms), DEFAULT_IN_PROGRESS);
+        assert_eq!(
+            in_progress_window(Some(now_ms - 1), now_ms),
+            DEFAULT_IN_PROGRESS,
+            "a deadline in the past"
+        );
+        assert_eq!(
+            in_progress_window(Some(now_ms + 3_600_000), now_ms),
+            DEFAULT_IN_PROGRESS,
+            "an hour is longer than any Lambda invocation"
+        );
+    }
+}
