@@ -79,8 +79,10 @@ lint-template: venv $(CHECKOV_STAMP) ## Check template.yaml and the CI workflows
 	$(CFN_LINT) target/template.cfn.json
 	# Every skipped check is justified in the resource's Metadata (checkov: skip: comment).
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
-	# The GitHub Actions workflows forks run, against GitHub's schema (offline, vendored).
+	# The GitHub Actions workflows forks run, and their Dependabot settings, against
+	# GitHub's schemas (offline, vendored).
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
 .PHONY: sam-build
 sam-build: venv ## sam build from a clean build dir, then check one arm64 bootstrap per function

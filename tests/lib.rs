@@ -14,6 +14,7 @@ use aws_adapters::runtime::{EventFunction, HttpFunction};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use domain::ports::StockStore;
 use http::HeaderMap;
 use lambda_http::Body;
 use local::emulator::Emulator;
@@ -47,7 +48,40 @@ pub struct Harness {
     pub sqs: aws_sdk_sqs::Client,
     create_order: create_order::wiring::LiveApp,
     get_order: get_order::wiring::LiveApp,
+    relay: event_relay::wiring::LiveRelay,
     signed_as_functions: bool,
+}
+
+/// The SDK configuration the function `id` is wired with: the emulator's, signed as the
+/// function when `signed_as_functions` (so the fault injector can single it out).
+fn sdk_for(emulator: &Emulator, sdk: &SdkConfig, signed_as_functions: bool, id: &str) -> SdkConfig {
+    if signed_as_functions {
+        emulator.sdk_config_signed_as(id)
+    } else {
+        sdk.clone()
+    }
+}
+
+/// Builds the function `id` as its `main` does: its settings from the environment the
+/// template gives it, then its `wiring::live`.
+async fn wire<C, A, Fut>(
+    stack: &Stack,
+    id: &str,
+    sdk: SdkConfig,
+    live: impl FnOnce(SdkConfig, C) -> Fut,
+) -> A
+where
+    C: serde::de::DeserializeOwned,
+    Fut: std::future::Future<Output = Result<A, aws_adapters::runtime::Error>>,
+{
+    let env = stack
+        .function_env(id)
+        .expect("the template has the function");
+    let config = aws_adapters::config::load(&lookup(&env))
+        .unwrap_or_else(|e| panic!("the template sets {id}'s settings: {e}"));
+    live(sdk, config)
+        .await
+        .unwrap_or_else(|e| panic!("{id} starts: {e}"))
 }
 
 /// An HTTP response, read fully.
@@ -118,28 +152,35 @@ impl Harness {
         let stack = provision(&sdk, &template)
             .await
             .expect("template provisions");
-        let sdk_of = |id: &str| {
-            if signed_as_functions {
-                emulator.sdk_config_signed_as(id)
-            } else {
-                sdk.clone()
-            }
-        };
-        let create_env = stack.function_env("CreateOrderFunction").expect("env");
-        let create_config = create_order::wiring::Config::load(&lookup(&create_env))
-            .expect("template sets CreateOrderFunction's settings");
-        let get_env = stack.function_env("GetOrderFunction").expect("env");
-        let get_config = get_order::wiring::Config::load(&lookup(&get_env))
-            .expect("template sets GetOrderFunction's settings");
-        let create_order =
-            create_order::wiring::live(&sdk_of("CreateOrderFunction"), &create_config);
-        let get_order = get_order::wiring::live(&sdk_of("GetOrderFunction"), &get_config);
+        let sdk_of = |id: &str| sdk_for(&emulator, &sdk, signed_as_functions, id);
+        let create_order = wire(
+            &stack,
+            "CreateOrderFunction",
+            sdk_of("CreateOrderFunction"),
+            create_order::wiring::live,
+        )
+        .await;
+        let get_order = wire(
+            &stack,
+            "GetOrderFunction",
+            sdk_of("GetOrderFunction"),
+            get_order::wiring::live,
+        )
+        .await;
+        let relay = wire(
+            &stack,
+            "EventRelayFunction",
+            sdk_of("EventRelayFunction"),
+            event_relay::wiring::live,
+        )
+        .await;
         Harness {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             create_order,
             get_order,
+            relay,
             emulator,
             stack,
             sdk,
@@ -149,11 +190,7 @@ impl Harness {
 
     /// The SDK configuration the function `id` is wired with.
     pub fn function_sdk(&self, id: &str) -> SdkConfig {
-        if self.signed_as_functions {
-            self.emulator.sdk_config_signed_as(id)
-        } else {
-            self.sdk.clone()
-        }
+        sdk_for(&self.emulator, &self.sdk, self.signed_as_functions, id)
     }
 
     /// `POST /orders` with a JSON body and an optional idempotency key.
@@ -229,10 +266,7 @@ impl Harness {
 
     /// The relay handler behind Lambda's JSON interface, configured from the template.
     pub fn relay_function(&self) -> impl Invoke + use<> {
-        let env = self.stack.function_env("EventRelayFunction").expect("env");
-        let config = event_relay::wiring::Config::load(&lookup(&env))
-            .expect("template sets EventRelayFunction's settings");
-        let relay = event_relay::wiring::live(&self.function_sdk("EventRelayFunction"), &config);
+        let relay = self.relay.clone();
         from_fn(move |event: Value| {
             let relay = relay.clone();
             async move { lambda_response(relay.handle(lambda_event(event)?).await) }
@@ -430,25 +464,27 @@ pub struct Consumers {
 impl Harness {
     /// Builds payment, inventory and notification from the template's settings.
     pub async fn consumers(&self) -> Consumers {
-        let env = |id: &str| self.stack.function_env(id).expect("env");
-        let payment_env = env("PaymentFunction");
-        let payment = payment::wiring::live(
-            &self.function_sdk("PaymentFunction"),
-            &payment::wiring::Config::load(&lookup(&payment_env)).expect("payment settings"),
+        let payment = wire(
+            &self.stack,
+            "PaymentFunction",
+            self.function_sdk("PaymentFunction"),
+            payment::wiring::live,
         )
-        .await
-        .expect("payment reads its secret");
-        let inventory_env = env("InventoryFunction");
-        let inventory = inventory::wiring::live(
-            &self.function_sdk("InventoryFunction"),
-            &inventory::wiring::Config::load(&lookup(&inventory_env)).expect("inventory settings"),
-        );
-        let notification_env = env("NotificationFunction");
-        let notification = notification::wiring::live(
-            &self.function_sdk("NotificationFunction"),
-            &notification::wiring::Config::load(&lookup(&notification_env))
-                .expect("notification settings"),
-        );
+        .await;
+        let inventory = wire(
+            &self.stack,
+            "InventoryFunction",
+            self.function_sdk("InventoryFunction"),
+            inventory::wiring::live,
+        )
+        .await;
+        let notification = wire(
+            &self.stack,
+            "NotificationFunction",
+            self.function_sdk("NotificationFunction"),
+            notification::wiring::live,
+        )
+        .await;
         Consumers {
             payment: Arc::new(payment),
             inventory: Arc::new(inventory),
@@ -507,7 +543,7 @@ impl Harness {
         let sku = domain::ids::Sku::parse(sku).expect("valid SKU");
         consumers
             .inventory
-            .reservations()
+            .stock_store()
             .set_stock(&sku, units)
             .await
             .expect("seed stock");
@@ -518,7 +554,7 @@ impl Harness {
         let sku = domain::ids::Sku::parse(sku).expect("valid SKU");
         consumers
             .inventory
-            .reservations()
+            .stock_store()
             .stock(&sku)
             .await
             .expect("read stock")

@@ -10,6 +10,7 @@ use domain::events::{Envelope, Event, InventoryFailed};
 use domain::idempotency::IdempotencyRecord;
 use domain::ids::{CorrelationId, CustomerId, OrderId, Sku};
 use domain::money::{Currency, Money};
+use domain::ports::{ReserveOutcome, StockStore};
 use integration_tests::{Harness, new_key, notification_kinds, order_body, order_with};
 use local::emulator::DynamoDbFault;
 use serde_json::{Value, json};
@@ -171,7 +172,7 @@ async fn a_shortage_cancelled_by_contention_is_stored_not_dropped() {
     }
     let outcome = consumers
         .inventory
-        .reservations()
+        .stock_store()
         .record_shortage(
             order_id,
             &[Sku::parse("SKU-MUG").unwrap()],
@@ -183,7 +184,7 @@ async fn a_shortage_cancelled_by_contention_is_stored_not_dropped() {
         .unwrap();
     assert_eq!(
         outcome,
-        inventory::reservations::ReserveOutcome::Short(vec![Sku::parse("SKU-MUG").unwrap()])
+        ReserveOutcome::Short(vec![Sku::parse("SKU-MUG").unwrap()])
     );
     assert_eq!(
         h.count_items("OrdersTable", tables::OUTBOX_SK_PREFIX).await,

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use aws_adapters::DynamoDbIdempotencyStore;
 use aws_adapters::tables;
 use chrono::Utc;
-use domain::hashing::fingerprint;
+use domain::idempotency::fingerprint;
 use domain::idempotency::{Idempotency, IdempotencyRecord, IdempotencyStore, Seen};
 use domain::validation::CreateOrderRequest;
 use integration_tests::{Harness, new_key, order_body};

@@ -201,15 +201,6 @@ async fn scaffolded_sqs_and_http_functions_build_pass_their_tests_and_join_the_t
     let new = ["-p", "loyalty-points", "-p", "gift-cards"];
     copy.run(&cargo, &[&["fmt"], &new[..], &["--", "--check"]].concat());
     copy.run(
-        "rustfmt",
-        &[
-            "--edition",
-            "2024",
-            "--check",
-            "tests/integration/least_privilege.rs",
-        ],
-    );
-    copy.run(
         &cargo,
         &[
             &["clippy"],

@@ -1,7 +1,9 @@
 //! `POST /orders`: validate an order, store it exactly once, and answer.
 //!
-//! The handler is a plain async function of a request, so tests call it directly with
-//! real SDK clients pointed at the emulator; `main.rs` only wires it to the Lambda runtime.
+//! The handler is `App::respond`, a plain async function of a request: the HTTP shell
+//! around it (correlation id, span, problem+json) is `aws_adapters::runtime::HttpFunction`,
+//! so tests call it directly, against the in-memory fakes (`src/tests.rs`) or with real
+//! SDK clients pointed at the emulator; `main.rs` only wires it to the Lambda runtime.
 //!
 //! What makes it safe to retry:
 //! - the client's `Idempotency-Key` (IETF draft "The Idempotency-Key HTTP Header Field")
@@ -10,28 +12,24 @@
 //!   written in **one** DynamoDB transaction, so there is never an order without its
 //!   event, a key without its order, or a 201 for something not stored.
 
-mod idempotency_key;
-mod responses;
+mod idempotency;
 pub mod wiring;
 
-use aws_adapters::http_api;
+use aws_adapters::http_api::{self, StoreCall};
 use aws_adapters::runtime::HttpFunction;
-use aws_adapters::telemetry::ErrorChain;
 use chrono::Utc;
 use domain::events::{Envelope, Event, OrderPlaced};
-use domain::failure::Failure;
-use domain::hashing::fingerprint;
+use domain::idempotency::fingerprint;
 use domain::idempotency::{IdempotencyRecord, IdempotencyStore, Seen, judge};
 use domain::ids::{CorrelationId, OrderId};
 use domain::order::Order;
 use domain::ports::{OrderStore, PlaceOutcome};
 use domain::problem::{Problem, ProblemKind};
 use domain::validation::{CreateOrderRequest, RequestError};
-use lambda_http::{Body, Request, RequestExt, Response};
-use tracing::Instrument;
+use lambda_http::Request;
 
-pub use idempotency_key::{IDEMPOTENCY_HEADER, parse_idempotency_key};
-use responses::StoredResponse;
+use idempotency::StoredResponse;
+pub use idempotency::{IDEMPOTENCY_HEADER, parse_idempotency_key};
 
 /// Largest request body accepted. Orders are small; anything bigger is a mistake or an
 /// attack, and is refused before it is parsed.
@@ -40,6 +38,14 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Scope prefix of this function's keys in the shared idempotency table.
 const KEY_SCOPE: &str = "create-order";
 
+/// How a failed order or idempotency store is told: a retry must reuse the key, or it
+/// could place a second order.
+const STORE: StoreCall = StoreCall {
+    failed: "order store failed",
+    busy: "the order store is busy; retry with the same Idempotency-Key",
+    broken: "the order could not be stored; the error is logged with this correlation id",
+};
+
 /// The function's dependencies, built once per cold start in `main`.
 pub struct App<O, I> {
     orders: O,
@@ -47,35 +53,13 @@ pub struct App<O, I> {
 }
 
 impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
-    /// Handles one request. Never fails: every error becomes a problem+json response.
-    async fn handle(&self, request: Request) -> Response<Body> {
-        let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
-        let correlation_id = http_api::correlation_id(request.headers(), request_id.as_deref());
-        let span = tracing::info_span!("create_order", correlation_id = %correlation_id);
-        let response = match self
-            .create(&request, &correlation_id)
-            .instrument(span)
-            .await
-        {
-            Ok(response) => response,
-            Err(problem) => {
-                http_api::problem(&problem.with_correlation_id(correlation_id.as_str()))
-            }
-        };
-        http_api::with_correlation_id(response, &correlation_id).map(Body::from)
-    }
-}
-
-impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
-    /// Wires the handler to its stores.
-    pub fn new(orders: O, idempotency: I) -> Self {
-        Self {
-            orders,
-            idempotency,
-        }
+    fn span(correlation_id: &CorrelationId) -> tracing::Span {
+        tracing::info_span!("create_order", correlation_id = %correlation_id)
     }
 
-    async fn create(
+    /// Validates the order, then stores it with its event and its idempotency record,
+    /// or answers as the first request with the same key was answered.
+    async fn respond(
         &self,
         request: &Request,
         correlation_id: &CorrelationId,
@@ -113,12 +97,7 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
             order.order_id,
             correlation_id.clone(),
             now,
-            Event::OrderPlaced(OrderPlaced {
-                customer_id: order.customer_id.clone(),
-                items: order.items.clone(),
-                total: order.total,
-                payment_token: new_order.payment_token.clone(),
-            }),
+            Event::OrderPlaced(OrderPlaced::of(&order, new_order.payment_token.clone())),
         );
         let created = StoredResponse::created(&order).map_err(internal)?;
         let record = IdempotencyRecord::completed(
@@ -131,7 +110,7 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
             .orders
             .place(&order, &event, &record)
             .await
-            .map_err(store_problem)?
+            .map_err(|error| http_api::store_problem(&error, STORE))?
         {
             PlaceOutcome::Placed => {
                 tracing::info!(
@@ -157,6 +136,16 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
                 }),
         }
     }
+}
+
+impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
+    /// Wires the handler to its stores.
+    pub fn new(orders: O, idempotency: I) -> Self {
+        Self {
+            orders,
+            idempotency,
+        }
+    }
 
     /// The response owed to a request whose key was used before, or `None` if the key is
     /// free.
@@ -170,7 +159,7 @@ impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
             .idempotency
             .get(record_key)
             .await
-            .map_err(store_problem)?;
+            .map_err(|error| http_api::store_problem(&error, STORE))?;
         match judge(existing.as_ref(), payload_hash, now) {
             Seen::New(()) => Ok(None),
             Seen::AlreadyDone(stored) => {
@@ -245,22 +234,6 @@ fn request_problem(error: RequestError) -> Problem {
     }
 }
 
-fn store_problem(error: Failure) -> Problem {
-    tracing::error!(error = %ErrorChain(&error), transient = error.is_transient(), "order store failed");
-    if error.is_transient() {
-        Problem::new(
-            ProblemKind::ServiceUnavailable,
-            "the order store is busy; retry with the same Idempotency-Key",
-        )
-        .with_retry_after(1)
-    } else {
-        Problem::new(
-            ProblemKind::Internal,
-            "the order could not be stored; the error is logged with this correlation id",
-        )
-    }
-}
-
 fn internal(error: impl std::fmt::Display) -> Problem {
     tracing::error!(error = %error, "unexpected failure");
     Problem::new(
@@ -270,73 +243,4 @@ fn internal(error: impl std::fmt::Display) -> Problem {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Handler logic against in-memory fakes; the same rules run against DynamoDB in the
-    //! integration tests.
-
-    use domain::ports::InMemoryOrderStore;
-    use lambda_http::Body;
-
-    use super::*;
-
-    fn app() -> (
-        App<InMemoryOrderStore, domain::idempotency::InMemoryIdempotencyStore>,
-        InMemoryOrderStore,
-    ) {
-        let store = InMemoryOrderStore::default();
-        (App::new(store.clone(), store.idempotency.clone()), store)
-    }
-
-    fn request(key: &str, body: &str) -> Request {
-        http::Request::builder()
-            .method("POST")
-            .uri("/orders")
-            .header("content-type", "application/json; charset=utf-8")
-            .header(IDEMPOTENCY_HEADER, key)
-            .body(Body::from(body.to_owned()))
-            .unwrap()
-    }
-
-    const ORDER: &str = r#"{"customer_id":"cust-0001","currency":"USD","items":[{"sku":"SKU-1","quantity":3,"unit_price_minor":500}],"payment_token":"tok_visa"}"#;
-
-    #[tokio::test]
-    async fn a_new_order_is_stored_with_exactly_one_outbox_event() {
-        let (app, store) = app();
-        let response = app.handle(request("key-1", ORDER)).await;
-        assert_eq!(response.status(), 201);
-        let outbox = store.outbox();
-        assert_eq!(outbox.len(), 1);
-        assert_eq!(
-            outbox[0].event_type(),
-            domain::events::EventType::OrderPlaced
-        );
-    }
-
-    #[tokio::test]
-    async fn a_repeat_replays_and_a_different_body_is_refused() {
-        let (app, store) = app();
-        let first = app.handle(request("key-1", ORDER)).await;
-        let again = app.handle(request("key-1", ORDER)).await;
-        assert_eq!(again.status(), 201);
-        assert_eq!(again.headers()["idempotent-replayed"], "true");
-        assert_eq!(again.body(), first.body());
-        let other = ORDER.replace("\"quantity\":3", "\"quantity\":4");
-        assert_eq!(app.handle(request("key-1", &other)).await.status(), 422);
-        assert_eq!(store.order_count(), 1);
-        assert_eq!(store.outbox().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn bad_requests_store_nothing() {
-        let (app, store) = app();
-        assert_eq!(app.handle(request("key-1", "{")).await.status(), 400);
-        let wrong_type = http::Request::builder()
-            .method("POST")
-            .header("content-type", "application/xml")
-            .header(IDEMPOTENCY_HEADER, "key-2")
-            .body(Body::from(ORDER))
-            .unwrap();
-        assert_eq!(app.handle(wrong_type).await.status(), 415);
-        assert_eq!(store.order_count(), 0);
-    }
-}
+mod tests;

@@ -1,14 +1,17 @@
 //! How the function is assembled from its settings: shared by `main` and the tests, so
 //! the tests run the function exactly as Lambda does, configured from template.yaml.
 
-use aws_adapters::config::{Lookup, MissingSetting, required};
+use aws_adapters::config::Permissions;
+use aws_adapters::runtime::Error;
 use aws_adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore};
 use aws_config::SdkConfig;
+use serde::Deserialize;
 
 use crate::App;
 
 /// The function's settings (see `CreateOrderFunction` in template.yaml).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct Config {
     /// Table holding orders and their outbox rows.
     pub orders_table: String,
@@ -16,43 +19,21 @@ pub struct Config {
     pub idempotency_table: String,
 }
 
-impl Config {
-    /// Reads the settings; fails the cold start if one is missing.
-    pub fn load(lookup: Lookup) -> Result<Self, MissingSetting> {
-        Ok(Self {
-            orders_table: required(lookup, "ORDERS_TABLE")?,
-            idempotency_table: required(lookup, "IDEMPOTENCY_TABLE")?,
-        })
-    }
-}
-
 /// The function wired to DynamoDB.
 pub type LiveApp = App<DynamoDbOrderStore, DynamoDbIdempotencyStore>;
 
 /// Builds the live function from an SDK configuration and its settings.
-pub fn live(sdk: &SdkConfig, config: &Config) -> LiveApp {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    App::new(
+pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    Ok(App::new(
         DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table)
             .with_idempotency_table(&config.idempotency_table),
         DynamoDbIdempotencyStore::new(dynamodb, &config.idempotency_table),
-    )
-}
-
-/// What `main` runs once per cold start: the settings from the process environment,
-/// then the function.
-pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, aws_adapters::runtime::Error> {
-    Ok(live(
-        &sdk,
-        &Config::load(&aws_adapters::config::process_env)?,
     ))
 }
 
-/// Every AWS call this function's code makes, as (IAM action, template resource). The
-/// function's role in template.yaml must grant exactly these (plus what Lambda itself
-/// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
-/// fails when the two disagree, so a new SDK call means updating both together.
-pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+/// Every AWS call this code makes: see [`Permissions`].
+pub const AWS_PERMISSIONS: Permissions = &[
     // an earlier response to the same Idempotency-Key
     ("dynamodb:GetItem", "IdempotencyTable"),
     // the idempotency record, in the place-order transaction

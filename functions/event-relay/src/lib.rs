@@ -190,3 +190,6 @@ fn outbox_row(record: &EventRecord) -> Result<Option<OutboxRow>, RelayError> {
         .map(Some)
         .map_err(|e| RelayError::MalformedRow(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests;

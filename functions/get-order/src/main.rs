@@ -1,8 +1,8 @@
 //! Lambda entry point for `GET /orders/{id}`: the one call that runs it. Init happens
-//! once per cold start (`wiring::from_env`), then every request reuses what it built:
+//! once per cold start (`wiring::live`), then every request reuses what it built:
 //! see `aws_adapters::runtime`.
 
 #[tokio::main]
 async fn main() -> Result<(), aws_adapters::runtime::Error> {
-    aws_adapters::runtime::run_http(get_order::wiring::from_env).await
+    aws_adapters::runtime::run_http(get_order::wiring::live).await
 }

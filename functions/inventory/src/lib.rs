@@ -7,9 +7,15 @@
 //! `InventoryFailed` (naming the short SKUs) is stored instead, so payment refunds.
 //! Every effect is a DynamoDB write, so the idempotency key is taken in the same
 //! transaction as the effect: a replay changes nothing.
+//!
+//! The logic knows stock only through the [`StockStore`] port: the DynamoDB adapter
+//! (`aws_adapters::DynamoDbStockStore`) in the function, the in-memory fake in the unit
+//! tests.
 
-pub mod reservations;
 pub mod wiring;
+
+#[cfg(test)]
+mod tests;
 
 use aws_adapters::consumer::{Consumer, event_fingerprint, event_key};
 use chrono::Utc;
@@ -20,18 +26,16 @@ use domain::events::{
 use domain::failure::Failure;
 use domain::idempotency::IdempotencyRecord;
 use domain::order::OrderStatus;
-use domain::ports::DeadLetterSink;
-use domain::ports::Transition;
+use domain::ports::{DeadLetterSink, ReserveOutcome, StockStore, Transition};
 
-use reservations::{DynamoDbReservations, ReserveOutcome};
-
-/// The function's dependencies, built once per cold start.
-pub struct App<D> {
-    reservations: DynamoDbReservations,
+/// The function's dependencies, built once per cold start: generic over the ports, so
+/// the tests run the same logic against the in-memory fakes.
+pub struct App<S, D> {
+    stock: S,
     dead_letters: D,
 }
 
-impl<D: DeadLetterSink> Consumer for App<D> {
+impl<S: StockStore, D: DeadLetterSink> Consumer for App<S, D> {
     type DeadLetters = D;
 
     fn dead_letters(&self) -> &D {
@@ -49,18 +53,18 @@ impl<D: DeadLetterSink> Consumer for App<D> {
     }
 }
 
-impl<D: DeadLetterSink> App<D> {
-    /// Wires the function.
-    pub fn new(reservations: DynamoDbReservations, dead_letters: D) -> Self {
+impl<S: StockStore, D: DeadLetterSink> App<S, D> {
+    /// Wires the function: stock and reservations in `stock`, poison to `dead_letters`.
+    pub fn new(stock: S, dead_letters: D) -> Self {
         Self {
-            reservations,
+            stock,
             dead_letters,
         }
     }
 
     /// The stock store (for seeding and audits).
-    pub fn reservations(&self) -> &DynamoDbReservations {
-        &self.reservations
+    pub fn stock_store(&self) -> &S {
+        &self.stock
     }
 
     async fn reserve(&self, envelope: &Envelope, paid: &PaymentSucceeded) -> Result<(), Failure> {
@@ -95,7 +99,7 @@ impl<D: DeadLetterSink> App<D> {
             ],
             at: now,
         };
-        match self.reservations.reserve(&lines, &key, &confirm).await? {
+        match self.stock.reserve(&lines, &key, &confirm).await? {
             ReserveOutcome::Reserved => {
                 tracing::info!(lines = lines.len(), "stock reserved; order confirmed");
                 aws_adapters::metrics::order_status_changed(
@@ -123,7 +127,7 @@ impl<D: DeadLetterSink> App<D> {
                     charge_id: paid.charge_id.clone(),
                     amount: paid.amount,
                 }));
-                self.reservations
+                self.stock
                     .record_shortage(envelope.order_id, &short, &key, &[failed], now.timestamp())
                     .await?;
                 aws_adapters::metrics::count(aws_adapters::metrics::RESERVATIONS_FAILED);

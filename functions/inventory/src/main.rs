@@ -1,8 +1,8 @@
 //! Lambda entry point of inventory: the one call that runs it. Init happens once per cold
-//! start (`wiring::from_env`), then every invocation reuses what it built: see
+//! start (`wiring::live`), then every invocation reuses what it built: see
 //! `aws_adapters::runtime`.
 
 #[tokio::main]
 async fn main() -> Result<(), aws_adapters::runtime::Error> {
-    aws_adapters::runtime::run(inventory::wiring::from_env).await
+    aws_adapters::runtime::run(inventory::wiring::live).await
 }

@@ -136,3 +136,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

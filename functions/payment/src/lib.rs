@@ -227,3 +227,6 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,15 +1,18 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
-use aws_adapters::config::{Lookup, MissingSetting, required};
+use aws_adapters::config::Permissions;
+use aws_adapters::runtime::Error;
 use aws_adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
 use aws_config::SdkConfig;
+use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::App;
 use crate::simulated::SimulatedGateway;
 
 /// The function's settings (see `PaymentFunction` in template.yaml).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct Config {
     /// Orders and their outbox.
     pub orders_table: String,
@@ -18,22 +21,10 @@ pub struct Config {
     /// The simulated provider's ledger.
     pub payments_table: String,
     /// ARN of the provider's API key in Secrets Manager (the ARN, never the key).
+    #[serde(rename = "PAYMENT_GATEWAY_SECRET_ARN")]
     pub gateway_secret_arn: String,
     /// Where poison messages go.
     pub dead_letter_queue_url: String,
-}
-
-impl Config {
-    /// Reads the settings; fails the cold start if one is missing.
-    pub fn load(lookup: Lookup) -> Result<Self, MissingSetting> {
-        Ok(Self {
-            orders_table: required(lookup, "ORDERS_TABLE")?,
-            idempotency_table: required(lookup, "IDEMPOTENCY_TABLE")?,
-            payments_table: required(lookup, "PAYMENTS_TABLE")?,
-            gateway_secret_arn: required(lookup, "PAYMENT_GATEWAY_SECRET_ARN")?,
-            dead_letter_queue_url: required(lookup, "DEAD_LETTER_QUEUE_URL")?,
-        })
-    }
 }
 
 /// Initialisation failed: the cold start fails, visibly, before any message is taken.
@@ -47,8 +38,8 @@ pub type LiveApp =
 
 /// Builds the live function: fetches the provider's API key once (per cold start) and
 /// keeps it in memory for every invocation of this process.
-pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<LiveApp, SecretError> {
-    let api_key = aws_sdk_secretsmanager::Client::new(sdk)
+pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
+    let api_key = aws_sdk_secretsmanager::Client::new(&sdk)
         .get_secret_value()
         .secret_id(&config.gateway_secret_arn)
         .send()
@@ -59,26 +50,18 @@ pub async fn live(sdk: &SdkConfig, config: &Config) -> Result<LiveApp, SecretErr
         .map_err(|e| SecretError(aws_adapters::sdk::describe(&e)))?
         .secret_string
         .ok_or_else(|| SecretError("the secret has no string value".into()))?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     Ok(App::new(
         DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table),
         DynamoDbIdempotencyStore::new(dynamodb.clone(), &config.idempotency_table),
         SimulatedGateway::new(dynamodb, &config.payments_table, api_key),
-        SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), &config.dead_letter_queue_url),
+        SqsDeadLetters::new(sqs, &config.dead_letter_queue_url),
     ))
 }
 
-/// What `main` runs once per cold start: the settings from the process environment,
-/// then the function.
-pub async fn from_env(sdk: SdkConfig) -> Result<LiveApp, aws_adapters::runtime::Error> {
-    Ok(live(&sdk, &Config::load(&aws_adapters::config::process_env)?).await?)
-}
-
-/// Every AWS call this function's code makes, as (IAM action, template resource). The
-/// function's role in template.yaml must grant exactly these (plus what Lambda itself
-/// needs for logs, traces and the event source); `tests/integration/least_privilege.rs`
-/// fails when the two disagree, so a new SDK call means updating both together.
-pub const AWS_PERMISSIONS: &[(&str, &str)] = &[
+/// Every AWS call this code makes: see [`Permissions`].
+pub const AWS_PERMISSIONS: Permissions = &[
     // checking the order's status before charging or refunding
     ("dynamodb:GetItem", "OrdersTable"),
     // the status change, in its transaction

@@ -75,7 +75,7 @@ pub fn event_key(consumer: &str, envelope: &Envelope) -> String {
 /// builds serialise the same event differently, and a handled event would read as "the
 /// same key with different content" and go to the DLQ.
 pub fn event_fingerprint(envelope: &Envelope) -> String {
-    domain::hashing::fingerprint(envelope.id.to_string().as_bytes())
+    domain::idempotency::fingerprint(envelope.id.to_string().as_bytes())
 }
 
 /// An SQS consumer of order events. A consumer says what it does with one event, as a
@@ -192,6 +192,25 @@ async fn settle<D: DeadLetterSink>(
     }
 }
 
+/// A batch as Lambda delivers it from SQS, one message per `(message id, body)`, with a
+/// default context (no deadline): for tests and local tools that drive a consumer's
+/// `handle` without a queue. Through `handle` a test covers what a consumer's `on_event`
+/// alone cannot: decoding, poison to the DLQ with its message id, and the partial batch
+/// response.
+pub fn sqs_batch(messages: &[(&str, &str)]) -> lambda_runtime::LambdaEvent<SqsEvent> {
+    let mut batch = SqsEvent::default();
+    batch.records = messages
+        .iter()
+        .map(|&(id, body)| {
+            let mut message = SqsMessage::default();
+            message.message_id = Some(id.to_owned());
+            message.body = Some(body.to_owned());
+            message
+        })
+        .collect();
+    lambda_runtime::LambdaEvent::new(batch, lambda_runtime::Context::default())
+}
+
 /// An SQS message as a dead letter: its body, its id and its string attributes, kept.
 fn dead_letter(message: SqsMessage, reason: String) -> DeadLetter {
     DeadLetter {
@@ -203,5 +222,45 @@ fn dead_letter(message: SqsMessage, reason: String) -> DeadLetter {
             .filter_map(|(name, value)| value.string_value.map(|text| (name, text)))
             .collect(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::fixtures::{APPROVED_TOKEN, SampleOrder};
+    use domain::ports::InMemoryDeadLetters;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_built_batch_keeps_each_message_id_for_the_batch_answer_and_the_dlq() {
+        let placed = SampleOrder::placed(APPROVED_TOKEN)
+            .placed
+            .to_json()
+            .unwrap();
+        let event = sqs_batch(&[("m-event", &placed), ("m-poison", "not an event")]);
+        assert_eq!(
+            domain::idempotency::invocation_deadline(event.context.deadline),
+            None
+        );
+        let dead_letters = InMemoryDeadLetters::default();
+        let answer = process_batch(event.payload, 1, &dead_letters, |_| async {
+            Err(Failure::Transient("busy".into()))
+        })
+        .await;
+        let failed: Vec<&str> = answer
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(
+            failed,
+            ["m-event"],
+            "the event is retried, the poison is not"
+        );
+        let letters = dead_letters.letters();
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        assert_eq!(letters[0].original_id.as_deref(), Some("m-poison"));
+        assert_eq!(letters[0].body, "not an event");
     }
 }

@@ -1,6 +1,6 @@
 //! Reading DynamoDB's answers: an SDK error as the store's transient/permanent split, a
-//! cancelled transaction item by item, and the retry of a transaction cancelled by
-//! contention.
+//! cancelled transaction item by item (by the names [`crate::Transaction`] gave them),
+//! and the retry of a transaction cancelled by contention.
 
 use domain::failure::Failure;
 use std::future::Future;
@@ -8,7 +8,7 @@ use std::future::Future;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
-/// A cancelled `TransactWriteItems`, read item by item.
+/// A cancelled `TransactWriteItems`, read item by item, each item by its name.
 ///
 /// DynamoDB cancels a transaction for very different reasons, one code per item: a
 /// condition that failed (`ConditionalCheckFailed`: a fact about the data, which the
@@ -18,9 +18,14 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 /// first answers a question; contention is worth another try; the rest are bugs.
 /// The SDK does not retry a cancelled transaction itself, so callers must tell these
 /// apart: reading "any code" as "already done" drops work on a busy day.
+///
+/// DynamoDB answers by position; a [`crate::Transaction`] gives each item a name when it
+/// is added, and this pairs each code with that name. Callers ask about `"reservation"`
+/// or `"stock:SKU-MUG"`, so adding an item to a transaction cannot shift what another
+/// caller's index points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cancellation {
-    codes: Vec<Option<String>>,
+    reasons: Vec<(String, Option<String>)>,
 }
 
 /// Cancellation codes that mean "the same transaction may succeed if tried again".
@@ -31,55 +36,107 @@ const CONTENTION_CODES: &[&str] = &[
 ];
 
 impl Cancellation {
-    /// The cancellation inside `error`, or `None` if the error is something else.
-    pub fn of<R>(error: &SdkError<TransactWriteItemsError, R>) -> Option<Self> {
+    /// The cancellation inside `error`, its reasons named by `names` (the transaction's
+    /// items, in the order they were sent), or `None` if the error is something else.
+    /// A reason past the last name is named by its position, `#<index>`.
+    pub fn of<R>(error: &SdkError<TransactWriteItemsError, R>, names: &[String]) -> Option<Self> {
         match error.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(Self {
-                codes: cancelled
+                reasons: cancelled
                     .cancellation_reasons()
                     .iter()
-                    .map(|reason| reason.code().filter(|c| *c != "None").map(str::to_owned))
+                    .enumerate()
+                    .map(|(index, reason)| {
+                        let name = names
+                            .get(index)
+                            .cloned()
+                            .unwrap_or_else(|| format!("#{index}"));
+                        let code = reason.code().filter(|c| *c != "None").map(str::to_owned);
+                        (name, code)
+                    })
                     .collect(),
             }),
             _ => None,
         }
     }
 
-    /// A cancellation with these per-item codes (`None` for an item that was fine).
-    pub fn from_codes(codes: Vec<Option<String>>) -> Self {
-        Self { codes }
+    /// A cancellation with these named per-item codes (`None` for an item that was fine).
+    pub fn from_codes<'a, N: Into<String>>(
+        reasons: impl IntoIterator<Item = (N, Option<&'a str>)>,
+    ) -> Self {
+        Self {
+            reasons: reasons
+                .into_iter()
+                .map(|(name, code)| (name.into(), code.map(str::to_owned)))
+                .collect(),
+        }
     }
 
-    fn code(&self, index: usize) -> Option<&str> {
-        self.codes.get(index).and_then(Option::as_deref)
+    fn code(&self, name: &str) -> Option<&str> {
+        self.reasons
+            .iter()
+            .find(|(named, _)| named == name)
+            .and_then(|(_, code)| code.as_deref())
     }
 
-    /// Whether item `index`'s condition failed.
-    pub fn condition_failed(&self, index: usize) -> bool {
-        self.code(index) == Some("ConditionalCheckFailed")
+    /// Whether the condition of the item named `name` failed.
+    pub fn condition_failed(&self, name: &str) -> bool {
+        self.code(name) == Some("ConditionalCheckFailed")
     }
 
-    /// Whether item `index` is being written by another transaction right now.
-    pub fn conflicted(&self, index: usize) -> bool {
-        self.code(index) == Some("TransactionConflict")
+    /// Whether the item named `name` is being written by another transaction right now.
+    pub fn conflicted(&self, name: &str) -> bool {
+        self.code(name) == Some("TransactionConflict")
+    }
+
+    /// The names of the items whose condition failed, in the transaction's order.
+    pub fn failed_conditions(&self) -> impl Iterator<Item = &str> {
+        self.reasons
+            .iter()
+            .filter(|(_, code)| code.as_deref() == Some("ConditionalCheckFailed"))
+            .map(|(name, _)| name.as_str())
     }
 
     /// Whether the transaction was cancelled only by contention (a concurrent
     /// transaction, throttling): the same transaction may succeed if tried again.
     pub fn is_contention(&self) -> bool {
-        let mut codes = self.codes.iter().flatten().peekable();
-        codes.peek().is_some() && codes.all(|code| CONTENTION_CODES.contains(&code.as_str()))
+        let mut codes = self
+            .reasons
+            .iter()
+            .filter_map(|(_, code)| code.as_deref())
+            .peekable();
+        codes.peek().is_some() && codes.all(|code| CONTENTION_CODES.contains(&code))
     }
 
     /// The store error for a cancellation no failed condition explains: transient when
     /// it was contention, permanent otherwise (a request DynamoDB will never accept).
     pub fn into_error(self, operation: &str) -> Failure {
-        let message = format!("{operation}: transaction cancelled: {:?}", self.codes);
+        let message = format!("{operation}: transaction cancelled: {self}");
         if self.is_contention() {
             Failure::Transient(message)
         } else {
             Failure::Permanent(message)
         }
+    }
+}
+
+/// The items that were not fine, as `name: code`, for logs and error messages.
+impl std::fmt::Display for Cancellation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (name, code) in &self.reasons {
+            if let Some(code) = code {
+                if !first {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{name}: {code}")?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("no reason given")?;
+        }
+        Ok(())
     }
 }
 
@@ -122,7 +179,7 @@ where
         match attempt().await {
             Tried::Settled(result) => return result,
             Tried::Contended(cancellation) => {
-                tracing::debug!(attempt = n + 1, codes = ?cancellation.codes, "{operation}: cancelled by contention; trying again");
+                tracing::debug!(attempt = n + 1, reasons = %cancellation, "{operation}: cancelled by contention; trying again");
                 crate::metrics::count(crate::metrics::TRANSACTION_RETRIES);
                 last = Some(cancellation);
             }
@@ -138,12 +195,11 @@ where
 mod tests {
     use super::*;
 
-    fn cancelled(codes: &[&str]) -> Cancellation {
+    fn cancelled(reasons: &[(&str, &str)]) -> Cancellation {
         Cancellation::from_codes(
-            codes
+            reasons
                 .iter()
-                .map(|c| (*c != "None").then(|| (*c).to_owned()))
-                .collect(),
+                .map(|(name, code)| (*name, (*code != "None").then_some(*code))),
         )
     }
 
@@ -154,26 +210,45 @@ mod tests {
             "ThrottlingError",
             "ProvisionedThroughputExceeded",
         ] {
-            let c = cancelled(&["None", code, "None"]);
+            let c = cancelled(&[("key", "None"), ("order", code), ("event:1", "None")]);
             assert!(c.is_contention(), "{code}");
-            assert!(!(0..3).any(|i| c.condition_failed(i)), "{code}");
+            assert!(
+                ["key", "order", "event:1"]
+                    .iter()
+                    .all(|name| !c.condition_failed(name)),
+                "{code}"
+            );
+            assert_eq!(c.failed_conditions().count(), 0, "{code}");
             assert!(c.into_error("t").is_transient(), "{code}");
         }
-        assert!(cancelled(&["None", "TransactionConflict"]).conflicted(1));
+        assert!(cancelled(&[("order", "None"), ("key", "TransactionConflict")]).conflicted("key"));
     }
 
     #[test]
-    fn validation_errors_are_permanent_and_conditions_are_read_by_item() {
-        let invalid = cancelled(&["ValidationError", "None"]);
+    fn validation_errors_are_permanent_and_conditions_are_read_by_name() {
+        let invalid = cancelled(&[("order", "ValidationError"), ("key", "None")]);
         assert!(!invalid.is_contention());
-        assert!(!invalid.into_error("t").is_transient());
-        let mixed = cancelled(&["ConditionalCheckFailed", "TransactionConflict"]);
-        assert!(mixed.condition_failed(0) && !mixed.condition_failed(1));
+        let error = invalid.into_error("t");
+        assert!(!error.is_transient());
+        assert!(
+            error.to_string().contains("order: ValidationError"),
+            "{error}"
+        );
+        let mixed = cancelled(&[
+            ("stock:SKU-MUG", "ConditionalCheckFailed"),
+            ("reservation", "TransactionConflict"),
+        ]);
+        assert!(mixed.condition_failed("stock:SKU-MUG") && !mixed.condition_failed("reservation"));
+        assert!(!mixed.condition_failed("no such item"));
+        assert_eq!(
+            mixed.failed_conditions().collect::<Vec<_>>(),
+            ["stock:SKU-MUG"]
+        );
         assert!(
             !mixed.is_contention(),
             "a failed condition is an answer, not contention"
         );
-        assert!(!cancelled(&["None", "None"]).is_contention());
+        assert!(!cancelled(&[("key", "None"), ("order", "None")]).is_contention());
     }
 
     #[tokio::test]
@@ -184,7 +259,7 @@ mod tests {
             let n = tries;
             async move {
                 if n < 3 {
-                    Tried::Contended(cancelled(&["TransactionConflict"]))
+                    Tried::Contended(cancelled(&[("order", "TransactionConflict")]))
                 } else {
                     Tried::Settled(Ok(n))
                 }
@@ -196,7 +271,7 @@ mod tests {
         let mut tries = 0;
         let exhausted: Result<(), Failure> = retry_contention("t", || {
             tries += 1;
-            async { Tried::Contended(cancelled(&["ThrottlingError"])) }
+            async { Tried::Contended(cancelled(&[("order", "ThrottlingError")])) }
         })
         .await;
         assert!(exhausted.is_err_and(|e| e.is_transient()));

@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use tracing::Instrument;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 
+use crate::contention::{Cancellation, Tried, retry_contention};
+use crate::dynamodb_idempotency::DynamoDbIdempotencyStore;
 use crate::tables::{ORDER_SK, OutboxRow, order_pk};
-use crate::{Cancellation, DynamoDbIdempotencyStore, Tried, retry_contention};
+use crate::transaction::{Sent, Transaction, names};
 use domain::events::Envelope;
 use domain::idempotency::IdempotencyRecord;
 use domain::ids::OrderId;
@@ -48,13 +47,16 @@ impl DynamoDbOrderStore {
 }
 
 impl DynamoDbOrderStore {
-    /// The transaction items of a [`Transition`]: the conditional status update first,
-    /// then one conditional put per event. Exposed so a function whose change spans
-    /// more tables (inventory) can add its own items to the same transaction.
-    pub fn transition_items(
+    /// Adds a [`Transition`]'s items to `transaction`: the conditional status update
+    /// (named [`names::ORDER`]), then one conditional put per event (named
+    /// [`names::event`]). Exposed so a function whose change spans more tables
+    /// (inventory) can add its own items to the same transaction, and read the order's
+    /// part of a cancellation with [`DynamoDbOrderStore::transition_outcome`].
+    pub fn add_transition(
         &self,
+        transaction: &mut Transaction,
         transition: &Transition,
-    ) -> Result<Vec<TransactWriteItem>, Failure> {
+    ) -> Result<(), Failure> {
         if !transition.from.can_become(transition.to) {
             return Err(Failure::Permanent(format!(
                 "{} -> {} is not an allowed transition",
@@ -83,60 +85,59 @@ impl DynamoDbOrderStore {
             )
             .build()
             .map_err(|e| Failure::Permanent(format!("building status update: {e}")))?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(self.event_items(&transition.events)?);
-        Ok(items)
+        transaction.update(names::ORDER, update)?;
+        self.add_events(transaction, &transition.events)
     }
 
-    /// The transaction items that write `events` to the outbox, each only once.
-    pub fn event_items(&self, events: &[Envelope]) -> Result<Vec<TransactWriteItem>, Failure> {
+    /// Adds the puts that write `events` to the outbox, each only once, each named
+    /// [`names::event`] with its id.
+    pub fn add_events(
+        &self,
+        transaction: &mut Transaction,
+        events: &[Envelope],
+    ) -> Result<(), Failure> {
+        for event in events {
+            transaction.put(
+                names::event(event.id),
+                new_item_put(&self.table, outbox_item(event)?)?,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether a cancellation says an earlier attempt stored one of `events` (its
+    /// conditional outbox put, added by [`DynamoDbOrderStore::add_events`], failed).
+    pub fn events_stored(&self, events: &[Envelope], cancellation: &Cancellation) -> bool {
         events
             .iter()
-            .map(|event| new_item_put(&self.table, outbox_item(event)?))
-            .collect()
+            .any(|event| cancellation.condition_failed(&names::event(event.id)))
     }
 
-    /// Interprets a cancelled transaction whose items start with
-    /// [`DynamoDbOrderStore::transition_items`] at `offset`: a failed condition on one of
-    /// the events means an earlier attempt stored them; on the status update, that the
-    /// order is elsewhere. Anything else is `Err`, transient when it was contention.
+    /// Interprets a cancelled transaction that holds the items
+    /// [`DynamoDbOrderStore::add_transition`] added: a failed condition on one of the
+    /// events means an earlier attempt stored them; on the status update, that the order
+    /// is elsewhere. Anything else is `Err`, transient when it was contention.
     pub async fn transition_outcome(
         &self,
         transition: &Transition,
         cancellation: Cancellation,
-        offset: usize,
     ) -> Result<TransitionOutcome, Failure> {
-        let events = transition.events.len();
-        if (offset + 1..offset + 1 + events).any(|i| cancellation.condition_failed(i)) {
+        if self.events_stored(&transition.events, &cancellation) {
             return Ok(TransitionOutcome::AlreadyDone);
         }
-        if cancellation.condition_failed(offset) {
+        if cancellation.condition_failed(names::ORDER) {
             let current = self.get(transition.order_id).await?.map(|o| o.status);
             return Ok(TransitionOutcome::NotAllowed { current });
         }
-        Err(cancellation.into_error("TransactWriteItems transition"))
-    }
-
-    /// The client, for adapters composing transactions with this table.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// Sends one `TransactWriteItems` of `items`, traced as its AWS call: the one place
-    /// every transaction of the pipeline goes through.
-    pub async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<(), SdkError<TransactWriteItemsError, HttpResponse>> {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .instrument(crate::sdk::call_span("DynamoDB.TransactWriteItems"))
-            .await
-            .map(|_| ())
+        Err(cancellation.into_error(TRANSITION))
     }
 }
+
+/// The operation a transition's failures are named by.
+const TRANSITION: &str = "TransactWriteItems transition";
+
+/// The operation an order's placement failures are named by.
+const PLACE: &str = "TransactWriteItems place order";
 
 fn order_item(order: &Order) -> Result<HashMap<String, AttributeValue>, Failure> {
     let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(order)
@@ -152,17 +153,13 @@ fn outbox_item(event: &Envelope) -> Result<HashMap<String, AttributeValue>, Fail
     serde_dynamo::to_item(row).map_err(|e| Failure::Permanent(format!("encoding outbox row: {e}")))
 }
 
-fn new_item_put(
-    table: &str,
-    item: HashMap<String, AttributeValue>,
-) -> Result<TransactWriteItem, Failure> {
-    let put = Put::builder()
+fn new_item_put(table: &str, item: HashMap<String, AttributeValue>) -> Result<Put, Failure> {
+    Put::builder()
         .table_name(table)
         .set_item(Some(item))
         .condition_expression("attribute_not_exists(pk)")
         .build()
-        .map_err(|e| Failure::Permanent(format!("building put: {e}")))?;
-    Ok(TransactWriteItem::builder().put(put).build())
+        .map_err(|e| Failure::Permanent(format!("building put: {e}")))
 }
 
 impl OrderStore for DynamoDbOrderStore {
@@ -178,39 +175,37 @@ impl OrderStore for DynamoDbOrderStore {
             .as_ref()
             .ok_or_else(|| Failure::Permanent("placing orders needs the idempotency table".into()))?
             .put_if_absent_request(idempotency, now)?;
-        let result = self
-            .transact(vec![
-                TransactWriteItem::builder().put(key_put).build(),
-                new_item_put(&self.table, order_item(order)?)?,
+        let mut transaction = Transaction::new();
+        transaction
+            .put(names::KEY, key_put)?
+            .put(names::ORDER, new_item_put(&self.table, order_item(order)?)?)?
+            .put(
+                names::event(event.id),
                 new_item_put(&self.table, outbox_item(event)?)?,
-            ])
-            .await;
-        match result {
-            Ok(_) => Ok(PlaceOutcome::Placed),
-            Err(e) => match Cancellation::of(&e) {
-                // The idempotency put is item 0. Its condition failed: the key is taken.
-                // A conflict on it: a concurrent request with the same key is writing it
-                // right now. Either way the caller re-reads the key and answers from it.
-                Some(c) if c.condition_failed(0) || c.conflicted(0) => Ok(PlaceOutcome::KeyTaken),
-                Some(c) => Err(c.into_error("TransactWriteItems place order")),
-                None => Err(crate::sdk::failure("TransactWriteItems place order", &e)),
-            },
+            )?;
+        match transaction.send(&self.client, PLACE).await? {
+            Sent::Committed => Ok(PlaceOutcome::Placed),
+            // The key's condition failed: the key is taken. A conflict on it: a concurrent
+            // request with the same key is writing it right now. Either way the caller
+            // re-reads the key and answers from it.
+            Sent::Cancelled(c) if c.condition_failed(names::KEY) || c.conflicted(names::KEY) => {
+                Ok(PlaceOutcome::KeyTaken)
+            }
+            Sent::Cancelled(c) => Err(c.into_error(PLACE)),
         }
     }
 
     async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, Failure> {
-        let items = self.transition_items(transition)?;
-        retry_contention("TransactWriteItems transition", || async {
-            match self.transact(items.clone()).await {
-                Ok(()) => Tried::Settled(Ok(TransitionOutcome::Applied)),
-                Err(e) => match Cancellation::of(&e) {
-                    Some(c) if c.is_contention() => Tried::Contended(c),
-                    Some(c) => Tried::Settled(self.transition_outcome(transition, c, 0).await),
-                    None => Tried::Settled(Err(crate::sdk::failure(
-                        "TransactWriteItems transition",
-                        &e,
-                    ))),
-                },
+        let mut transaction = Transaction::new();
+        self.add_transition(&mut transaction, transition)?;
+        retry_contention(TRANSITION, || async {
+            match transaction.send(&self.client, TRANSITION).await {
+                Ok(Sent::Committed) => Tried::Settled(Ok(TransitionOutcome::Applied)),
+                Ok(Sent::Cancelled(c)) if c.is_contention() => Tried::Contended(c),
+                Ok(Sent::Cancelled(c)) => {
+                    Tried::Settled(self.transition_outcome(transition, c).await)
+                }
+                Err(failure) => Tried::Settled(Err(failure)),
             }
         })
         .await

@@ -1,13 +1,18 @@
-//! Small helpers every HTTP function shares: correlation ids and response building.
+//! What every HTTP function shares: correlation ids, response building, and the answer
+//! to a failed order store. [`crate::runtime::HttpFunction::handle`] puts them together
+//! around each handler, so a handler only builds its own responses and problems.
 //!
-//! Built on the `http` crate's types, which `lambda_http` uses too, so a handler turns
-//! these into its response with `.map(Body::from)`.
+//! Built on the `http` crate's types, which `lambda_http` uses too, so a response turns
+//! into Lambda's with `.map(Body::from)`.
 
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 
+use domain::failure::Failure;
 use domain::ids::CorrelationId;
-use domain::problem::{self, Problem};
+use domain::problem::{self, Problem, ProblemKind};
+
+use crate::telemetry::ErrorChain;
 
 /// Header a client may send to choose the correlation id, and in which every response
 /// reports the one in use.
@@ -61,6 +66,31 @@ pub fn with_correlation_id<B>(
     response
 }
 
+/// How a handler words a failed order-store call: the log line's message and what each
+/// answer tells the client. The rest is the same for every handler, in [`store_problem`].
+#[derive(Debug, Clone, Copy)]
+pub struct StoreCall {
+    /// The ERROR line's message, e.g. `"reading order failed"`.
+    pub failed: &'static str,
+    /// The 503's detail: how to retry safely, e.g. `"the order store is busy; retry"`.
+    pub busy: &'static str,
+    /// The 500's detail: what could not be done; the cause stays in the log.
+    pub broken: &'static str,
+}
+
+/// The problem for a failed order-store call, logged once at ERROR with its cause. A
+/// transient failure (throttling, a timeout, a conflict) is a 503 with `Retry-After: 1`,
+/// because the same request will likely succeed in a moment; anything else is a 500
+/// whose details stay in the log, found by the correlation id the response carries.
+pub fn store_problem(error: &Failure, call: StoreCall) -> Problem {
+    tracing::error!(error = %ErrorChain(error), transient = error.is_transient(), "{}", call.failed);
+    if error.is_transient() {
+        Problem::new(ProblemKind::ServiceUnavailable, call.busy).with_retry_after(1)
+    } else {
+        Problem::new(ProblemKind::Internal, call.broken)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +103,23 @@ mod tests {
         headers.insert(CORRELATION_HEADER, HeaderValue::from_static("bad value!"));
         assert_eq!(correlation_id(&headers, Some("req-1")).as_str(), "req-1");
         assert!(!correlation_id(&HeaderMap::new(), None).as_str().is_empty());
+    }
+
+    #[test]
+    fn a_transient_store_failure_is_a_503_to_retry_and_any_other_a_500() {
+        let call = StoreCall {
+            failed: "reading order failed",
+            busy: "busy; retry",
+            broken: "could not be read",
+        };
+        let busy = store_problem(&Failure::Transient("throttled".into()), call);
+        assert_eq!(busy.status(), 503);
+        assert_eq!(busy.retry_after_seconds(), Some(1));
+        let response = problem(&busy);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        assert_eq!(response.headers()[CONTENT_TYPE], problem::CONTENT_TYPE);
+        let broken = store_problem(&Failure::Permanent("access denied".into()), call);
+        assert_eq!(broken.kind(), ProblemKind::Internal);
+        assert_eq!(broken.retry_after_seconds(), None);
     }
 }

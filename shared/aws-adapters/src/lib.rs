@@ -2,7 +2,9 @@
 //! the AWS SDK, and the Lambda plumbing around a handler.
 //!
 //! - Driven adapters, one per port: [`DynamoDbOrderStore`], [`DynamoDbIdempotencyStore`],
-//!   [`SnsEventPublisher`], [`SqsDeadLetters`]; [`tables`] holds the table's item layout.
+//!   [`DynamoDbStockStore`], [`SnsEventPublisher`], [`SqsDeadLetters`]; [`tables`] holds
+//!   the table's item layout, and [`transaction`] the transactions that span adapters,
+//!   their items named.
 //! - The SDK configuration built once per cold start ([`sdk`]) and the settings read from
 //!   the environment ([`config`]).
 //! - The way a function runs: [`runtime`] (one call in `main`), [`consumer`] (the SQS
@@ -14,6 +16,7 @@ pub mod consumer;
 pub mod contention;
 mod dynamodb_idempotency;
 mod dynamodb_orders;
+mod dynamodb_stock;
 pub mod http_api;
 pub mod metrics;
 pub mod runtime;
@@ -22,9 +25,12 @@ mod sns_publisher;
 mod sqs_dead_letters;
 pub mod tables;
 pub mod telemetry;
+pub mod transaction;
 
 pub use contention::{CONTENTION_ATTEMPTS, Cancellation, Tried, retry_contention};
 pub use dynamodb_idempotency::DynamoDbIdempotencyStore;
 pub use dynamodb_orders::DynamoDbOrderStore;
+pub use dynamodb_stock::DynamoDbStockStore;
 pub use sns_publisher::SnsEventPublisher;
 pub use sqs_dead_letters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE, SqsDeadLetters};
+pub use transaction::{Sent, Transaction};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CorrelationId, CustomerId, EventId, OrderId, Sku};
 use crate::money::Money;
-use crate::order::{OrderItem, PaymentToken, Quantity};
+use crate::order::{Order, OrderItem, PaymentToken, Quantity};
 
 /// The envelope schema version this code writes, and the newest it can read. A consumer
 /// that meets a newer version rejects the message (to its DLQ) rather than guessing.
@@ -98,6 +98,19 @@ pub struct OrderPlaced {
     pub total: Money,
     /// How to charge. Redacted in logs.
     pub payment_token: PaymentToken,
+}
+
+impl OrderPlaced {
+    /// The event announcing a just-placed `order`, to be paid with `payment_token`: the
+    /// one place that says what `OrderPlaced` carries of an order.
+    pub fn of(order: &Order, payment_token: PaymentToken) -> Self {
+        Self {
+            customer_id: order.customer_id.clone(),
+            items: order.items.clone(),
+            total: order.total,
+            payment_token,
+        }
+    }
 }
 
 /// Payload of [`EventType::PaymentSucceeded`].

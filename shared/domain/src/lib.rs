@@ -10,7 +10,7 @@
 pub mod error_chain;
 pub mod events;
 pub mod failure;
-pub mod hashing;
+pub mod fixtures;
 pub mod idempotency;
 pub mod ids;
 pub mod money;

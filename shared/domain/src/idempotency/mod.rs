@@ -48,6 +48,7 @@ mod store;
 pub use protocol::Idempotency;
 pub use record::{
     DEFAULT_IN_PROGRESS, DEFAULT_TTL, IdempotencyRecord, IdempotencyStatus, MAX_IN_PROGRESS, Seen,
-    in_progress_window, invocation_deadline, judge,
+    fingerprint, in_progress_window, invocation_deadline, judge,
 };
+pub(crate) use store::key_is_free;
 pub use store::{IdempotencyStore, InMemoryIdempotencyStore};

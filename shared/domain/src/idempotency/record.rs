@@ -3,6 +3,17 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The payload hash a key is claimed with (hex SHA-256), for telling "the same request
+/// again" from "a different request reusing the key". Callers hash a canonical serialisation (the parsed request
+/// re-serialised), so whitespace or key order in the client's JSON does not matter.
+pub fn fingerprint(payload: &[u8]) -> String {
+    Sha256::digest(payload)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
 
 /// How long a completed key is remembered: retries after this are new requests.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -169,6 +180,14 @@ mod tests {
 
     fn completed(hash: &str) -> IdempotencyRecord {
         IdempotencyRecord::completed("k".into(), hash.into(), "{\"ok\":1}".into(), NOW)
+    }
+
+    #[test]
+    fn fingerprints_are_hex_sha256() {
+        assert_eq!(
+            fingerprint(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::failure::Failure;
 
@@ -55,14 +55,22 @@ pub struct InMemoryIdempotencyStore {
     records: Arc<Mutex<HashMap<String, IdempotencyRecord>>>,
 }
 
-fn key_is_free(existing: Option<&IdempotencyRecord>, now: i64) -> bool {
+/// The adapter's condition for taking a key, in code: no record, an expired one, or an
+/// abandoned claim. Shared with the fakes that take a key inside their own "transaction".
+pub(crate) fn key_is_free(existing: Option<&IdempotencyRecord>, now: i64) -> bool {
     existing.is_none_or(|r| r.is_expired(now) || r.is_abandoned(now))
 }
 
 impl InMemoryIdempotencyStore {
+    /// The records, locked: for a fake that checks a key and writes it together with its
+    /// other effects, all or nothing, as a DynamoDB transaction does.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<String, IdempotencyRecord>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The conditional put, synchronously, so `place` can do it under its own lock.
     pub(crate) fn take_key(&self, record: &IdempotencyRecord, now: i64) -> bool {
-        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut records = self.lock();
         if !key_is_free(records.get(&record.key), now) {
             return false;
         }

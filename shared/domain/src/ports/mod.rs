@@ -13,13 +13,16 @@
 //! | [`EventPublisher`] | the order-events topic (the relay) | [`RecordingPublisher`] |
 //! | [`DeadLetterSink`] | a queue's dead-letter queue | [`InMemoryDeadLetters`] |
 //! | [`PaymentGateway`] | the payment provider (payment) | [`InMemoryPaymentGateway`] |
+//! | [`StockStore`] | stock levels and reservations, with the order's move to CONFIRMED (inventory) | [`InMemoryStockStore`] |
 
 mod dead_letters;
 mod orders;
 mod payments;
 mod publisher;
+mod stock;
 
 pub use dead_letters::{DeadLetter, DeadLetterSink, InMemoryDeadLetters};
 pub use orders::{InMemoryOrderStore, OrderStore, PlaceOutcome, Transition, TransitionOutcome};
 pub use payments::{Charge, ChargeOutcome, InMemoryPaymentGateway, PaymentGateway, Refund};
 pub use publisher::{EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT, Published, RecordingPublisher};
+pub use stock::{InMemoryStockStore, Reservation, ReserveOutcome, StockStore};

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
@@ -104,6 +104,62 @@ impl InMemoryOrderStore {
     }
 }
 
+/// The in-memory orders and outbox, locked together: the stand-in for a transaction, which
+/// other fakes (the stock store) use to change an order together with their own items.
+pub(crate) struct OrderTables<'a> {
+    orders: MutexGuard<'a, HashMap<OrderId, Order>>,
+    outbox: MutexGuard<'a, Vec<Envelope>>,
+}
+
+impl InMemoryOrderStore {
+    /// Locks the orders, then the outbox (always in this order, as `place` does).
+    pub(crate) fn lock(&self) -> OrderTables<'_> {
+        let orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        let outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        OrderTables { orders, outbox }
+    }
+}
+
+impl OrderTables<'_> {
+    /// Whether any of `events` is in the outbox already (the outbox put's condition).
+    pub(crate) fn any_stored(&self, events: &[Envelope]) -> bool {
+        events
+            .iter()
+            .any(|e| self.outbox.iter().any(|stored| stored.id == e.id))
+    }
+
+    /// Whether `transition` may apply now; if not, what it came to: `AlreadyDone` when
+    /// its events are stored, `NotAllowed` when the order is elsewhere (or missing).
+    pub(crate) fn check(&self, transition: &Transition) -> Result<(), TransitionOutcome> {
+        if self.any_stored(&transition.events) {
+            return Err(TransitionOutcome::AlreadyDone);
+        }
+        let Some(order) = self.orders.get(&transition.order_id) else {
+            return Err(TransitionOutcome::NotAllowed { current: None });
+        };
+        if order.status != transition.from || !transition.from.can_become(transition.to) {
+            return Err(TransitionOutcome::NotAllowed {
+                current: Some(order.status),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies a `transition` that [`OrderTables::check`] allowed: the status and its events.
+    pub(crate) fn apply(&mut self, transition: &Transition) {
+        if let Some(order) = self.orders.get_mut(&transition.order_id) {
+            order.status = transition.to;
+            order.updated_at = transition.at;
+        }
+        self.store(&transition.events);
+    }
+
+    /// Writes `events` to the outbox.
+    pub(crate) fn store(&mut self, events: &[Envelope]) {
+        self.outbox.extend(events.iter().cloned());
+    }
+}
+
 impl OrderStore for InMemoryOrderStore {
     async fn place(
         &self,
@@ -128,26 +184,11 @@ impl OrderStore for InMemoryOrderStore {
     }
 
     async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, Failure> {
-        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-        if transition
-            .events
-            .iter()
-            .any(|e| outbox.iter().any(|stored| stored.id == e.id))
-        {
-            return Ok(TransitionOutcome::AlreadyDone);
+        let mut tables = self.lock();
+        if let Err(refused) = tables.check(transition) {
+            return Ok(refused);
         }
-        let Some(order) = orders.get_mut(&transition.order_id) else {
-            return Ok(TransitionOutcome::NotAllowed { current: None });
-        };
-        if order.status != transition.from || !transition.from.can_become(transition.to) {
-            return Ok(TransitionOutcome::NotAllowed {
-                current: Some(order.status),
-            });
-        }
-        order.status = transition.to;
-        order.updated_at = transition.at;
-        outbox.extend(transition.events.iter().cloned());
+        tables.apply(transition);
         Ok(TransitionOutcome::Applied)
     }
 

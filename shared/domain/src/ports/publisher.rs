@@ -85,6 +85,11 @@ impl RecordingPublisher {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// The type of everything published so far, in order: what most tests assert.
+    pub fn event_types(&self) -> Vec<String> {
+        self.published().into_iter().map(|p| p.event_type).collect()
+    }
 }
 
 impl EventPublisher for RecordingPublisher {

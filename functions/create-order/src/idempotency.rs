@@ -1,7 +1,14 @@
-//! The `Idempotency-Key` request header.
+//! The API's side of idempotency: the `Idempotency-Key` request header (the IETF
+//! draft), and the response stored with a key and replayed for its repeats. The rules
+//! for judging a key are the domain's (`domain::idempotency`); the record is written in
+//! the same transaction as the order (`DynamoDbOrderStore::place`).
 
+use aws_adapters::http_api;
+use domain::order::Order;
 use domain::problem::{Problem, ProblemKind};
 use http::HeaderValue;
+use http::header::LOCATION;
+use serde::{Deserialize, Serialize};
 
 /// The header name (HTTP header names are case-insensitive; `http` stores them lowercase).
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -41,6 +48,52 @@ pub fn parse_idempotency_key(value: &HeaderValue) -> Result<String, Problem> {
         ));
     }
     Ok(key.to_owned())
+}
+
+/// Header marking a response as a replay of an earlier one.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Status, body and location of the first answer to a key, kept so that every repeat
+/// gets the very same answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredResponse {
+    status: u16,
+    body: String,
+    location: Option<String>,
+}
+
+impl StoredResponse {
+    /// The 201 for a newly placed order.
+    pub fn created(order: &Order) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            status: 201,
+            body: serde_json::to_string(order)?,
+            location: Some(format!("/orders/{}", order.order_id)),
+        })
+    }
+
+    /// Serialised for the idempotency record.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    /// Read back from the idempotency record.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The HTTP response; `replayed` adds `Idempotent-Replayed: true`.
+    pub fn into_response(self, replayed: bool) -> http::Response<String> {
+        let mut response = http_api::json(self.status, self.body);
+        let headers = response.headers_mut();
+        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            headers.insert(LOCATION, location);
+        }
+        if replayed {
+            headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
+        response
+    }
 }
 
 #[cfg(test)]
