@@ -58,10 +58,20 @@ $(SCHEMATHESIS_STAMP): local/requirements-schemathesis.txt | $(VENV_STAMP)
 nextest:
 	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest@0.9.143
 
+# cargo-deny checks the supply chain against deny.toml. Pinned like cargo-nextest; about
+# two minutes to build the first time.
+CARGO_DENY_VERSION := 0.20.2
+.PHONY: cargo-deny
+cargo-deny:
+	@cargo deny --version 2>/dev/null | grep -qF '$(CARGO_DENY_VERSION)' || cargo install --locked cargo-deny@$(CARGO_DENY_VERSION)
+
 .PHONY: test
-test: venv nextest lint-template functions ## Format check, clippy, every test, template lint, sam build
+test: venv nextest cargo-deny lint-template functions ## Format check, clippy, supply-chain checks, every test, template lint, sam build
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	# Licenses, duplicate crates and sources (deny.toml). The advisories check needs the
+	# RustSec database from GitHub: GitHub CI runs it (.github/workflows/ci.yml).
+	cargo deny check licenses bans sources
 	# Every test's emulator also checks its DynamoDB fast path against moto's own
 	# serializer (local/emulator/moto_launcher.py): a moto upgrade that changes an
 	# answer fails here.
@@ -86,14 +96,12 @@ lint-template: venv $(CHECKOV_STAMP) ## Check template.yaml and the CI workflows
 
 .PHONY: sam-build
 sam-build: venv ## sam build from a clean build dir, then check one arm64 bootstrap per function
-	rustup target add aarch64-unknown-linux-gnu
 	rm -rf target/sam-build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --build-dir target/sam-build --parallel
 	$(VENV)/bin/python local/tools/check_bootstraps.py template.yaml target/sam-build
 
 .PHONY: build
 build: venv ## Release arm64 bootstraps for Lambda, as `sam build` makes them
-	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
 
 .PHONY: redrive
@@ -158,7 +166,6 @@ reliability: venv $(SCHEMATHESIS_STAMP) fuzz ## Load (10 000 orders), duplicates
 .PHONY: bench
 bench: ## Measure init, package size, memory, AWS requests per order, throughput and cost; writes docs/performance.md (ORDERS=300)
 	@mkdir -p target/bench && rm -f target/bench/*-built && date +%s > target/bench/started
-	rustup target add aarch64-unknown-linux-gnu
 	cargo fetch --locked
 	$(MAKE) --no-print-directory venv & venv=$$!; \
 	cargo build --profile timing --locked --bins --workspace; \
@@ -174,7 +181,6 @@ bench: ## Measure init, package size, memory, AWS requests per order, throughput
 # the profile or the dependencies change.
 .PHONY: bench-choices
 bench-choices: venv ## Measure what each release-profile and feature choice buys (about 25 min); writes docs/release-profile.md
-	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo run --quiet --locked -p local --bin local -- bench-choices
 
 # cargo fuzz needs nightly Rust; its build goes to target/fuzz, its findings to
@@ -235,6 +241,9 @@ lab-5-check: venv nextest
 	id="$$($(PYTHON) -c 'import sys; print("".join(w.capitalize() for w in sys.argv[1].split("-")))' "$$name")Function"; \
 	grep -q "^  $$id:" template.yaml || { echo "template.yaml has no $$id"; exit 1; }; \
 	echo "template.yaml declares $$id"
+	# Its binary, for the sample-event check, which runs every consumer of the template
+	# in the local host (the others were built by lab 1's `make demo`).
+	cargo build --bin "$(or $(NAME),shipping)"
 	$(LAB_NEXTEST) -p "$(or $(NAME),shipping)" -p integration-tests -E 'package($(or $(NAME),shipping)) | test(/^least_privilege::/) | test(/^sample_events::/)'
 
 # Lab 6: queues outlast their consumers 6x; docs/sizing.md says what the template deploys.

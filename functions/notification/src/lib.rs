@@ -82,12 +82,7 @@ pub struct App<P, I, D> {
     dead_letters: D,
 }
 
-impl<P, I, D> Consumer for App<P, I, D>
-where
-    P: EventPublisher,
-    I: IdempotencyStore,
-    D: DeadLetterSink,
-{
+impl<P: EventPublisher, I: IdempotencyStore, D: DeadLetterSink> Consumer for App<P, I, D> {
     type DeadLetters = D;
 
     fn dead_letters(&self) -> &D {
