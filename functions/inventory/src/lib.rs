@@ -75,14 +75,7 @@ impl<S: StockStore, D: DeadLetterSink> App<S, D> {
             "handled".into(),
             now.timestamp(),
         );
-        let lines: Vec<ReservedLine> = paid
-            .items
-            .iter()
-            .map(|item| ReservedLine {
-                sku: item.sku.clone(),
-                quantity: item.quantity,
-            })
-            .collect();
+        let lines: Vec<ReservedLine> = paid.items.iter().map(ReservedLine::of).collect();
         let confirm = Transition {
             order_id: envelope.order_id,
             from: OrderStatus::Paid,

@@ -147,6 +147,16 @@ pub struct ReservedLine {
     pub quantity: Quantity,
 }
 
+impl ReservedLine {
+    /// The reservation an order line asks for: its SKU and quantity, not its price.
+    pub fn of(item: &OrderItem) -> Self {
+        Self {
+            sku: item.sku.clone(),
+            quantity: item.quantity,
+        }
+    }
+}
+
 /// Payload of [`EventType::InventoryReserved`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -110,15 +110,7 @@ impl SampleOrder {
 
     /// Inventory reserved every line of the order charged as `charge_id`.
     pub fn inventory_reserved(&self, charge_id: &str) -> Envelope {
-        let lines = self
-            .order
-            .items
-            .iter()
-            .map(|item| ReservedLine {
-                sku: item.sku.clone(),
-                quantity: item.quantity,
-            })
-            .collect();
+        let lines = self.order.items.iter().map(ReservedLine::of).collect();
         self.payment_succeeded(charge_id)
             .caused_by(Event::InventoryReserved(InventoryReserved {
                 customer_id: customer(),
