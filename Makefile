@@ -144,6 +144,11 @@ functions:
 demo: venv functions ## Run the whole pipeline locally: scripted orders, timeline, summary (exit 0 = pass)
 	cargo run --quiet --locked -p local --bin local -- demo
 
+.PHONY: smoke
+smoke: ## Prove a deployed stack works: make smoke STACK=<name> [SECONDS=120] (signed orders, their final states, empty DLQs, no alarm in ALARM; your AWS credentials)
+	@test -n "$(STACK)" || { echo "usage: make smoke STACK=<stack name> (see samconfig.toml)"; exit 2; }
+	cargo run --quiet --locked -p local --bin local -- smoke "$(STACK)" $(SECONDS)
+
 .PHONY: dev
 dev: venv functions ## Run every function locally (API on 127.0.0.1:3000) with readable logs until Ctrl-C
 	cargo run --quiet --locked -p local --bin local -- dev

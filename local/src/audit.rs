@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use aws_adapters::tables::{self, ORDER_SK, SKU_PREFIX};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use domain::order::{Order, OrderStatus};
 use serde_json::Value;
 
@@ -253,21 +253,10 @@ impl Stores {
     }
 
     async fn depth(&self, url: &str) -> Result<usize, AuditError> {
-        let attributes = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
+        let depth = crate::queues::depth(&self.sqs, url)
             .await
-            .map_err(aws("GetQueueAttributes"))?
-            .attributes
-            .unwrap_or_default();
-        Ok(attributes
-            .values()
-            .filter_map(|v| v.parse::<usize>().ok())
-            .sum())
+            .map_err(aws("GetQueueAttributes"))?;
+        Ok(usize::try_from(depth.total()).unwrap_or(usize::MAX))
     }
 
     /// Waits until every accepted order is final and every consumer queue has stayed

@@ -7,79 +7,31 @@
 //! notifications, cold starts, and what is in every DLQ. It passes only if every order
 //! reached its expected state and nothing was lost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use http::Method;
 use serde_json::Value;
 
 use crate::host::Host;
 use crate::host::logs::LogLine;
-use crate::http_client;
+use crate::smoke::{self, Api, Deployed, Placed};
 
 /// The demo could not run (as opposed to: it ran and found a problem).
 #[derive(Debug, thiserror::Error)]
 #[error("demo: {0}")]
 pub struct DemoError(String);
 
-fn fail(context: &str) -> impl FnOnce(String) -> DemoError + '_ {
-    move |e| DemoError(format!("{context}: {e}"))
-}
-
-struct Placed {
-    name: String,
-    expect: String,
-    order_id: String,
-    correlation_id: String,
-    replays: usize,
-    status: String,
-}
-
-const FINAL: [&str; 3] = ["CONFIRMED", "PAYMENT_FAILED", "CANCELLED"];
-
-fn read_json(path: &Path) -> Result<Value, DemoError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| DemoError(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| DemoError(format!("{}: {e}", path.display())))
-}
-
-fn attribute(value: &Value) -> AttributeValue {
-    match value {
-        Value::Number(n) => AttributeValue::N(n.to_string()),
-        Value::Bool(b) => AttributeValue::Bool(*b),
-        other => AttributeValue::S(crate::intrinsics::scalar_text(other)),
+impl From<smoke::SmokeError> for DemoError {
+    fn from(error: smoke::SmokeError) -> Self {
+        Self(error.to_string())
     }
 }
 
-/// Seeds the stock in `stock.json` of `scenarios` (a table's logical id and its items).
+/// Seeds the stock in `stock.json` of `scenarios`, as `make smoke` does on AWS.
 pub async fn seed(host: &Host, scenarios: &Path) -> Result<(), DemoError> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
-    let stock = read_json(&scenarios.join("stock.json"))?;
-    let table = host
-        .stack
-        .table_name(stock["table"].as_str().unwrap_or_default())
-        .map_err(|e| DemoError(e.to_string()))?
-        .to_owned();
-    for item in stock["items"].as_array().into_iter().flatten() {
-        let item: HashMap<String, AttributeValue> = item
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), attribute(v)))
-            .collect();
-        dynamodb
-            .put_item()
-            .table_name(&table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| DemoError(format!("seeding stock: {e:?}")))?;
-    }
-    println!("seeded stock: {}", stock["items"]);
-    Ok(())
+    Ok(smoke::seed_stock(&host.sdk, &Deployed::local(host), scenarios).await?)
 }
 
 /// Runs the demo against a started host, printing as it goes; `Ok(true)` if it passed.
@@ -116,72 +68,16 @@ pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
             .map_err(|e| DemoError(format!("{e:?}")))?;
     }
 
-    // Place the orders over HTTP.
-    let script = read_json(&scenarios.join("scenarios.json"))?;
-    let mut placed = Vec::new();
-    let base = host.api_url();
-    for scenario in script["orders"].as_array().into_iter().flatten() {
-        let name = scenario["name"].as_str().unwrap_or("order").to_owned();
-        let key = uuid::Uuid::new_v4().to_string();
-        let body = scenario["order"].to_string();
-        let mut order_id = String::new();
-        let mut correlation_id = String::new();
-        let mut replays = 0;
-        for _ in 0..scenario["submissions"].as_u64().unwrap_or(1) {
-            let response = http_client::send(
-                Method::POST,
-                &format!("{base}/orders"),
-                &[
-                    ("content-type", "application/json"),
-                    ("idempotency-key", &key),
-                ],
-                Some(body.clone()),
-            )
-            .await
-            .map_err(fail("POST /orders"))?;
-            let json: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
-            let replayed = response.headers.get("idempotent-replayed").is_some();
-            println!(
-                "POST /orders  {:<26} -> {} {}{}",
-                name,
-                response.status,
-                json["order_id"].as_str().unwrap_or("(no order)"),
-                if replayed {
-                    "  (Idempotent-Replayed: true)"
-                } else {
-                    ""
-                }
-            );
-            if response.status != 201 {
-                return Err(DemoError(format!(
-                    "{name}: unexpected {}: {}",
-                    response.status, response.body
-                )));
-            }
-            replays += usize::from(replayed);
-            let id = json["order_id"].as_str().unwrap_or_default().to_owned();
-            if !order_id.is_empty() && order_id != id {
-                return Err(DemoError(format!(
-                    "{name}: one key gave two orders ({order_id}, {id})"
-                )));
-            }
-            order_id = id;
-            correlation_id = json["correlation_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-        }
-        placed.push(Placed {
-            name,
-            expect: scenario["expect"].as_str().unwrap_or_default().to_owned(),
-            order_id,
-            correlation_id,
-            replays,
-            status: "PENDING".into(),
-        });
-    }
+    // Place the orders over HTTP, with the client `make smoke` uses on AWS.
+    let api = Api::new(&host.api_url(), &host.sdk)?;
+    let mut placed = smoke::place(&api, &smoke::scenarios(scenarios)?).await?;
 
     // Inject the poison message.
+    let path = scenarios.join("scenarios.json");
+    let script: Value = std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        .map_err(|e| DemoError(format!("{}: {e}", path.display())))?;
     let poison = &script["poison"];
     let poison_queue = host
         .stack
@@ -204,48 +100,7 @@ pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
 
     // Progress: poll every order until all are final.
     println!("\nwaiting for the orders to reach a final state...");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let mut changed = false;
-        for order in &mut placed {
-            if FINAL.contains(&order.status.as_str()) {
-                continue;
-            }
-            let response = http_client::send(
-                Method::GET,
-                &format!("{base}/orders/{}", order.order_id),
-                &[],
-                None,
-            )
-            .await
-            .map_err(fail("GET /orders"))?;
-            let status = serde_json::from_str::<Value>(&response.body)
-                .ok()
-                .and_then(|j| j["status"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            if !status.is_empty() && status != order.status {
-                println!(
-                    "  {:>6.2}s  {:<26} {} -> {}",
-                    secs(started),
-                    order.name,
-                    order.status,
-                    status
-                );
-                order.status = status;
-                changed = true;
-            }
-        }
-        if placed.iter().all(|o| FINAL.contains(&o.status.as_str())) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            println!("  gave up waiting");
-            break;
-        }
-        if !changed {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    smoke::follow(&api, &mut placed, Duration::from_secs(90), started).await?;
     // Let the last notifications and the poison message's DLQ move settle.
     settle_dlqs(host, &sqs, Duration::from_secs(20)).await;
 
@@ -253,13 +108,6 @@ pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
     print_timelines(&placed, &lines, started);
     let ok = print_summary(host, &placed, &lines, &dynamodb, &sqs, &watch, &poison_id).await?;
     Ok(ok)
-}
-
-fn secs(since: SystemTime) -> f64 {
-    SystemTime::now()
-        .duration_since(since)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
 }
 
 /// Waits until some DLQ has a message (the poison one) or the time is up.
@@ -270,22 +118,8 @@ async fn settle_dlqs(host: &Host, sqs: &aws_sdk_sqs::Client, limit: Duration) {
             if !id.contains("DeadLetter") {
                 continue;
             }
-            let depth = sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(
-                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
-                )
-                .send()
-                .await
-                .ok()
-                .and_then(|o| o.attributes)
-                .and_then(|a| {
-                    a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                        .cloned()
-                })
-                .unwrap_or_default();
-            if depth != "0" && !depth.is_empty() {
+            let depth = crate::queues::depth(sqs, &url).await.unwrap_or_default();
+            if depth.waiting > 0 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 return;
             }

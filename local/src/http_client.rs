@@ -1,10 +1,12 @@
-//! A small HTTP/1 client for talking to the local API (plain HTTP on loopback only).
+//! A small HTTP/1 client: plain HTTP for the local API on loopback, and HTTPS (the
+//! system's roots, through rustls) for `make smoke` against a deployed stack.
 
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
 /// A response, read fully.
@@ -29,10 +31,11 @@ pub async fn send(
 }
 
 /// A client that keeps its connections open between requests, for callers that send
-/// many (the reliability runs' load), as real API clients do.
+/// many (the reliability runs' load), as real API clients do. Plain HTTP unless built
+/// with [`Http::https`].
 #[derive(Clone)]
-pub struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+pub struct Http<C = HttpConnector> {
+    client: Client<C, Full<Bytes>>,
 }
 
 impl Default for Http {
@@ -48,7 +51,25 @@ impl Http {
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
+}
 
+impl Http<HttpsConnector<HttpConnector>> {
+    /// A client for `https://` (and `http://`) URLs, trusting the system's certificate
+    /// roots: the API Gateway endpoint of a deployed stack, or the local API.
+    pub fn https() -> Result<Self, String> {
+        let connector = HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("the system's certificate roots: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+}
+
+impl<C: Connect + Clone + Send + Sync + 'static> Http<C> {
     /// Sends one request, reusing an idle connection if there is one.
     pub async fn send(
         &self,

@@ -5,7 +5,8 @@
 //! - [`template`] reads template.yaml and resolves its intrinsics to local names;
 //! - [`provision`] creates the template's tables, topics, queues and subscriptions;
 //! - [`invoke`] is the JSON-in/JSON-out shape of a Lambda invocation;
-//! - [`streams`] emulates a DynamoDB stream event source mapping.
+//! - [`streams`] emulates a DynamoDB stream event source mapping;
+//! - [`smoke`] proves a stack works, deployed (`make smoke`) or local (`make demo`).
 //!
 //! The template is the only source of truth: nothing here names a table, a queue or a
 //! function of this project.
@@ -27,5 +28,6 @@ pub mod queues;
 pub mod redrive;
 pub mod reliability;
 pub mod signal;
+pub mod smoke;
 pub mod streams;
 pub mod template;

@@ -20,13 +20,60 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::error::SdkError;
+use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError;
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
 use serde_json::{Map, Value, json};
 
 use crate::chaos::Chaos;
 use crate::emulator::REGION;
 use crate::invoke::{Invoke, TIMED_OUT};
 use crate::provision::QueueMapping;
+
+/// A queue's messages as `GetQueueAttributes` counts them (approximately, as SQS says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Depth {
+    /// Visible, waiting to be received.
+    pub waiting: u64,
+    /// Received and not yet deleted or back (in flight).
+    pub in_flight: u64,
+}
+
+impl Depth {
+    /// Every message the queue holds.
+    pub fn total(self) -> u64 {
+        self.waiting + self.in_flight
+    }
+}
+
+/// How many messages a queue holds, waiting and in flight: what the audits, the smoke
+/// test and the tests read to know a queue (a DLQ most often) is empty.
+pub async fn depth(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Depth, SdkError<GetQueueAttributesError>> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await?
+        .attributes
+        .unwrap_or_default();
+    let count = |name| {
+        attributes
+            .get(&name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    };
+    Ok(Depth {
+        waiting: count(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    })
+}
 
 /// How long an empty receive waits for a message (Lambda waits up to 20 s; locally a short
 /// wait keeps shutdowns quick while still sparing the emulator a stream of empty polls).

@@ -11,6 +11,7 @@ use local::emulator::workspace_root;
 use local::host::logs::Logs;
 use local::host::{Host, HostOptions};
 use local::http_client;
+use local::smoke::{self, Deployed};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -382,6 +383,88 @@ async fn the_demo_passes() {
     );
 }
 
+#[tokio::test]
+async fn the_smoke_test_passes_against_the_local_cloud() {
+    let host = pipeline_host().await;
+    let stack = Deployed::local(&host);
+
+    let report = smoke::run(
+        &host.sdk,
+        &stack,
+        &workspace_root().join("events/demo"),
+        DEADLINE,
+    )
+    .await
+    .unwrap();
+
+    assert!(report.passed(), "{report}");
+    let states: Vec<_> = report
+        .orders
+        .iter()
+        .map(|o| (o.name.as_str(), o.status.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("happy order", "CONFIRMED"),
+            ("declined card", "PAYMENT_FAILED"),
+            ("out of stock", "CANCELLED"),
+            ("same order twice, one key", "CONFIRMED"),
+        ]
+    );
+    let checked: Vec<_> = report
+        .dead_letters
+        .iter()
+        .map(|(q, _)| q.as_str())
+        .collect();
+    for queue in [
+        "RelayDeadLetterQueue",
+        "PaymentDeadLetterQueue",
+        "InventoryDeadLetterQueue",
+        "NotificationDeadLetterQueue",
+    ] {
+        assert!(checked.contains(&queue), "{queue} is checked: {checked:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_smoke_test_fails_when_an_order_does_not_reach_its_state() {
+    // An inventory function that never asks for work: paid orders stay PAID.
+    let host = Host::start(
+        HostOptions {
+            api_port: 0,
+            overrides: HashMap::from([(
+                "InventoryFunction".to_string(),
+                (
+                    PathBuf::from("/bin/sh"),
+                    vec!["-c".into(), "sleep 600".into()],
+                ),
+            )]),
+            ..HostOptions::default()
+        },
+        Logs::default(),
+    )
+    .await
+    .unwrap();
+
+    let report = smoke::run(
+        &host.sdk,
+        &Deployed::local(&host),
+        &workspace_root().join("events/demo"),
+        Duration::from_secs(15),
+    )
+    .await
+    .unwrap();
+
+    assert!(!report.passed(), "{report}");
+    let happy = &report.orders[0];
+    assert_eq!(
+        (happy.name.as_str(), happy.status.as_str()),
+        ("happy order", "PAID")
+    );
+    assert!(report.to_string().contains("FAIL  happy order"), "{report}");
+}
+
 /// Sums the values of one EMF metric across every EMF line (histograms: their count).
 fn emf_total(lines: &[Value], name: &str) -> f64 {
     lines
@@ -624,16 +707,8 @@ async fn queue_attribute(sqs: &aws_sdk_sqs::Client, url: &str, name: QueueAttrib
 
 /// (visible, in flight) messages of a queue.
 async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
-    let count = async |name| {
-        queue_attribute(sqs, url, name)
-            .await
-            .parse::<u64>()
-            .unwrap()
-    };
-    (
-        count(QueueAttributeName::ApproximateNumberOfMessages).await,
-        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible).await,
-    )
+    let depth = local::queues::depth(sqs, url).await.unwrap();
+    (depth.waiting, depth.in_flight)
 }
 
 /// Waits until a queue's depth is `expected`; its depth at the deadline otherwise.

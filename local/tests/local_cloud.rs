@@ -1402,20 +1402,47 @@ async fn an_injected_write_throttle_is_retried_by_the_sdk_and_seen_without_retri
 
 /// A queue's (waiting, in flight) message counts, as GetQueueAttributes reports them.
 async fn depths(sqs: &aws_sdk_sqs::Client, url: &str) -> (usize, usize) {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    let depth = local::queues::depth(sqs, url).await.unwrap();
+    let count = |n: u64| usize::try_from(n).unwrap();
+    (count(depth.waiting), count(depth.in_flight))
+}
+
+#[tokio::test]
+async fn the_smoke_test_finds_a_deployed_stacks_api_and_dlqs_through_cloudformation() {
+    let emulator = Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let template = serde_json::json!({
+        "Resources": {
+            "WorkQueue": {"Type": "AWS::SQS::Queue"},
+            "WorkDeadLetterQueue": {"Type": "AWS::SQS::Queue"}
+        },
+        "Outputs": {"ApiUrl": {"Value": "https://abc.execute-api.us-east-1.amazonaws.com/v1"}}
+    });
+    aws_sdk_cloudformation::Client::new(&sdk)
+        .create_stack()
+        .stack_name("smoke-me")
+        .template_body(template.to_string())
         .send()
         .await
-        .unwrap()
-        .attributes
         .unwrap();
-    let count = |name: QueueAttributeName| attributes[&name].parse::<usize>().unwrap();
-    (
-        count(QueueAttributeName::ApproximateNumberOfMessages),
-        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-    )
+
+    let stack = local::smoke::Deployed::describe(&sdk, "smoke-me")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        stack.outputs.get("ApiUrl").map(String::as_str),
+        Some("https://abc.execute-api.us-east-1.amazonaws.com/v1")
+    );
+    let dlqs = stack.dead_letter_queues();
+    assert_eq!(dlqs.len(), 1, "{dlqs:?}");
+    assert_eq!(dlqs[0].0, "WorkDeadLetterQueue");
+    assert!(
+        dlqs[0].1.contains("WorkDeadLetterQueue"),
+        "the queue's URL: {dlqs:?}"
+    );
+    // moto lists a stack's alarms without their logical ids, so the alarms are found
+    // by resource type in the unit test of `Deployed` instead.
+    let missing = local::smoke::Deployed::describe(&sdk, "no-such-stack").await;
+    assert!(missing.is_err_and(|e| e.to_string().contains("no-such-stack")));
 }

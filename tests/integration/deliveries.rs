@@ -344,25 +344,8 @@ async fn redrive_lists_dead_letters_with_reasons_and_moves_them_back() {
 
 /// Visible and in-flight messages of a queue.
 async fn depth(h: &Harness, queue_url: &str) -> (u64, u64) {
-    use aws_sdk_sqs::types::QueueAttributeName::{
-        ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
-    };
-    let attributes = h
-        .sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(ApproximateNumberOfMessages)
-        .attribute_names(ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    let count = |name| attributes[&name].parse::<u64>().unwrap();
-    (
-        count(ApproximateNumberOfMessages),
-        count(ApproximateNumberOfMessagesNotVisible),
-    )
+    let depth = local::queues::depth(&h.sqs, queue_url).await.unwrap();
+    (depth.waiting, depth.in_flight)
 }
 
 /// A DLQ holds more than one receive's worth (SQS gives at most 10 per receive): the

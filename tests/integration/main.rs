@@ -6,6 +6,7 @@ mod best_practices;
 mod contention;
 mod deliveries;
 mod errors;
+mod fork_health;
 mod idempotency_keys;
 mod idempotency_protocol;
 mod least_privilege;

@@ -4,15 +4,18 @@
 //! written to docs/reliability.md; exit code 0 only if every audit passed) and `local
 //! bench [ORDERS]` (cold starts, sizes, memory, requests, throughput and cost, written to
 //! docs/performance.md) and `local bench-choices` (a build per release-profile choice,
-//! written to docs/release-profile.md). `make dev`, `make demo`, `make reliability`,
+//! written to docs/release-profile.md) and `local smoke STACK` (a deployed stack's orders,
+//! DLQs and alarms, with the caller's credentials; exit code 0 only if it works). `make dev`, `make demo`, `make reliability`,
 //! `make bench` and `make bench-choices` build what they need and run these.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use local::emulator::workspace_root;
 use local::host::logs::{Logs, readable};
 use local::host::{Host, HostOptions};
+use local::smoke::Deployed;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,9 +26,10 @@ async fn main() -> ExitCode {
         "reliability" => reliability(std::env::args().nth(2), std::env::args().nth(3)).await,
         "bench" => bench(std::env::args().nth(2)).await,
         "bench-choices" => bench_choices(),
+        "smoke" => smoke(std::env::args().nth(2), std::env::args().nth(3)).await,
         _ => {
             eprintln!(
-                "usage: local dev | local demo | local reliability [SCALE (default 1.0) [SCENARIO]] | local bench [ORDERS] | local bench-choices"
+                "usage: local dev | local demo | local reliability [SCALE (default 1.0) [SCENARIO]] | local bench [ORDERS] | local bench-choices | local smoke STACK [SECONDS (default 120)]"
             );
             return ExitCode::from(2);
         }
@@ -38,6 +42,32 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn smoke(
+    stack: Option<String>,
+    seconds: Option<String>,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    let stack = stack.ok_or("usage: local smoke STACK [SECONDS]")?;
+    let within = Duration::from_secs(seconds.as_deref().unwrap_or("120").parse()?);
+    let sdk = aws_adapters::sdk::load_sdk_config().await;
+    let deployed = Deployed::describe(&sdk, &stack).await?;
+    println!(
+        "smoke test of stack {stack}: {}",
+        deployed
+            .outputs
+            .get("ApiUrl")
+            .map_or("(no ApiUrl)", String::as_str)
+    );
+    let report = local::smoke::run(
+        &sdk,
+        &deployed,
+        &workspace_root().join("events/demo"),
+        within,
+    )
+    .await?;
+    println!("\n{report}");
+    Ok(report.passed())
 }
 
 fn banner(host: &Host) {
