@@ -34,31 +34,27 @@ pub async fn seed(host: &Host, scenarios: &Path) -> Result<(), DemoError> {
     Ok(smoke::seed_stock(&host.sdk, &Deployed::local(host), scenarios).await?)
 }
 
-/// Runs the demo against a started host, printing as it goes; `Ok(true)` if it passed.
-pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
-    let started = SystemTime::now();
-    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
+/// A queue of `name` subscribed to the customer notifications topic (raw delivery), so
+/// what customers are told can be read back: the demo's summary counts it, and
+/// `make dev` prints each notification as it is sent. Returns the queue's URL.
+pub async fn watch_notifications(host: &Host, name: &str) -> Result<String, DemoError> {
     let sqs = aws_sdk_sqs::Client::new(&host.sdk);
-    let sns = aws_sdk_sns::Client::new(&host.sdk);
-
-    seed(host, scenarios).await?;
-
-    // Watch what customers are told.
     let watch = sqs
         .create_queue()
-        .queue_name("demo-notifications-watch")
+        .queue_name(name)
         .send()
         .await
         .map_err(|e| DemoError(format!("{e:?}")))?
         .queue_url
         .unwrap_or_default();
     let watch_arn = format!(
-        "arn:aws:sqs:{}:{}:demo-notifications-watch",
+        "arn:aws:sqs:{}:{}:{name}",
         crate::emulator::REGION,
         crate::emulator::ACCOUNT_ID
     );
     if let Ok(topic) = host.stack.topic_arn("CustomerNotificationsTopic") {
-        sns.subscribe()
+        aws_sdk_sns::Client::new(&host.sdk)
+            .subscribe()
             .topic_arn(topic)
             .protocol("sqs")
             .endpoint(&watch_arn)
@@ -67,6 +63,33 @@ pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
             .await
             .map_err(|e| DemoError(format!("{e:?}")))?;
     }
+    Ok(watch)
+}
+
+/// One line for a notification a customer was sent (the JSON notification publishes):
+/// `notification  order_received  -> cust-1: We received your order …`.
+pub fn notification_line(body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(n) => format!(
+            "notification  {:<16} -> {}: {}",
+            n["kind"].as_str().unwrap_or("?"),
+            n["customer_id"].as_str().unwrap_or("?"),
+            n["message"].as_str().unwrap_or(body)
+        ),
+        Err(_) => format!("notification  {body}"),
+    }
+}
+
+/// Runs the demo against a started host, printing as it goes; `Ok(true)` if it passed.
+pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
+    let started = SystemTime::now();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+
+    seed(host, scenarios).await?;
+
+    // Watch what customers are told.
+    let watch = watch_notifications(host, "demo-notifications-watch").await?;
 
     // Place the orders over HTTP, with the client `make smoke` uses on AWS.
     let api = Api::new(&host.api_url(), &host.sdk)?;

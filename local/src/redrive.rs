@@ -2,14 +2,22 @@
 //! fixed. Works against the emulator and against AWS alike (the SDK config honours
 //! `AWS_ENDPOINT_URL`); `make redrive` is the command.
 //!
-//! Consumers forward a message they can never process with its reason in the
-//! `dead_letter_reason` attribute (see `aws_adapters::SqsDeadLetters`); messages the
-//! queue's redrive policy moved after too many receives have no reason, only their
-//! receive count. Moving back drops the dead-letter attributes, so a message that fails
-//! again gets a fresh reason. Handling is idempotent everywhere, so moving back a message
-//! that was in fact handled is harmless.
+//! A message reaches a DLQ in one of two ways, and the listing tells them apart:
+//!
+//! - **Forwarded at once** by the function that failed on it (see
+//!   `aws_adapters::SqsDeadLetters`): a copy, with a new message id, its reason in the
+//!   `dead_letter_reason` attribute and the id it had before in `original_message_id`.
+//!   The listing prints that original id, because it is the one the function's ERROR
+//!   log line names.
+//! - **Moved by the queue's redrive policy** after `maxReceiveCount` receives: the
+//!   message itself, with no reason attribute. The listing prints how often it was
+//!   received before the listing looked at it.
+//!
+//! Moving back drops the dead-letter attributes, so a message that fails again gets a
+//! fresh reason. Handling is idempotent everywhere, so moving back a message that was in
+//! fact handled is harmless.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_adapters::{ORIGINAL_ID_ATTRIBUTE, REASON_ATTRIBUTE};
 use aws_sdk_sqs::types::{
@@ -20,10 +28,10 @@ use serde_json::Value;
 
 /// How long [`list`] hides each message it has listed, so that the next receive brings
 /// others (SQS gives at most 10 per receive, and a message received with a zero
-/// visibility timeout may come straight back in the next, in place of the rest). Long
-/// enough for a listing of thousands; should the tool die mid-listing, the messages are
-/// visible again after it.
-const LIST_HOLD_SECONDS: i32 = 60;
+/// visibility timeout may come straight back in the next, in place of the rest), and how
+/// long [`move_back`] hides each message it is moving. Long enough for a listing of
+/// thousands; should the tool die halfway, the messages are visible again after it.
+const HOLD_SECONDS: i32 = 60;
 
 /// How long a listing receive waits. Long polling asks every SQS server, so an empty
 /// answer means nothing visible is left; a short poll samples a few servers and can
@@ -33,43 +41,51 @@ const LIST_WAIT_SECONDS: i32 = 1;
 /// One message in a dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// Its id in the DLQ.
+    /// Its id in the DLQ. A forwarded copy has a new id here, which no log line names.
     pub message_id: String,
-    /// The id it had in the queue it failed in, when a consumer forwarded it.
+    /// The id it had where it failed, when a function forwarded it: the id that
+    /// function's ERROR log line names, so the two can be matched.
     pub original_id: Option<String>,
-    /// Why it is here, when a consumer said so.
+    /// Why it is here, when the function that forwarded it said so.
     pub reason: Option<String>,
-    /// How often it was received before landing here (redrive policy moves).
-    pub receive_count: Option<String>,
+    /// How often it was received before this listing: SQS's `ApproximateReceiveCount`
+    /// less the listing's own receive (which SQS counts too). For a message the redrive
+    /// policy moved, that is its receives in its queue plus any earlier listings.
+    pub received_before: Option<u64>,
     /// The body, unchanged.
     pub body: String,
 }
 
+/// How a letter without a reason got here. Only forwarding sets a reason, so it was moved
+/// by the redrive policy, unless someone sent it to the DLQ themselves.
+const NO_REASON: &str =
+    "no reason: moved by the redrive policy after too many receives (or sent here by hand)";
+
 impl DeadLetter {
-    /// The letter as `make redrive` prints it: its id, why it is here, and the start of
-    /// its body. The reason and the body come from whoever sent the message, so their
-    /// control characters are escaped ([`printable`]): a hostile body cannot clear the
-    /// screen or overwrite the lines before it.
+    /// The letter as `make redrive` prints it: the id to look for in the logs, how it got
+    /// here, and the start of its body. Everything but the counts comes from whoever sent
+    /// the message, so control characters are escaped ([`printable`]): a hostile body
+    /// cannot clear the screen or overwrite the lines before it.
     pub fn describe(&self) -> String {
-        let why = self
-            .reason
-            .as_deref()
-            .map(|reason| format!("reason: {}", printable(reason)))
-            .or_else(|| {
-                self.receive_count.as_deref().map(|n| {
-                    format!(
-                        "moved by the redrive policy after {} receives",
-                        printable(n)
-                    )
-                })
-            })
-            .unwrap_or_default();
+        let id = match &self.original_id {
+            Some(original) => format!(
+                "original id {}  (the id its ERROR log line names)",
+                printable(original)
+            ),
+            None => format!("message id {}", printable(&self.message_id)),
+        };
+        let how = match (&self.reason, self.received_before) {
+            (Some(reason), _) => format!(
+                "forwarded at once by the function that failed on it, reason: {}",
+                printable(reason)
+            ),
+            (None, Some(count)) => {
+                format!("{NO_REASON}; received {count} time(s) before this listing")
+            }
+            (None, None) => NO_REASON.to_owned(),
+        };
         let body: String = self.body.chars().take(200).collect();
-        format!(
-            "{}  {why}\n    body: {}",
-            printable(&self.message_id),
-            printable(&body)
-        )
+        format!("{id}\n    {how}\n    body: {}", printable(&body))
     }
 }
 
@@ -139,21 +155,24 @@ fn attribute(message: &Message, name: &str) -> Option<String> {
 }
 
 fn dead_letter(message: Message) -> DeadLetter {
+    // SQS counts the receive that brought the message to this listing: leave it out.
+    let received_before = message
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|count| count.parse::<u64>().ok())
+        .map(|count| count.saturating_sub(1));
     DeadLetter {
         message_id: message.message_id.clone().unwrap_or_default(),
         original_id: attribute(&message, ORIGINAL_ID_ATTRIBUTE),
         reason: attribute(&message, REASON_ATTRIBUTE),
-        receive_count: message
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-            .cloned(),
+        received_before,
         body: message.body.unwrap_or_default(),
     }
 }
 
 /// Every message in the queue, each once, without taking any. Each is received with a
-/// visibility timeout of [`LIST_HOLD_SECONDS`], so the next receive brings others, until
+/// visibility timeout of [`HOLD_SECONDS`], so the next receive brings others, until
 /// a receive brings nothing; then every listed message is made visible again at once,
 /// leaving the queue as it was. (Receiving with a zero visibility timeout would leave
 /// them visible throughout, but then SQS may hand back the same ten every time and the
@@ -171,7 +190,7 @@ pub async fn list(
             .receive_message()
             .queue_url(dlq_url)
             .max_number_of_messages(10)
-            .visibility_timeout(LIST_HOLD_SECONDS)
+            .visibility_timeout(HOLD_SECONDS)
             .wait_time_seconds(LIST_WAIT_SECONDS)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
@@ -254,9 +273,7 @@ async fn make_visible(
         None => Ok(()),
         Some(reason) => Err(RedriveError::Call {
             operation: "ChangeMessageVisibilityBatch",
-            detail: format!(
-                "{hidden} listed message(s) stay hidden for up to {LIST_HOLD_SECONDS} s: {reason}"
-            ),
+            detail: format!("{hidden} message(s) stay hidden for up to {HOLD_SECONDS} s: {reason}"),
         }),
     }
 }
@@ -320,52 +337,95 @@ async fn check_source(
 ///
 /// Only to the DLQ's source: a `target_url` whose `RedrivePolicy` does not name this
 /// DLQ is refused with [`RedriveError::NotTheSource`] before anything is moved.
+///
+/// Each message moves once. While the move runs, the target's consumer may fail on a
+/// moved message again and send it straight back (a poison message is forwarded with
+/// the id it had in the target as its original id). Such a message is recognised by
+/// that id and left in the DLQ; without this, the move would send it round in circles.
 pub async fn move_back(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
     target_url: &str,
 ) -> Result<usize, RedriveError> {
     check_source(sqs, dlq_url, target_url).await?;
+    // The ids the moved messages got in the target.
+    let mut sent = HashSet::new();
+    // Messages that came back: hidden while the move runs, made visible again after it.
+    let mut held = BTreeMap::new();
     let mut moved = 0;
-    loop {
-        let batch = sqs
+    let result = loop {
+        let batch = match sqs
             .receive_message()
             .queue_url(dlq_url)
             .max_number_of_messages(10)
-            .visibility_timeout(60)
+            .visibility_timeout(HOLD_SECONDS)
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(failed("ReceiveMessage"))?
-            .messages
-            .unwrap_or_default();
+        {
+            Ok(answer) => answer.messages.unwrap_or_default(),
+            Err(error) => break Err(failed("ReceiveMessage")(error)),
+        };
         if batch.is_empty() {
-            return Ok(moved);
+            break Ok(());
         }
-        for message in batch {
-            let attributes: HashMap<String, MessageAttributeValue> = message
-                .message_attributes
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(name, _)| name != REASON_ATTRIBUTE && name != ORIGINAL_ID_ATTRIBUTE)
-                .collect();
-            sqs.send_message()
-                .queue_url(target_url)
-                .message_body(message.body.clone().unwrap_or_default())
-                .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+        match move_batch(sqs, dlq_url, target_url, batch, &mut sent, &mut held).await {
+            Ok(count) => moved += count,
+            Err(error) => break Err(error),
+        }
+    };
+    let restored = make_visible(sqs, dlq_url, &held).await;
+    result?;
+    restored?;
+    Ok(moved)
+}
+
+/// Moves one received batch to the target, except the messages that came back during
+/// this move (their id, or their original id, is in `sent`), which go into `held`.
+/// Returns how many moved.
+async fn move_batch(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    target_url: &str,
+    batch: Vec<Message>,
+    sent: &mut HashSet<String>,
+    held: &mut BTreeMap<String, String>,
+) -> Result<usize, RedriveError> {
+    let mut moved = 0;
+    for message in batch {
+        let id = message.message_id.clone().unwrap_or_default();
+        let original = attribute(&message, ORIGINAL_ID_ATTRIBUTE).unwrap_or_default();
+        if sent.contains(&id) || sent.contains(&original) {
+            held.insert(id, message.receipt_handle.clone().unwrap_or_default());
+            continue;
+        }
+        let attributes: HashMap<String, MessageAttributeValue> = message
+            .message_attributes
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(name, _)| name != REASON_ATTRIBUTE && name != ORIGINAL_ID_ATTRIBUTE)
+            .collect();
+        let answer = sqs
+            .send_message()
+            .queue_url(target_url)
+            .message_body(message.body.clone().unwrap_or_default())
+            .set_message_attributes((!attributes.is_empty()).then_some(attributes))
+            .send()
+            .await
+            .map_err(failed("SendMessage"))?;
+        if let Some(new_id) = answer.message_id {
+            sent.insert(new_id);
+        }
+        if let Some(handle) = &message.receipt_handle {
+            sqs.delete_message()
+                .queue_url(dlq_url)
+                .receipt_handle(handle)
                 .send()
                 .await
-                .map_err(failed("SendMessage"))?;
-            if let Some(handle) = &message.receipt_handle {
-                sqs.delete_message()
-                    .queue_url(dlq_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(failed("DeleteMessage"))?;
-            }
-            moved += 1;
+                .map_err(failed("DeleteMessage"))?;
         }
+        moved += 1;
     }
+    Ok(moved)
 }

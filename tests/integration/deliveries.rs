@@ -447,3 +447,131 @@ async fn redrive_describes_a_hostile_body_with_its_control_characters_escaped() 
     assert!(!shown.contains(['\u{1b}', '\r']), "{shown:?}");
     assert!(shown.ends_with(r"body: café\u{1b}[2J\rall good"), "{shown}");
 }
+
+/// A message a consumer forwarded is listed by the id the consumer's ERROR line names
+/// (its id in the queue it failed in), not by the DLQ copy's own id, and as forwarded at
+/// once with its reason; the listing's own receive is not shown as a retry.
+#[tokio::test]
+async fn redrive_lists_a_forwarded_letter_by_the_id_its_error_line_names() {
+    let h = Harness::start().await;
+    let (mut pipeline, _consumers) = h.pipeline().await;
+    let (queue, dlq) = queue_and_dlq(&h, "Payment");
+    let sent = h
+        .sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body(r#"{"type": "OrderPlaced", "version": 1"#)
+        .send()
+        .await
+        .unwrap();
+    // The id payment is handed, and logs at ERROR as `message_id`.
+    let original = sent.message_id.unwrap();
+    h.settle(&mut pipeline).await;
+
+    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter.original_id.as_deref(), Some(original.as_str()));
+    assert_ne!(
+        letter.message_id, original,
+        "the DLQ copy has an id of its own"
+    );
+    let shown = letter.describe();
+    assert!(
+        shown.starts_with(&format!(
+            "original id {original}  (the id its ERROR log line names)\n"
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains(&letter.message_id), "{shown}");
+    assert!(
+        shown.contains(
+            "\n    forwarded at once by the function that failed on it, reason: malformed envelope"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("received"), "no retries to count: {shown}");
+}
+
+/// A message the redrive policy moved (received `maxReceiveCount` times, never deleted)
+/// has no reason and keeps its id; the listing counts the receives before it, not its
+/// own, and a later listing counts the earlier one.
+#[tokio::test]
+async fn redrive_counts_the_receives_before_the_listing_of_a_letter_the_redrive_policy_moved() {
+    let h = Harness::start().await;
+    let (queue, dlq) = queue_and_dlq(&h, "Payment");
+    let policy = h
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy]
+        .clone();
+    let max_receives = serde_json::from_str::<Value>(&policy).unwrap()["maxReceiveCount"]
+        .as_u64()
+        .unwrap();
+    let sent = h
+        .sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body("a payment event whose consumer keeps failing")
+        .send()
+        .await
+        .unwrap()
+        .message_id
+        .unwrap();
+    // Received and never deleted, as by a consumer that keeps failing, until the redrive
+    // policy moves it (on the receive after the last one it allows).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while depth(&h, &dlq).await.0 == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never moved to the DLQ"
+        );
+        h.sqs
+            .receive_message()
+            .queue_url(&queue)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!((&letter.reason, &letter.original_id), (&None, &None));
+    assert_eq!(
+        letter.message_id, sent,
+        "the policy moves the message itself"
+    );
+    assert_eq!(
+        letter.received_before,
+        Some(max_receives),
+        "its receives in its queue, without the listing's own"
+    );
+    let shown = letter.describe();
+    assert!(
+        shown.starts_with(&format!("message id {sent}\n")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "\n    no reason: moved by the redrive policy after too many receives (or sent \
+             here by hand); received {max_receives} time(s) before this listing\n"
+        )),
+        "{shown}"
+    );
+    let again = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+    assert_eq!(
+        again[0].received_before,
+        Some(max_receives + 1),
+        "the first listing was a receive too"
+    );
+}

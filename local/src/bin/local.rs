@@ -105,11 +105,50 @@ async fn dev() -> Result<bool, Box<dyn std::error::Error>> {
     .await?;
     banner(&host);
     local::demo::seed(&host, &workspace_root().join("events/demo")).await?;
+    print_notifications(&host).await?;
     println!("Ctrl-C stops everything.");
     tokio::signal::ctrl_c().await?;
     println!("stopping...");
     drop(host);
     Ok(true)
+}
+
+/// Prints every notification customers are sent, as it is sent, so a change to what
+/// they are told (lab 2's gift message) can be seen.
+async fn print_notifications(host: &Host) -> Result<(), Box<dyn std::error::Error>> {
+    let queue = local::demo::watch_notifications(host, "dev-notifications-watch").await?;
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+    tokio::spawn(async move {
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(2)
+                .send()
+                .await;
+            let Ok(received) = received else {
+                // The emulator is gone: `make dev` is stopping.
+                return;
+            };
+            for message in received.messages() {
+                println!(
+                    "{}",
+                    local::demo::notification_line(message.body().unwrap_or_default())
+                );
+                if let Some(handle) = message.receipt_handle() {
+                    // A failed delete only means the line is printed again.
+                    let _ = sqs
+                        .delete_message()
+                        .queue_url(&queue)
+                        .receipt_handle(handle)
+                        .send()
+                        .await;
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 async fn demo() -> Result<bool, Box<dyn std::error::Error>> {

@@ -6,8 +6,13 @@
 //! redrive <dlq-url> --to <queue-url>  move every message back to <queue-url>
 //! ```
 //!
+//! Each listed message shows the id to look for in the logs (for a message a function
+//! forwarded, the original id its ERROR line names, not the DLQ copy's own id), how it
+//! got there (forwarded at once with a reason, or moved by the redrive policy, with how
+//! often it was received before the listing) and the start of its body.
+//!
 //! A move is refused unless `<queue-url>` is the DLQ's source (its redrive policy names
-//! the DLQ). Reasons and bodies are printed with control characters escaped.
+//! the DLQ). Ids, reasons and bodies are printed with control characters escaped.
 //!
 //! On AWS it uses your usual credentials; against `make emulator`, set
 //! `AWS_ENDPOINT_URL=http://127.0.0.1:5000`.
