@@ -30,7 +30,7 @@ pub fn envelope(event_type: &str, version: Value, payload: Value) -> String {
 
 /// A valid `OrderPlaced` payload (an empty order for 1.00 EUR).
 pub fn order_placed_payload() -> Value {
-    json!({"customer_id": "cust-4711", "items": [], "payment_token": "tok_visa",
+    json!({"customer_id": "cust-4711", "items": [],
         "total": {"amount_minor": 100, "currency": "EUR"}})
 }
 

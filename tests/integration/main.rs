@@ -17,4 +17,5 @@ mod saga;
 mod sample_events;
 mod scaffold;
 mod security_scan;
+mod token;
 mod workshop;

@@ -54,7 +54,9 @@ async fn order_placed_carries_the_envelope_and_the_api_correlation_id() {
         panic!("an OrderPlaced payload");
     };
     assert_eq!(placed.total.amount_minor, 4499);
-    assert_eq!(placed.payment_token.expose(), "tok_visa");
+    // The card token stays on the stored order: never on the topic.
+    assert_eq!(placed.legacy_payment_token(), None);
+    assert!(!body.contains("tok_visa"), "{body}");
 }
 
 #[tokio::test]

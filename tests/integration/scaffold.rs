@@ -280,7 +280,7 @@ async fn scaffolded_sqs_and_http_functions_build_pass_their_tests_and_join_the_t
         "order_id": uuid::Uuid::new_v4(),
         "payload": {"customer_id": "cust-4711", "items": [{"sku": "SKU-MUG", "quantity": 1,
             "unit_price": {"amount_minor": 1250, "currency": "EUR"}}],
-            "total": {"amount_minor": 1250, "currency": "EUR"}, "payment_token": "tok_visa"}
+            "total": {"amount_minor": 1250, "currency": "EUR"}}
     });
     aws_sdk_sns::Client::new(&host.sdk)
         .publish()

@@ -11,6 +11,10 @@
 //! - the order, its `OrderPlaced` outbox row and the completed idempotency record are
 //!   written in **one** DynamoDB transaction, so there is never an order without its
 //!   event, a key without its order, or a 201 for something not stored.
+//!
+//! The card token goes with the order, onto its item, and nowhere else: not into the
+//! event, the answer or the stored answer a replay sends (both are the [`Order`], which
+//! has no token field). Payment reads it from the item.
 
 mod idempotency;
 pub mod wiring;
@@ -97,7 +101,7 @@ impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
             order.order_id,
             correlation_id.clone(),
             now,
-            Event::OrderPlaced(OrderPlaced::of(&order, new_order.payment_token.clone())),
+            Event::OrderPlaced(OrderPlaced::of(&order)),
         );
         let created = StoredResponse::created(&order).map_err(internal)?;
         let record = IdempotencyRecord::completed(
@@ -108,7 +112,7 @@ impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
         );
         match self
             .orders
-            .place(&order, &event, &record)
+            .place(&order, &new_order.payment_token, &event, &record)
             .await
             .map_err(|error| http_api::store_problem(&error, STORE))?
         {

@@ -5,7 +5,8 @@
 use domain::events::EventType;
 use domain::failure::Failure;
 use domain::idempotency::InMemoryIdempotencyStore;
-use domain::ports::{InMemoryOrderStore, Transition, TransitionOutcome};
+use domain::order::PaymentToken;
+use domain::ports::{InMemoryOrderStore, OrderToCharge, Transition, TransitionOutcome};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
@@ -60,6 +61,39 @@ async fn a_new_order_is_stored_with_exactly_one_outbox_event() {
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].event_type(), EventType::OrderPlaced);
     assert_eq!(outbox[0].correlation_id.as_str(), "corr-1");
+}
+
+/// The token is stored with the order for payment, and is in neither the event, the
+/// answer, nor the answer a replay sends.
+#[tokio::test]
+async fn the_card_token_is_stored_with_the_order_and_nowhere_else() {
+    let (app, store) = app();
+    let first = app.handle(request("key-1", ORDER)).await;
+    let replay = app.handle(request("key-1", ORDER)).await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+
+    let order: Value = serde_json::from_slice(first.body()).expect("the order as JSON");
+    let id = OrderId::parse(order["order_id"].as_str().unwrap_or_default()).expect("an id");
+    let stored = store.get_to_charge(id).await.unwrap().expect("stored");
+    assert_eq!(
+        stored.payment_token.as_ref().map(|t| t.expose()),
+        Some("tok_visa")
+    );
+    for (what, text) in [
+        ("answer", String::from_utf8_lossy(first.body()).into_owned()),
+        (
+            "replay",
+            String::from_utf8_lossy(replay.body()).into_owned(),
+        ),
+        ("event", store.outbox()[0].to_json().unwrap()),
+    ] {
+        assert!(
+            !text.contains("tok_visa"),
+            "the {what} has the token: {text}"
+        );
+    }
+    assert!(order.get("payment_token").is_none());
 }
 
 #[tokio::test]
@@ -122,6 +156,7 @@ impl OrderStore for PlaceFails {
     async fn place(
         &self,
         _: &Order,
+        _: &PaymentToken,
         _: &Envelope,
         _: &IdempotencyRecord,
     ) -> Result<PlaceOutcome, Failure> {
@@ -134,6 +169,10 @@ impl OrderStore for PlaceFails {
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, Failure> {
         self.store.get(id).await
+    }
+
+    async fn get_to_charge(&self, id: OrderId) -> Result<Option<OrderToCharge>, Failure> {
+        self.store.get_to_charge(id).await
     }
 }
 

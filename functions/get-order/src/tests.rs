@@ -5,8 +5,10 @@ use domain::events::Envelope;
 use domain::failure::Failure;
 use domain::fixtures::{APPROVED_TOKEN, SampleOrder};
 use domain::idempotency::IdempotencyRecord;
-use domain::order::Order;
-use domain::ports::{InMemoryOrderStore, PlaceOutcome, Transition, TransitionOutcome};
+use domain::order::{Order, PaymentToken};
+use domain::ports::{
+    InMemoryOrderStore, OrderToCharge, PlaceOutcome, Transition, TransitionOutcome,
+};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
@@ -54,6 +56,11 @@ async fn a_stored_order_is_a_200_with_the_order() {
         body,
         serde_json::to_value(&sample.order).expect("an order encodes")
     );
+    let text = String::from_utf8_lossy(response.body());
+    assert!(
+        !text.contains(APPROVED_TOKEN),
+        "never the card token: {text}"
+    );
 }
 
 #[tokio::test]
@@ -93,13 +100,20 @@ impl OrderStore for ReadFails {
         Err(self.failure.clone())
     }
 
+    async fn get_to_charge(&self, _: OrderId) -> Result<Option<OrderToCharge>, Failure> {
+        Err(self.failure.clone())
+    }
+
     async fn place(
         &self,
         order: &Order,
+        payment_token: &PaymentToken,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> Result<PlaceOutcome, Failure> {
-        self.store.place(order, event, idempotency).await
+        self.store
+            .place(order, payment_token, event, idempotency)
+            .await
     }
 
     async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, Failure> {

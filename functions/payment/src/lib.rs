@@ -6,6 +6,10 @@
 //! provider with a key derived from the **order** (so no retry, duplicate or redelivery
 //! ever charges twice), store the status change with its events in one transaction, then
 //! complete the claim.
+//!
+//! The card token is not in `OrderPlaced`: payment reads it with the stored order (the
+//! read it makes anyway, to charge the stored total), and the status change that settles
+//! the payment deletes it (see `App::card_token` for why that is safe).
 
 pub mod simulated;
 pub mod wiring;
@@ -20,8 +24,8 @@ use domain::events::{
 use domain::failure::Failure;
 use domain::idempotency::Idempotency;
 use domain::idempotency::IdempotencyStore;
-use domain::order::{Order, OrderStatus};
-use domain::ports::{DeadLetterSink, OrderStore, Transition, TransitionOutcome};
+use domain::order::{Order, OrderStatus, PaymentToken};
+use domain::ports::{DeadLetterSink, OrderStore, OrderToCharge, Transition, TransitionOutcome};
 
 use domain::ports::{ChargeOutcome, PaymentGateway};
 
@@ -95,30 +99,65 @@ where
         match order {
             Some(order) if order.status == expected => Ok(Some(order)),
             other => {
-                tracing::warn!(
-                    current = ?other.map(|o| o.status),
-                    expected = %expected,
-                    "order is not where this event expects it; nothing to do"
-                );
+                not_where_expected(other.map(|o| o.status), expected);
                 Ok(None)
             }
         }
     }
 
+    /// The card token to charge a PENDING order with.
+    ///
+    /// Why a missing token is safe: the token is deleted only by the write that moves the
+    /// order out of PENDING, and the caller has just read the order (a consistent read)
+    /// as PENDING, so for an order this release placed the token is there. A duplicate or
+    /// late `OrderPlaced` (a redelivery, a redrive days later) never gets here: it finds
+    /// the order PAID or PAYMENT_FAILED and is skipped before any token is needed. If a
+    /// charge went through but the write that settles it failed, that write did not
+    /// happen: the order is still PENDING with its token, and the retry charges again
+    /// under the same provider key (`charge-<order id>`), which answers with the first
+    /// charge instead of taking money twice.
+    ///
+    /// The one order that is PENDING without a stored token is one placed by the
+    /// release before, which carried the token in its event: that token is used
+    /// ([`OrderPlaced::legacy_payment_token`]). With neither, nothing can ever charge the
+    /// order, and guessing would be wrong (failing it would tell the customer their card
+    /// was declined), so the event goes to the DLQ with the reason, for a person.
+    fn card_token<'a>(
+        stored: &'a OrderToCharge,
+        placed: &'a OrderPlaced,
+    ) -> Result<&'a PaymentToken, Failure> {
+        if let Some(token) = &stored.payment_token {
+            return Ok(token);
+        }
+        match placed.legacy_payment_token() {
+            Some(token) => {
+                tracing::info!("no stored card token: charging with the one the event carried");
+                Ok(token)
+            }
+            None => Err(Failure::Permanent(format!(
+                "order {} is PENDING with no card token stored and none in the event",
+                stored.order.order_id
+            ))),
+        }
+    }
+
     async fn charge(&self, envelope: &Envelope, placed: &OrderPlaced) -> Result<String, Failure> {
-        let Some(order) = self.order_in(envelope, OrderStatus::Pending).await? else {
-            return Ok("skipped: order not pending".into());
+        // One read gives the status, the total and the card token.
+        let stored = match self.orders.get_to_charge(envelope.order_id).await? {
+            Some(stored) if stored.order.status == OrderStatus::Pending => stored,
+            other => {
+                not_where_expected(other.map(|s| s.order.status), OrderStatus::Pending);
+                return Ok("skipped: order not pending".into());
+            }
         };
+        let token = Self::card_token(&stored, placed)?;
+        let order = &stored.order;
         // The amount is the stored order's, never the event's: the topic only carries
         // what the relay publishes, but the order table is where the price was accepted.
         let total = order.total;
         let outcome = self
             .gateway
-            .charge(
-                &charge_key(envelope.order_id),
-                total,
-                placed.payment_token.expose(),
-            )
+            .charge(&charge_key(envelope.order_id), total, token.expose())
             .await?;
         let (to, event, summary) = match outcome {
             ChargeOutcome::Approved(charge) => {
@@ -146,6 +185,9 @@ where
                 )
             }
         };
+        // Leaving PENDING deletes the stored card token in this same write
+        // (`Transition::settles_payment`): no request of its own, and no window in which
+        // the order is settled but the token still kept.
         self.apply(
             envelope,
             OrderStatus::Pending,
@@ -226,6 +268,16 @@ where
         }
         Ok(())
     }
+}
+
+/// Logs that an event found its order elsewhere than it expects (`current`, `None` if
+/// there is no such order): the event is stale or out of order, and causes nothing.
+fn not_where_expected(current: Option<OrderStatus>, expected: OrderStatus) {
+    tracing::warn!(
+        current = ?current,
+        expected = %expected,
+        "order is not where this event expects it; nothing to do"
+    );
 }
 
 #[cfg(test)]

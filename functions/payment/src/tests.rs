@@ -58,6 +58,22 @@ impl World {
         order.expect("the sample order is stored").status
     }
 
+    /// The card token stored with the sample order, if it is still there.
+    async fn stored_token(&self, sample: &SampleOrder) -> Option<String> {
+        let stored = self.orders.get_to_charge(sample.order.order_id).await;
+        let stored = stored.unwrap().expect("the sample order is stored");
+        stored.payment_token.map(|t| t.expose().to_owned())
+    }
+
+    /// Every event payment wrote, as the JSON the relay publishes.
+    fn outbox_json(&self) -> Vec<String> {
+        self.orders
+            .outbox()
+            .iter()
+            .map(|e| e.to_json().unwrap())
+            .collect()
+    }
+
     fn outbox_types(&self) -> Vec<EventType> {
         self.orders
             .outbox()
@@ -104,6 +120,115 @@ async fn a_placed_order_is_charged_its_stored_total_and_becomes_paid() {
     assert_eq!(paid.amount, sample.order.total);
     assert_eq!(paid.items, sample.order.items);
     assert_eq!(outbox[1].correlation_id, sample.placed.correlation_id);
+}
+
+/// The event carries no token: the charge used the stored one (the declined card proves
+/// it, the fake approves anything else), and the write that settled the payment, either
+/// way, deleted it.
+#[tokio::test]
+async fn the_charge_uses_the_stored_card_token_and_settling_deletes_it() {
+    for (token, settled) in [
+        (APPROVED_TOKEN, OrderStatus::Paid),
+        (DECLINED_TOKEN, OrderStatus::PaymentFailed),
+    ] {
+        let sample = SampleOrder::placed(token);
+        let world = World::with(&sample).await;
+        assert!(!sample.placed.to_json().unwrap().contains(token));
+        assert_eq!(world.stored_token(&sample).await.as_deref(), Some(token));
+
+        let answer = world.deliver(&sample.placed).await;
+
+        assert!(answer.batch_item_failures.is_empty());
+        assert_eq!(world.status(&sample).await, settled, "{token}");
+        assert_eq!(world.gateway.charge_count(), 1);
+        assert_eq!(world.stored_token(&sample).await, None, "{token}");
+        for event in world.outbox_json() {
+            assert!(!event.contains(token), "{event}");
+        }
+    }
+}
+
+/// A copy of `OrderPlaced` that comes after the payment settled, when its idempotency
+/// record is gone (it expired: a redrive from the DLQ days later), finds the order PAID
+/// and no token, and does nothing: no charge, no error, no dead letter.
+#[tokio::test]
+async fn a_late_copy_after_the_token_is_gone_charges_nothing() {
+    let sample = SampleOrder::placed(APPROVED_TOKEN);
+    let world = World::with(&sample).await;
+    world.deliver(&sample.placed).await;
+    assert_eq!(world.stored_token(&sample).await, None);
+
+    let forgetful = App::new(
+        world.orders.clone(),
+        InMemoryIdempotencyStore::default(),
+        world.gateway.clone(),
+        world.dead_letters.clone(),
+    );
+    let body = sample.placed.to_json().unwrap();
+    let answer = forgetful.handle(sqs_batch(&[("m-late", &body)])).await;
+
+    assert!(answer.batch_item_failures.is_empty());
+    assert!(world.dead_letters.letters().is_empty());
+    assert_eq!(world.gateway.charge_count(), 1);
+    assert_eq!(world.gateway.net_charged_minor(), total_minor(&sample));
+    assert_eq!(world.status(&sample).await, OrderStatus::Paid);
+    assert_eq!(
+        world.outbox_types(),
+        [EventType::OrderPlaced, EventType::PaymentSucceeded]
+    );
+}
+
+/// An order placed by the release before, which kept the token in the event and not on
+/// the order, is charged with the event's token (declined here, which proves which
+/// token was used); the event still decodes.
+#[tokio::test]
+async fn an_order_placed_before_the_token_moved_is_charged_with_the_events_token() {
+    let sample = SampleOrder::placed(APPROVED_TOKEN);
+    let world = World::with(&sample).await;
+    world.orders.forget_payment_token(sample.order.order_id);
+    let mut old: serde_json::Value =
+        serde_json::from_str(&sample.placed.to_json().unwrap()).unwrap();
+    old["payload"]["payment_token"] = DECLINED_TOKEN.into();
+
+    let answer = world
+        .payment(None)
+        .handle(sqs_batch(&[("m-old", &old.to_string())]))
+        .await;
+
+    assert!(answer.batch_item_failures.is_empty());
+    assert!(world.dead_letters.letters().is_empty());
+    assert_eq!(world.status(&sample).await, OrderStatus::PaymentFailed);
+    assert_eq!(world.gateway.net_charged_minor(), 0);
+    for event in world.outbox_json().iter().skip(1) {
+        assert!(!event.contains(DECLINED_TOKEN), "{event}");
+    }
+}
+
+/// A PENDING order with no token anywhere cannot be charged by any retry: the event goes
+/// to the DLQ with a reason that names the order (and no token), and nothing moves.
+#[tokio::test]
+async fn a_pending_order_without_any_token_is_dead_lettered_with_nothing_charged() {
+    let sample = SampleOrder::placed(APPROVED_TOKEN);
+    let world = World::with(&sample).await;
+    world.orders.forget_payment_token(sample.order.order_id);
+
+    let answer = world.deliver(&sample.placed).await;
+
+    assert!(answer.batch_item_failures.is_empty(), "not retried");
+    let letters = world.dead_letters.letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].reason.contains("no card token"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(
+        letters[0]
+            .reason
+            .contains(&sample.order.order_id.to_string())
+    );
+    assert_eq!(world.gateway.charge_count(), 0);
+    assert_eq!(world.status(&sample).await, OrderStatus::Pending);
 }
 
 #[tokio::test]

@@ -1,4 +1,8 @@
 //! [`OrderStore`] on the orders table, writing the outbox row in the same transaction.
+//!
+//! The card token rides on the order's item ([`PAYMENT_TOKEN`]): put with the order,
+//! read by the same `GetItem` that reads the order for payment, and removed by the
+//! status update that settles the payment. So keeping it out of events costs no request.
 
 use domain::failure::Failure;
 use std::collections::HashMap;
@@ -9,13 +13,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 
 use crate::contention::{Cancellation, Tried, retry_contention};
 use crate::dynamodb_idempotency::DynamoDbIdempotencyStore;
-use crate::tables::{ORDER_SK, OutboxRow, order_pk};
+use crate::tables::{ORDER_SK, OutboxRow, PAYMENT_TOKEN, order_pk};
 use crate::transaction::{Sent, Transaction, names};
 use domain::events::Envelope;
 use domain::idempotency::IdempotencyRecord;
 use domain::ids::OrderId;
-use domain::order::Order;
-use domain::ports::{OrderStore, PlaceOutcome, Transition, TransitionOutcome};
+use domain::order::{Order, PaymentToken};
+use domain::ports::{OrderStore, OrderToCharge, PlaceOutcome, Transition, TransitionOutcome};
 
 /// Orders in DynamoDB.
 #[derive(Debug, Clone)]
@@ -48,10 +52,11 @@ impl DynamoDbOrderStore {
 
 impl DynamoDbOrderStore {
     /// Adds a [`Transition`]'s items to `transaction`: the conditional status update
-    /// (named [`names::ORDER`]), then one conditional put per event (named
-    /// [`names::event`]). Exposed so a function whose change spans more tables
-    /// (inventory) can add its own items to the same transaction, and read the order's
-    /// part of a cancellation with [`DynamoDbOrderStore::transition_outcome`].
+    /// (named [`names::ORDER`]; when the change settles the payment it also removes the
+    /// card token), then one conditional put per event (named [`names::event`]).
+    /// Exposed so a function whose change spans more tables (inventory) can add its own
+    /// items to the same transaction, and read the order's part of a cancellation with
+    /// [`DynamoDbOrderStore::transition_outcome`].
     pub fn add_transition(
         &self,
         transaction: &mut Transaction,
@@ -63,11 +68,11 @@ impl DynamoDbOrderStore {
                 transition.from, transition.to
             )));
         }
-        let update = Update::builder()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(order_pk(transition.order_id)))
             .key("sk", AttributeValue::S(ORDER_SK.into()))
-            .update_expression("SET #status = :to, updated_at = :at")
+            .update_expression(status_update_expression(transition))
             .condition_expression("#status = :from")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":to", AttributeValue::S(transition.to.as_str().into()))
@@ -82,7 +87,12 @@ impl DynamoDbOrderStore {
                         .at
                         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 ),
-            )
+            );
+        if transition.settles_payment() {
+            // DynamoDB refuses a name the expression does not use, so only here.
+            update = update.expression_attribute_names("#token", PAYMENT_TOKEN);
+        }
+        let update = update
             .build()
             .map_err(|e| Failure::Permanent(format!("building status update: {e}")))?;
         transaction.update(names::ORDER, update)?;
@@ -139,12 +149,57 @@ const TRANSITION: &str = "TransactWriteItems transition";
 /// The operation an order's placement failures are named by.
 const PLACE: &str = "TransactWriteItems place order";
 
-fn order_item(order: &Order) -> Result<HashMap<String, AttributeValue>, Failure> {
+/// The status update of `transition`: the new status and time, and, when it settles the
+/// payment, the card token's removal (`REMOVE` of an absent attribute is no error, so an
+/// order stored without a token settles the same way).
+fn status_update_expression(transition: &Transition) -> &'static str {
+    if transition.settles_payment() {
+        "SET #status = :to, updated_at = :at REMOVE #token"
+    } else {
+        "SET #status = :to, updated_at = :at"
+    }
+}
+
+/// The order's item: the order's fields, its keys, and the card token beside them.
+fn order_item(
+    order: &Order,
+    payment_token: &PaymentToken,
+) -> Result<HashMap<String, AttributeValue>, Failure> {
     let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(order)
         .map_err(|e| Failure::Permanent(format!("encoding order: {e}")))?;
     item.insert("pk".into(), AttributeValue::S(order_pk(order.order_id)));
     item.insert("sk".into(), AttributeValue::S(ORDER_SK.into()));
+    item.insert(
+        PAYMENT_TOKEN.into(),
+        AttributeValue::S(payment_token.expose().to_owned()),
+    );
     Ok(item)
+}
+
+/// The order and its card token from the order's item. The token is taken out before the
+/// order is decoded, so no reader of an [`Order`] can come across it. An error names the
+/// order and the field, never the token's value.
+fn decode_order(
+    id: OrderId,
+    mut item: HashMap<String, AttributeValue>,
+) -> Result<OrderToCharge, Failure> {
+    item.remove("pk");
+    item.remove("sk");
+    let payment_token = match item.remove(PAYMENT_TOKEN) {
+        None => None,
+        Some(AttributeValue::S(token)) => Some(PaymentToken::new(token)),
+        Some(_) => {
+            return Err(Failure::Permanent(format!(
+                "decoding order {id}: {PAYMENT_TOKEN} is not a string"
+            )));
+        }
+    };
+    let order = serde_dynamo::from_item(item)
+        .map_err(|e| Failure::Permanent(format!("decoding order {id}: {e}")))?;
+    Ok(OrderToCharge {
+        order,
+        payment_token,
+    })
 }
 
 fn outbox_item(event: &Envelope) -> Result<HashMap<String, AttributeValue>, Failure> {
@@ -166,6 +221,7 @@ impl OrderStore for DynamoDbOrderStore {
     async fn place(
         &self,
         order: &Order,
+        payment_token: &PaymentToken,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> Result<PlaceOutcome, Failure> {
@@ -178,7 +234,10 @@ impl OrderStore for DynamoDbOrderStore {
         let mut transaction = Transaction::new();
         transaction
             .put(names::KEY, key_put)?
-            .put(names::ORDER, new_item_put(&self.table, order_item(order)?)?)?
+            .put(
+                names::ORDER,
+                new_item_put(&self.table, order_item(order, payment_token)?)?,
+            )?
             .put(
                 names::event(event.id),
                 new_item_put(&self.table, outbox_item(event)?)?,
@@ -212,6 +271,10 @@ impl OrderStore for DynamoDbOrderStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, Failure> {
+        Ok(self.get_to_charge(id).await?.map(|stored| stored.order))
+    }
+
+    async fn get_to_charge(&self, id: OrderId) -> Result<Option<OrderToCharge>, Failure> {
         let output = self
             .client
             .get_item()
@@ -223,14 +286,71 @@ impl OrderStore for DynamoDbOrderStore {
             .instrument(crate::sdk::call_span("DynamoDB.GetItem"))
             .await
             .map_err(|e| crate::sdk::failure("GetItem order", &e))?;
-        output
-            .item
-            .map(|mut item| {
-                item.remove("pk");
-                item.remove("sk");
-                serde_dynamo::from_item(item)
-                    .map_err(|e| Failure::Permanent(format!("decoding order {id}: {e}")))
-            })
-            .transpose()
+        output.item.map(|item| decode_order(id, item)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use domain::fixtures::{APPROVED_TOKEN, SampleOrder};
+    use domain::order::OrderStatus;
+
+    #[test]
+    fn the_order_item_holds_the_token_beside_the_order_and_reads_back_apart() {
+        let sample = SampleOrder::placed(APPROVED_TOKEN);
+        let item = order_item(&sample.order, &sample.payment_token).unwrap();
+        assert_eq!(
+            item.get(PAYMENT_TOKEN)
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+            Some(APPROVED_TOKEN)
+        );
+
+        let read = decode_order(sample.order.order_id, item.clone()).unwrap();
+        assert_eq!(read.order, sample.order);
+        assert_eq!(read.payment_token, Some(sample.payment_token.clone()));
+        let api_json = serde_json::to_string(&read.order).unwrap();
+        assert!(!api_json.contains(APPROVED_TOKEN), "{api_json}");
+
+        let mut settled = item;
+        settled.remove(PAYMENT_TOKEN);
+        let read = decode_order(sample.order.order_id, settled).unwrap();
+        assert_eq!(read.payment_token, None);
+    }
+
+    #[test]
+    fn a_token_that_is_not_a_string_is_named_but_not_shown() {
+        let sample = SampleOrder::placed(APPROVED_TOKEN);
+        let mut item = order_item(&sample.order, &sample.payment_token).unwrap();
+        item.insert(PAYMENT_TOKEN.into(), AttributeValue::N("4242".into()));
+        let error = decode_order(sample.order.order_id, item)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(PAYMENT_TOKEN) && !error.contains("4242"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_the_update_that_settles_the_payment_removes_the_token() {
+        let sample = SampleOrder::placed(APPROVED_TOKEN);
+        let transition = |from, to| Transition {
+            order_id: sample.order.order_id,
+            from,
+            to,
+            events: vec![],
+            at: Utc::now(),
+        };
+        for (from, to) in domain::order::TRANSITIONS {
+            let expression = status_update_expression(&transition(*from, *to));
+            assert_eq!(
+                expression.ends_with("REMOVE #token"),
+                *from == OrderStatus::Pending,
+                "{from} -> {to}: {expression}"
+            );
+        }
     }
 }

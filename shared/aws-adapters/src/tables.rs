@@ -8,7 +8,7 @@
 //!
 //! | item        | pk               | sk                 | notable attributes                  |
 //! |-------------|------------------|--------------------|-------------------------------------|
-//! | order       | `ORDER#<id>`     | `ORDER`            | the [`domain::order::Order`] fields |
+//! | order       | `ORDER#<id>`     | `ORDER`            | the [`domain::order::Order`] fields, and [`PAYMENT_TOKEN`] while PENDING |
 //! | outbox row  | `ORDER#<id>`     | `EVENT#<event id>` | [`OutboxRow`]                       |
 //!
 //! Inventory table (`pk` only): `SKU#<sku>` holds `stock`; `RESERVATION#<order id>` is
@@ -27,6 +27,12 @@ use domain::ids::{OrderId, Sku};
 
 /// Sort key of an order item.
 pub const ORDER_SK: &str = "ORDER";
+
+/// The order item's attribute that holds the card token, from the order's placement
+/// until the status change that settles its payment removes it (see
+/// [`domain::ports::Transition::settles_payment`]). Not an [`domain::order::Order`]
+/// field, so reading the order for the API drops it.
+pub const PAYMENT_TOKEN: &str = "payment_token";
 
 /// Sort-key prefix of outbox rows; the relay's stream filter in template.yaml matches on it.
 pub const OUTBOX_SK_PREFIX: &str = "EVENT#";

@@ -85,8 +85,11 @@ impl fmt::Display for EventType {
     }
 }
 
-/// Payload of [`EventType::OrderPlaced`]: everything payment needs, so it never has to
-/// read the order back.
+/// Payload of [`EventType::OrderPlaced`]: what was ordered, for every consumer, and never
+/// how it is paid. The card token stays on the stored order, where payment reads it
+/// (see [`crate::order::PaymentToken`]): an event is copied to the outbox (kept 7 days),
+/// the topic, every subscribed queue and, when it fails, a DLQ (kept 14 days), and is
+/// printed by `make redrive`, so anything in it is as good as public.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderPlaced {
@@ -94,22 +97,35 @@ pub struct OrderPlaced {
     pub customer_id: CustomerId,
     /// The lines.
     pub items: Vec<OrderItem>,
-    /// What to charge.
+    /// What the order costs (payment charges the stored order's total, not this).
     pub total: Money,
-    /// How to charge. Redacted in logs.
-    pub payment_token: PaymentToken,
+    /// The card token, as events carried it before it moved to the stored order. Read,
+    /// never written (`skip_serializing`): after the deploy that moved it, queues and
+    /// DLQs still hold events written before, for orders stored without a token, and
+    /// payment charges those with this one ([`OrderPlaced::legacy_payment_token`]).
+    /// Accepting the field by name keeps `deny_unknown_fields` for every other one.
+    /// Delete it a release later, once the oldest such event has aged out of the DLQs
+    /// (14 days after the deploy).
+    #[serde(default, rename = "payment_token", skip_serializing)]
+    legacy_payment_token: Option<PaymentToken>,
 }
 
 impl OrderPlaced {
-    /// The event announcing a just-placed `order`, to be paid with `payment_token`: the
-    /// one place that says what `OrderPlaced` carries of an order.
-    pub fn of(order: &Order, payment_token: PaymentToken) -> Self {
+    /// The event announcing a just-placed `order`: the one place that says what
+    /// `OrderPlaced` carries of an order.
+    pub fn of(order: &Order) -> Self {
         Self {
             customer_id: order.customer_id.clone(),
             items: order.items.clone(),
             total: order.total,
-            payment_token,
+            legacy_payment_token: None,
         }
+    }
+
+    /// The card token of an event written before the token moved to the stored order;
+    /// `None` for every event written since.
+    pub fn legacy_payment_token(&self) -> Option<&PaymentToken> {
+        self.legacy_payment_token.as_ref()
     }
 }
 
@@ -464,6 +480,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid OrderCancelled payload"), "{err}");
+    }
+
+    /// An `OrderPlaced` as create-order writes it, as JSON: the sample order's.
+    fn order_placed_json() -> serde_json::Value {
+        let sample = crate::fixtures::SampleOrder::placed(crate::fixtures::APPROVED_TOKEN);
+        serde_json::from_str(&sample.placed.to_json().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn order_placed_never_carries_the_card_token() {
+        let wire = order_placed_json();
+        let payload = wire["payload"].as_object().unwrap();
+        let mut fields: Vec<&str> = payload.keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["customer_id", "items", "total"]);
+        assert!(!wire.to_string().contains(crate::fixtures::APPROVED_TOKEN));
+    }
+
+    /// An event written before the token moved to the stored order still decodes, and its
+    /// token is there for payment; it is never written back out. Any other unknown field
+    /// is still refused.
+    #[test]
+    fn an_order_placed_from_before_the_move_decodes_with_its_token() {
+        let mut old = order_placed_json();
+        old["payload"]["payment_token"] = "tok_old".into();
+
+        let decoded = Envelope::decode(&old.to_string()).unwrap();
+        let Event::OrderPlaced(placed) = &decoded.event else {
+            panic!("an OrderPlaced: {decoded:?}");
+        };
+        assert_eq!(
+            placed.legacy_payment_token().map(PaymentToken::expose),
+            Some("tok_old")
+        );
+        assert!(!format!("{decoded:?}").contains("tok_old"), "redacted");
+        assert!(!decoded.to_json().unwrap().contains("tok_old"));
+
+        let mut unknown = order_placed_json();
+        unknown["payload"]["gift_wrap"] = true.into();
+        let err = Envelope::decode(&unknown.to_string()).unwrap_err();
+        assert!(err.to_string().contains("gift_wrap"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::events::{
 use crate::failure::Failure;
 use crate::idempotency::IdempotencyRecord;
 use crate::ids::{CorrelationId, CustomerId, OrderId};
-use crate::order::Order;
+use crate::order::{Order, PaymentToken};
 use crate::ports::{OrderStore, PlaceOutcome};
 use crate::validation::CreateOrderRequest;
 
@@ -34,14 +34,16 @@ pub const DECLINED_TOKEN: &str = "tok_decline";
 /// sample events in `events/`: 2 × 12.50 + 1 × 19.99 = 44.99 EUR.
 pub const LINES: [(&str, u32, u64); 2] = [("SKU-MUG", 2, 1250), ("SKU-TEE", 1, 1999)];
 
-/// A placed order and the `OrderPlaced` event that announced it, built as create-order
-/// builds them; the other methods give the events that follow it in the saga, each
-/// caused by the event before it, as the functions would raise them.
+/// A placed order, its card token and the `OrderPlaced` event that announced it, built
+/// as create-order builds them; the other methods give the events that follow it in the
+/// saga, each caused by the event before it, as the functions would raise them.
 #[derive(Debug, Clone)]
 pub struct SampleOrder {
     /// The order as stored: PENDING, with its total computed from [`LINES`].
     pub order: Order,
-    /// Its `OrderPlaced` envelope, carrying the payment token.
+    /// The card token stored with it (never in an event).
+    pub payment_token: PaymentToken,
+    /// Its `OrderPlaced` envelope.
     pub placed: Envelope,
 }
 
@@ -71,13 +73,17 @@ impl SampleOrder {
             order.order_id,
             order.correlation_id.clone(),
             now,
-            Event::OrderPlaced(OrderPlaced::of(&order, new.payment_token)),
+            Event::OrderPlaced(OrderPlaced::of(&order)),
         );
-        Self { order, placed }
+        Self {
+            order,
+            payment_token: new.payment_token,
+            placed,
+        }
     }
 
-    /// Stores the order with its `OrderPlaced` outbox event, as create-order does, so a
-    /// consumer under test finds it PENDING. The idempotency record is keyed by the order
+    /// Stores the order with its card token and its `OrderPlaced` outbox event, as
+    /// create-order does, so a consumer under test finds it PENDING. The idempotency record is keyed by the order
     /// id, so storing one sample twice answers [`PlaceOutcome::KeyTaken`].
     pub async fn store_in(&self, store: &impl OrderStore) -> Result<PlaceOutcome, Failure> {
         let record = IdempotencyRecord::completed(
@@ -86,7 +92,9 @@ impl SampleOrder {
             "{}".into(),
             self.order.created_at.timestamp(),
         );
-        store.place(&self.order, &self.placed, &record).await
+        store
+            .place(&self.order, &self.payment_token, &self.placed, &record)
+            .await
     }
 
     /// Payment charged the order as `charge_id`.
@@ -210,17 +218,23 @@ mod tests {
             panic!("not an OrderPlaced event: {:?}", sample.placed);
         };
         assert_eq!(placed.total, sample.order.total);
-        assert_eq!(placed.payment_token.expose(), APPROVED_TOKEN);
+        assert_eq!(placed.legacy_payment_token(), None);
+        assert_eq!(sample.payment_token.expose(), APPROVED_TOKEN);
     }
 
     #[tokio::test]
-    async fn a_stored_sample_is_pending_with_its_event_in_the_outbox() {
+    async fn a_stored_sample_is_pending_with_its_token_and_its_event_in_the_outbox() {
         let store = InMemoryOrderStore::default();
         let sample = SampleOrder::placed(APPROVED_TOKEN);
         assert_eq!(sample.store_in(&store).await, Ok(PlaceOutcome::Placed));
         assert_eq!(sample.store_in(&store).await, Ok(PlaceOutcome::KeyTaken));
-        let stored = store.get(sample.order.order_id).await.unwrap().unwrap();
-        assert_eq!(stored.status, OrderStatus::Pending);
+        let stored = store
+            .get_to_charge(sample.order.order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.order.status, OrderStatus::Pending);
+        assert_eq!(stored.payment_token, Some(sample.payment_token));
         assert_eq!(store.outbox(), vec![sample.placed]);
     }
 }

@@ -137,7 +137,11 @@ impl fmt::Display for OrderStatus {
 }
 
 /// A card token from the (simulated) payment provider's client-side SDK. Never logged:
-/// its `Debug` is redacted, and it is not part of the stored order or any API response.
+/// its `Debug` is redacted. It is not a field of [`Order`], so no API response carries
+/// it, and no event does either: create-order stores it beside the order, on the order's
+/// item, and payment reads it from there ([`crate::ports::OrderStore::get_to_charge`]);
+/// the write that moves the order out of PENDING deletes it. It lives as long as it is
+/// needed, in one place, rather than for days in outbox rows, queues and DLQs.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PaymentToken(String);

@@ -9,7 +9,7 @@
 //!
 //! | port | what it is for | fake |
 //! |---|---|---|
-//! | [`OrderStore`] | orders, their status changes and their outbox events | [`InMemoryOrderStore`] |
+//! | [`OrderStore`] | orders (with the card token while PENDING), their status changes and their outbox events | [`InMemoryOrderStore`] |
 //! | [`EventPublisher`] | the order-events topic (the relay) | [`RecordingPublisher`] |
 //! | [`DeadLetterSink`] | a queue's dead-letter queue | [`InMemoryDeadLetters`] |
 //! | [`PaymentGateway`] | the payment provider (payment) | [`InMemoryPaymentGateway`] |
@@ -22,7 +22,9 @@ mod publisher;
 mod stock;
 
 pub use dead_letters::{DeadLetter, DeadLetterSink, InMemoryDeadLetters};
-pub use orders::{InMemoryOrderStore, OrderStore, PlaceOutcome, Transition, TransitionOutcome};
+pub use orders::{
+    InMemoryOrderStore, OrderStore, OrderToCharge, PlaceOutcome, Transition, TransitionOutcome,
+};
 pub use payments::{Charge, ChargeOutcome, InMemoryPaymentGateway, PaymentGateway, Refund};
 pub use publisher::{EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT, Published, RecordingPublisher};
 pub use stock::{InMemoryStockStore, Reservation, ReserveOutcome, StockStore};

@@ -10,7 +10,7 @@ use crate::events::Envelope;
 use crate::failure::Failure;
 use crate::idempotency::{IdempotencyRecord, InMemoryIdempotencyStore};
 use crate::ids::OrderId;
-use crate::order::{Order, OrderStatus};
+use crate::order::{Order, OrderStatus, PaymentToken};
 
 /// What happened to an attempt to place an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,30 @@ pub struct Transition {
     pub at: DateTime<Utc>,
 }
 
+impl Transition {
+    /// Whether this change settles the order's payment: it leaves PENDING (for PAID or
+    /// PAYMENT_FAILED), after which the order is never charged again. Such a change
+    /// deletes the stored card token in the same write, so the token lives exactly as
+    /// long as the order is PENDING. Tied to the status rather than to a flag the caller
+    /// sets, so that no future way out of PENDING can forget it.
+    pub fn settles_payment(&self) -> bool {
+        self.from == OrderStatus::Pending
+    }
+}
+
+/// A stored order as payment reads it to charge it: the order, and the card token kept
+/// beside it. The token is a field here, not on [`Order`], so the order the API returns
+/// cannot carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderToCharge {
+    /// The order as stored.
+    pub order: Order,
+    /// The card token create-order stored with it; `None` once the order has left
+    /// PENDING (the write that settled the payment deleted it), or for an order stored
+    /// before tokens were kept on orders.
+    pub payment_token: Option<PaymentToken>,
+}
+
 /// What happened to a [`Transition`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransitionOutcome {
@@ -55,32 +79,43 @@ pub enum TransitionOutcome {
 
 /// Where orders live.
 pub trait OrderStore: Send + Sync {
-    /// Stores a new order, its event (the outbox row the relay publishes) and the
-    /// completed idempotency record in one transaction: all three or none. This is what
-    /// makes "a 201 for an order that was not stored" and "an order whose event is never
-    /// published" impossible.
+    /// Stores a new order with its card token, its event (the outbox row the relay
+    /// publishes) and the completed idempotency record in one transaction: all three or
+    /// none. This is what makes "a 201 for an order that was not stored" and "an order
+    /// whose event is never published" impossible. The token goes on the order's item
+    /// only, for payment to read with [`OrderStore::get_to_charge`].
     fn place(
         &self,
         order: &Order,
+        payment_token: &PaymentToken,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> impl Future<Output = Result<PlaceOutcome, Failure>> + Send;
 
     /// Moves an order from one status to the next and stores the events announcing it,
     /// in one transaction: no state change without its events, no events without it.
+    /// A change that [settles the payment](Transition::settles_payment) also deletes the
+    /// card token, in the same write.
     fn transition(
         &self,
         transition: &Transition,
     ) -> impl Future<Output = Result<TransitionOutcome, Failure>> + Send;
 
-    /// Reads an order; `None` if there is no such order.
+    /// Reads an order; `None` if there is no such order. Never the card token.
     fn get(&self, id: OrderId) -> impl Future<Output = Result<Option<Order>, Failure>> + Send;
+
+    /// Reads an order with its card token, for payment: the same single read as
+    /// [`OrderStore::get`], so charging costs no extra request.
+    fn get_to_charge(
+        &self,
+        id: OrderId,
+    ) -> impl Future<Output = Result<Option<OrderToCharge>, Failure>> + Send;
 }
 
 /// Orders and outbox events in memory, sharing an idempotency store.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryOrderStore {
-    orders: Arc<Mutex<HashMap<OrderId, Order>>>,
+    orders: Arc<Mutex<HashMap<OrderId, OrderToCharge>>>,
     outbox: Arc<Mutex<Vec<Envelope>>>,
     /// The idempotency store `place` writes to; share it with the handler.
     pub idempotency: InMemoryIdempotencyStore,
@@ -102,12 +137,25 @@ impl InMemoryOrderStore {
             .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
+
+    /// Deletes an order's stored card token, as if a release that kept the token in
+    /// the event had placed it: for tests of how payment treats such orders.
+    pub fn forget_payment_token(&self, id: OrderId) {
+        if let Some(stored) = self
+            .orders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&id)
+        {
+            stored.payment_token = None;
+        }
+    }
 }
 
 /// The in-memory orders and outbox, locked together: the stand-in for a transaction, which
 /// other fakes (the stock store) use to change an order together with their own items.
 pub(crate) struct OrderTables<'a> {
-    orders: MutexGuard<'a, HashMap<OrderId, Order>>,
+    orders: MutexGuard<'a, HashMap<OrderId, OrderToCharge>>,
     outbox: MutexGuard<'a, Vec<Envelope>>,
 }
 
@@ -134,7 +182,7 @@ impl OrderTables<'_> {
         if self.any_stored(&transition.events) {
             return Err(TransitionOutcome::AlreadyDone);
         }
-        let Some(order) = self.orders.get(&transition.order_id) else {
+        let Some(OrderToCharge { order, .. }) = self.orders.get(&transition.order_id) else {
             return Err(TransitionOutcome::NotAllowed { current: None });
         };
         if order.status != transition.from || !transition.from.can_become(transition.to) {
@@ -145,11 +193,15 @@ impl OrderTables<'_> {
         Ok(())
     }
 
-    /// Applies a `transition` that [`OrderTables::check`] allowed: the status and its events.
+    /// Applies a `transition` that [`OrderTables::check`] allowed: the status (and, when
+    /// it settles the payment, the token's deletion) and its events.
     pub(crate) fn apply(&mut self, transition: &Transition) {
-        if let Some(order) = self.orders.get_mut(&transition.order_id) {
-            order.status = transition.to;
-            order.updated_at = transition.at;
+        if let Some(stored) = self.orders.get_mut(&transition.order_id) {
+            stored.order.status = transition.to;
+            stored.order.updated_at = transition.at;
+            if transition.settles_payment() {
+                stored.payment_token = None;
+            }
         }
         self.store(&transition.events);
     }
@@ -164,6 +216,7 @@ impl OrderStore for InMemoryOrderStore {
     async fn place(
         &self,
         order: &Order,
+        payment_token: &PaymentToken,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> Result<PlaceOutcome, Failure> {
@@ -175,7 +228,13 @@ impl OrderStore for InMemoryOrderStore {
         {
             return Ok(PlaceOutcome::KeyTaken);
         }
-        orders.insert(order.order_id, order.clone());
+        orders.insert(
+            order.order_id,
+            OrderToCharge {
+                order: order.clone(),
+                payment_token: Some(payment_token.clone()),
+            },
+        );
         self.outbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -193,7 +252,89 @@ impl OrderStore for InMemoryOrderStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, Failure> {
+        Ok(self.get_to_charge(id).await?.map(|stored| stored.order))
+    }
+
+    async fn get_to_charge(&self, id: OrderId) -> Result<Option<OrderToCharge>, Failure> {
         let orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(orders.get(&id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{APPROVED_TOKEN, SampleOrder};
+    use crate::order::TRANSITIONS;
+
+    fn settle(sample: &SampleOrder, to: OrderStatus) -> Transition {
+        Transition {
+            order_id: sample.order.order_id,
+            from: OrderStatus::Pending,
+            to,
+            events: vec![],
+            at: Utc::now(),
+        }
+    }
+
+    async fn token(store: &InMemoryOrderStore, sample: &SampleOrder) -> Option<String> {
+        let stored = store.get_to_charge(sample.order.order_id).await.unwrap();
+        let token = stored.expect("the order is stored").payment_token;
+        token.map(|t| t.expose().to_owned())
+    }
+
+    /// The token is stored with the order and read with it, and the write that settles
+    /// the payment (either way) deletes it; a refused write deletes nothing.
+    #[tokio::test]
+    async fn the_card_token_lives_while_the_order_is_pending() {
+        for to in [OrderStatus::Paid, OrderStatus::PaymentFailed] {
+            let store = InMemoryOrderStore::default();
+            let sample = SampleOrder::placed(APPROVED_TOKEN);
+            sample.store_in(&store).await.unwrap();
+            assert_eq!(
+                token(&store, &sample).await.as_deref(),
+                Some(APPROVED_TOKEN)
+            );
+
+            let skipping = Transition {
+                from: OrderStatus::Paid,
+                to: OrderStatus::Confirmed,
+                ..settle(&sample, to)
+            };
+            assert!(matches!(
+                store.transition(&skipping).await.unwrap(),
+                TransitionOutcome::NotAllowed { .. }
+            ));
+            assert_eq!(
+                token(&store, &sample).await.as_deref(),
+                Some(APPROVED_TOKEN)
+            );
+
+            let settling = settle(&sample, to);
+            assert!(settling.settles_payment());
+            assert_eq!(
+                store.transition(&settling).await.unwrap(),
+                TransitionOutcome::Applied
+            );
+            assert_eq!(token(&store, &sample).await, None, "{to}");
+            let order = store.get(sample.order.order_id).await.unwrap().unwrap();
+            assert_eq!(order.status, to);
+        }
+    }
+
+    #[test]
+    fn only_the_way_out_of_pending_settles_the_payment() {
+        let sample = SampleOrder::placed(APPROVED_TOKEN);
+        for (from, to) in TRANSITIONS {
+            let transition = Transition {
+                from: *from,
+                ..settle(&sample, *to)
+            };
+            assert_eq!(
+                transition.settles_payment(),
+                *to == OrderStatus::Paid || *to == OrderStatus::PaymentFailed,
+                "{from} -> {to}"
+            );
+        }
     }
 }
