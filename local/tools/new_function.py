@@ -177,9 +177,9 @@ def add_dashboard_variables(lines, text):
     lines[end:end] = text.rstrip("\n").split("\n")
 
 
-def add_to_queue_policy(lines, header, text):
-    """Appends one item per line of `text` to every `header` list of ConsumerQueuesPolicy."""
-    start = resource_start(lines, "ConsumerQueuesPolicy")
+def add_to_queue_policy(lines, policy, header, text):
+    """Appends one item per line of `text` to every `header` list of the queue policy `policy`."""
+    start = resource_start(lines, policy)
     headers = [i for i in range(start, block_end(lines, start)) if lines[i].strip() == header]
     for i in reversed(headers):  # bottom up, so the earlier headers keep their index
         j = i + 1
@@ -203,8 +203,10 @@ PLACES = {
     "after-roles": lambda lines, text: insert_after(lines, roles(lines)[-1], text),
     "before-roles": lambda lines, text: insert_before(lines, roles(lines)[0], text),
     "after-functions": lambda lines, text: insert_after(lines, resource_start(lines, functions(lines)[-1]), text),
-    "queue-policy-queues": lambda lines, text: add_to_queue_policy(lines, "Queues:", text),
-    "queue-policy-resources": lambda lines, text: add_to_queue_policy(lines, "Resource:", text),
+    "queue-policy-queues": lambda lines, text: add_to_queue_policy(lines, "ConsumerQueuesPolicy", "Queues:", text),
+    "queue-policy-resources": lambda lines, text: add_to_queue_policy(lines, "ConsumerQueuesPolicy", "Resource:", text),
+    "dlq-policy-queues": lambda lines, text: add_to_queue_policy(lines, "DeadLetterQueuesPolicy", "Queues:", text),
+    "dlq-policy-resources": lambda lines, text: add_to_queue_policy(lines, "DeadLetterQueuesPolicy", "Resource:", text),
     "before-queue-policy": lambda lines, text: insert_before(lines, resource_start(lines, "ConsumerQueuesPolicy"), text),
 }
 

@@ -39,7 +39,9 @@ pub use idempotency::{IDEMPOTENCY_HEADER, parse_idempotency_key};
 /// attack, and is refused before it is parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Scope prefix of this function's keys in the shared idempotency table.
+/// Prefix of this function's keys in the shared idempotency table. Its role may touch
+/// no other key there (`dynamodb:LeadingKeys` in template.yaml, checked against this
+/// constant by tests/integration/least_privilege.rs).
 const KEY_SCOPE: &str = "create-order";
 
 /// How a failed order or idempotency store is told: a retry must reuse the key, or it

@@ -28,6 +28,11 @@ use domain::idempotency::IdempotencyRecord;
 use domain::order::OrderStatus;
 use domain::ports::{DeadLetterSink, ReserveOutcome, StockStore, Transition};
 
+/// Prefix of this function's keys in the shared idempotency table. Its role may touch
+/// no other key there (`dynamodb:LeadingKeys` in template.yaml, checked against this
+/// constant by tests/integration/least_privilege.rs).
+const KEY_SCOPE: &str = "inventory";
+
 /// The function's dependencies, built once per cold start: generic over the ports, so
 /// the tests run the same logic against the in-memory fakes.
 pub struct App<S, D> {
@@ -70,7 +75,7 @@ impl<S: StockStore, D: DeadLetterSink> App<S, D> {
     async fn reserve(&self, envelope: &Envelope, paid: &PaymentSucceeded) -> Result<(), Failure> {
         let now = Utc::now();
         let key = IdempotencyRecord::completed(
-            event_key("inventory", envelope),
+            event_key(KEY_SCOPE, envelope),
             event_fingerprint(envelope),
             "handled".into(),
             now.timestamp(),

@@ -22,6 +22,11 @@ use domain::idempotency::{Idempotency, IdempotencyStore};
 use domain::ports::{DeadLetterSink, EventPublisher};
 use serde::Serialize;
 
+/// Prefix of this function's keys in the shared idempotency table. Its role may touch
+/// no other key there (`dynamodb:LeadingKeys` in template.yaml, checked against this
+/// constant by tests/integration/least_privilege.rs).
+const KEY_SCOPE: &str = "notification";
+
 /// What the customer is told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notification {
@@ -100,7 +105,7 @@ impl<P: EventPublisher, I: IdempotencyStore, D: DeadLetterSink> Consumer for App
             serde_json::to_string(&notification).map_err(|e| Failure::Permanent(e.to_string()))?;
         once_per_event(
             &self.idempotency,
-            "notification",
+            KEY_SCOPE,
             &envelope,
             deadline,
             || async {

@@ -29,6 +29,11 @@ use domain::ports::{DeadLetterSink, OrderStore, OrderToCharge, Transition, Trans
 
 use domain::ports::{ChargeOutcome, PaymentGateway};
 
+/// Prefix of this function's keys in the shared idempotency table. Its role may touch
+/// no other key there (`dynamodb:LeadingKeys` in template.yaml, checked against this
+/// constant by tests/integration/least_privilege.rs).
+const KEY_SCOPE: &str = "payment";
+
 /// The function's dependencies, built once per cold start.
 pub struct App<O, I, G, D> {
     orders: O,
@@ -53,7 +58,7 @@ where
     async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), Failure> {
         once_per_event(
             &self.idempotency,
-            "payment",
+            KEY_SCOPE,
             &envelope,
             deadline,
             || async {
