@@ -115,14 +115,21 @@ redrive: ## List a DLQ's messages with their reasons: make redrive DLQ=<url> [TO
 	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=<dlq url> [TO=<queue url>]"; exit 2; }
 	cargo run --quiet --locked -p local --bin redrive -- "$(DLQ)" $(if $(TO),--to "$(TO)")
 
+.PHONY: access
+access: ## Regenerate docs/access.md (who can do what) from template.yaml, after a change to a role or a policy
+	# Not --locked: right after `make new-function`, Cargo.lock gains the new crate.
+	UPDATE_DOCS=1 cargo nextest run -p integration-tests -E 'test(=least_privilege::the_access_table_in_the_docs_is_the_templates)'
+
 .PHONY: best-practices
 best-practices: ## Move docs/best-practices.md's line ranges to where their code now is
 	$(PYTHON) local/tools/refresh_best_practices.py
 
 .PHONY: new-function
-new-function: ## Scaffold a function: make new-function NAME=<kebab-name> TRIGGER=sqs|http (docs/fork.md)
+new-function: nextest ## Scaffold a function: make new-function NAME=<kebab-name> TRIGGER=sqs|http (docs/fork.md)
 	@test -n "$(NAME)" && test -n "$(TRIGGER)" || { echo "usage: make new-function NAME=<kebab-name> TRIGGER=sqs|http"; exit 2; }
 	$(PYTHON) local/tools/new_function.py "$(NAME)" "$(TRIGGER)"
+	# Its role joins docs/access.md (who can do what).
+	$(MAKE) --no-print-directory access
 
 .PHONY: rename
 rename: ## Rename the project (stack names, tags, metrics namespace, titles): make rename NAME=<kebab-name>

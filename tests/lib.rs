@@ -30,6 +30,9 @@ pub mod nested;
 use contract::Contract;
 
 /// How long a test waits for something to happen before failing.
+/// The IAM principal the harness signs API requests as, unless a test names another.
+pub const CALLER: &str = "arn:aws:iam::000000000000:user/test-client";
+
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A running emulator with the template's resources and the functions under test.
@@ -195,6 +198,16 @@ impl Harness {
 
     /// `POST /orders` with a JSON body and an optional idempotency key.
     pub async fn post_order(&self, body: &Value, key: Option<&str>) -> ApiResponse {
+        self.post_order_as(CALLER, body, key).await
+    }
+
+    /// `POST /orders` signed by `caller`.
+    pub async fn post_order_as(
+        &self,
+        caller: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> ApiResponse {
         let mut request = http::Request::builder()
             .method("POST")
             .uri("/orders")
@@ -202,13 +215,21 @@ impl Harness {
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
         }
-        self.send(request.body(Body::from(body.to_string())).expect("request"))
+        let request = request.body(Body::from(body.to_string())).expect("request");
+        self.send(aws_adapters::http_api::with_caller(request, caller))
             .await
     }
 
-    /// Sends any request to the function that owns its route.
+    /// Sends any request to the function that owns its route, as [`CALLER`] signed it
+    /// unless it names a caller of its own ([`aws_adapters::http_api::with_caller`]).
     /// Every answer is checked against the API contract (`docs/openapi.yaml`).
     pub async fn send(&self, request: lambda_http::Request) -> ApiResponse {
+        use lambda_http::RequestExt;
+        let request = if request.request_context_ref().is_some() {
+            request
+        } else {
+            aws_adapters::http_api::with_caller(request, CALLER)
+        };
         let method = request.method().to_string();
         let path = request.uri().path().to_owned();
         let response = if request.method() == http::Method::POST {
@@ -240,6 +261,11 @@ impl Harness {
 
     /// `GET /orders/{id}`, with the path parameter as API Gateway passes it.
     pub async fn get_order(&self, id: &str) -> ApiResponse {
+        self.get_order_as(CALLER, id).await
+    }
+
+    /// `GET /orders/{id}` signed by `caller`.
+    pub async fn get_order_as(&self, caller: &str, id: &str) -> ApiResponse {
         use lambda_http::RequestExt;
         let request = http::Request::builder()
             .method("GET")
@@ -250,7 +276,8 @@ impl Harness {
                 "id".to_string(),
                 id.to_string(),
             )]));
-        self.send(request).await
+        self.send(aws_adapters::http_api::with_caller(request, caller))
+            .await
     }
 
     /// The event relay's stream mapping from the template, as a poller.
@@ -382,24 +409,28 @@ impl Harness {
         }
     }
 
-    /// Counts the items of a table (test-sized tables only).
-    pub async fn count_items(&self, logical_table: &str, sk_prefix: &str) -> usize {
-        let table = self
-            .stack
-            .table_name(logical_table)
-            .expect("table")
-            .to_string();
-        let items = self
+    /// Every item of a template table, read consistently (test-sized tables: one page).
+    pub async fn items(
+        &self,
+        logical_table: &str,
+    ) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let table = self.stack.table_name(logical_table).expect("table");
+        let page = self
             .dynamodb
             .scan()
             .table_name(table)
             .consistent_read(true)
             .send()
             .await
-            .expect("scan")
-            .items
-            .unwrap_or_default();
-        items
+            .expect("scan");
+        assert!(page.last_evaluated_key.is_none(), "one page");
+        page.items.unwrap_or_default()
+    }
+
+    /// Counts the items of a table (test-sized tables only).
+    pub async fn count_items(&self, logical_table: &str, sk_prefix: &str) -> usize {
+        self.items(logical_table)
+            .await
             .iter()
             .filter(|item| {
                 item.get("sk")

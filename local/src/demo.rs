@@ -124,13 +124,35 @@ pub async fn run(host: &Host, scenarios: &Path) -> Result<bool, DemoError> {
     // Progress: poll every order until all are final.
     println!("\nwaiting for the orders to reach a final state...");
     smoke::follow(&api, &mut placed, Duration::from_secs(90), started).await?;
+    let private = others_cannot_read(host, &placed).await?;
     // Let the last notifications and the poison message's DLQ move settle.
     settle_dlqs(host, &sqs, Duration::from_secs(20)).await;
 
     let lines = host.logs.lines();
     print_timelines(&placed, &lines, started);
     let ok = print_summary(host, &placed, &lines, &dynamodb, &sqs, &watch, &poison_id).await?;
-    Ok(ok)
+    Ok(ok && private)
+}
+
+/// Orders belong to their caller: another caller asking for the first order gets the 404
+/// of an order that does not exist. Prints what it asked and got; `true` if a 404.
+async fn others_cannot_read(host: &Host, placed: &[Placed]) -> Result<bool, DemoError> {
+    let Some(first) = placed.first() else {
+        return Ok(true);
+    };
+    let answer = crate::http_client::send(
+        http::Method::GET,
+        &format!("{}/orders/{}", host.api_url(), first.order_id),
+        &[(crate::host::api::CALLER_HEADER, "someone-else")],
+        None,
+    )
+    .await
+    .map_err(DemoError)?;
+    println!(
+        "\nanother caller asks for the {} order: {} (an order is its caller's only)",
+        first.name, answer.status
+    );
+    Ok(answer.status == 404)
 }
 
 /// Waits until some DLQ has a message (the poison one) or the time is up.

@@ -17,6 +17,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Map, Value};
 
 use crate::emulator::{ACCOUNT_ID, REGION};
+use crate::filter::{Filter, FilterError};
 use crate::intrinsics::{Names, ResolveError, scalar_text};
 use crate::template::{FUNCTION, Resource, Template};
 
@@ -104,7 +105,7 @@ pub struct StreamMapping {
     /// The function reports failed records itself.
     pub report_batch_item_failures: bool,
     /// `FilterCriteria` patterns, parsed.
-    pub filters: Vec<Value>,
+    pub filters: Vec<Filter>,
     /// SQS queue URL of the on-failure destination.
     pub on_failure_queue_url: Option<String>,
 }
@@ -126,6 +127,9 @@ pub struct QueueMapping {
     pub report_batch_item_failures: bool,
     /// Most concurrent invocations for this mapping.
     pub maximum_concurrency: Option<usize>,
+    /// `FilterCriteria` patterns, parsed: a message that matches none is deleted without
+    /// an invocation, as Lambda does.
+    pub filters: Vec<Filter>,
 }
 
 /// Concurrent batches of an SQS mapping without `MaximumConcurrency`. Lambda starts
@@ -241,10 +245,12 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
             }));
         }
     }
-    Ok(Stack {
+    let stack = Stack {
         template: template.clone(),
         names,
-    })
+    };
+    stack.check_filters()?;
+    Ok(stack)
 }
 
 struct Clients {
@@ -754,6 +760,21 @@ impl Stack {
             .collect())
     }
 
+    /// Every event source mapping's `FilterCriteria`, parsed: a pattern this host cannot
+    /// apply stops provisioning with the function's name and the operator, rather than
+    /// filter out every record where AWS would deliver them.
+    fn check_filters(&self) -> Result<(), ProvisionError> {
+        for kind in ["DynamoDB", "SQS"] {
+            for (function, p) in self.events(kind) {
+                filters(&p).map_err(|e| ProvisionError::Property {
+                    resource: function,
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     fn events(&self, kind: &str) -> Vec<(String, Map<String, Value>)> {
         let mut out = Vec::new();
         for function in self.functions() {
@@ -802,7 +823,8 @@ impl Stack {
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 report_batch_item_failures: reports_failures(&p),
-                filters: filters(&p),
+                // Checked when the stack was provisioned.
+                filters: filters(&p).unwrap_or_default(),
                 on_failure_queue_url: p
                     .get("DestinationConfig")
                     .and_then(|d| d.get("OnFailure"))
@@ -832,6 +854,8 @@ impl Stack {
                         .get("ScalingConfig")
                         .and_then(|s| number(s.get("MaximumConcurrency")))
                         .map(|n| n.max(1) as usize),
+                    // Checked when the stack was provisioned.
+                    filters: filters(&p).unwrap_or_default(),
                 }
             })
             .collect()
@@ -856,19 +880,13 @@ fn reports_failures(p: &Map<String, Value>) -> bool {
         .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
 }
 
-fn filters(p: &Map<String, Value>) -> Vec<Value> {
+fn filters(p: &Map<String, Value>) -> Result<Vec<Filter>, FilterError> {
     p.get("FilterCriteria")
         .and_then(|c| c.get("Filters"))
         .and_then(Value::as_array)
-        .map(|filters| {
-            filters
-                .iter()
-                .filter_map(|f| f.get("Pattern"))
-                .filter_map(|pattern| match pattern {
-                    Value::String(s) => serde_json::from_str(s).ok(),
-                    other => Some(other.clone()),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.get("Pattern"))
+        .map(Filter::parse)
+        .collect()
 }

@@ -29,6 +29,7 @@ use serde_json::{Map, Value, json};
 
 use crate::chaos::Chaos;
 use crate::emulator::REGION;
+use crate::filter;
 use crate::invoke::{Invoke, TIMED_OUT};
 use crate::provision::QueueMapping;
 
@@ -108,6 +109,9 @@ fn aws<E: std::fmt::Debug>(operation: &'static str) -> impl FnOnce(E) -> QueueEr
 pub struct QueueReport {
     /// Messages passed to the function.
     pub delivered: usize,
+    /// Messages that matched none of the mapping's `FilterCriteria`: deleted without an
+    /// invocation, as Lambda deletes them.
+    pub filtered_out: usize,
     /// Messages the function handled: deleted, unless listed in `unsettled`.
     pub succeeded: usize,
     /// Messages left on the queue for another try.
@@ -219,6 +223,33 @@ impl QueuePoller {
             self.send_copies(&messages).await?;
             self.chaos.shuffle(&mut messages);
         }
+        let mut report = QueueReport::default();
+        if !self.mapping.filters.is_empty() {
+            let (kept, dropped): (Vec<Message>, Vec<Message>) =
+                messages.into_iter().partition(|m| {
+                    filter::passes(&self.mapping.filters, &filtered_view(self.record(m)))
+                });
+            report.filtered_out = dropped.len();
+            let entries: Vec<_> = dropped
+                .iter()
+                .enumerate()
+                .filter_map(|(index, m)| {
+                    let entry = DeleteMessageBatchRequestEntry::builder()
+                        .id(format!("filtered-{index}"))
+                        .receipt_handle(m.receipt_handle.clone()?)
+                        .build()
+                        .ok()?;
+                    Some((entry, m.message_id.clone().unwrap_or_default()))
+                })
+                .collect();
+            for chunk in entries.chunks(10) {
+                self.delete_batch(chunk, &mut report.unsettled).await;
+            }
+            messages = kept;
+            if messages.is_empty() {
+                return Ok(report);
+            }
+        }
         let records: Vec<Value> = messages.iter().map(|m| self.record(m)).collect();
         let outcome = function.invoke(json!({ "Records": records })).await;
         let ids: Vec<&str> = messages
@@ -238,10 +269,7 @@ impl QueuePoller {
             }
             _ => self.retry_delay,
         };
-        let mut report = QueueReport {
-            delivered: messages.len(),
-            ..QueueReport::default()
-        };
+        report.delivered = messages.len();
         // Settle the batch as Lambda does, each message on its own: the failed ones made
         // visible again for their retry, then one DeleteMessageBatch per ten that
         // succeeded. A call that fails for one message never stops the others.
@@ -445,6 +473,19 @@ impl QueuePoller {
             "awsRegion": REGION,
         })
     }
+}
+
+/// A record as Lambda's filters see it: a body that is a JSON object is matched field by
+/// field (`"body": {"type": ["OrderPlaced"]}`), any other body as the plain string.
+fn filtered_view(mut record: Value) -> Value {
+    let parsed = record["body"]
+        .as_str()
+        .and_then(|body| serde_json::from_str::<Value>(body).ok())
+        .filter(Value::is_object);
+    if let Some(body) = parsed {
+        record["body"] = body;
+    }
+    record
 }
 
 /// Which messages the response names as failed; `None` when it names one that is not

@@ -71,6 +71,62 @@ async fn seed_stock(host: &Host, sku: &str, units: u64) {
         .unwrap();
 }
 
+/// `GET /orders/{id}` from the host's API, as the caller `x-local-caller` names.
+async fn get_order_as(host: &Host, caller: &str, id: &str) -> http_client::Response {
+    http_client::send(
+        Method::GET,
+        &format!("{}/orders/{id}", host.api_url()),
+        &[(local::host::api::CALLER_HEADER, caller)],
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+/// Orders belong to their caller, over HTTP through the real functions: the caller the
+/// local API reports (the `x-local-caller` header here; on AWS, the signer) reads its
+/// own orders back, another caller gets the 404 of an unknown id, and the same
+/// Idempotency-Key from two callers places two orders, each replayed only to its own.
+#[tokio::test]
+async fn two_callers_never_see_each_others_orders_nor_share_a_key() {
+    let host = pipeline_host().await;
+    let order: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/demo/order.json")).unwrap(),
+    )
+    .unwrap();
+    let key = uuid::Uuid::new_v4().to_string();
+    let alice = [(local::host::api::CALLER_HEADER, "alice")];
+    let bob = [(local::host::api::CALLER_HEADER, "bob")];
+    let id_of = |body: &str| {
+        serde_json::from_str::<Value>(body).unwrap()["order_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let placed = post_order(&host, &order, &key, &alice).await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let alices = id_of(&placed.body);
+    assert_eq!(get_order_as(&host, "alice", &alices).await.status, 200);
+    let seen_by_bob = get_order_as(&host, "bob", &alices).await;
+    assert_eq!(seen_by_bob.status, 404, "{}", seen_by_bob.body);
+    let unknown = get_order_as(&host, "bob", &uuid::Uuid::new_v4().to_string()).await;
+    let title = |body: &str| serde_json::from_str::<Value>(body).unwrap()["title"].clone();
+    assert_eq!(title(&seen_by_bob.body), title(&unknown.body));
+
+    let bobs_first = post_order(&host, &order, &key, &bob).await;
+    assert_eq!(bobs_first.status, 201, "{}", bobs_first.body);
+    assert!(!bobs_first.headers.contains_key("idempotent-replayed"));
+    let bobs = id_of(&bobs_first.body);
+    assert_ne!(bobs, alices, "bob's key is bob's own");
+    let bobs_retry = post_order(&host, &order, &key, &bob).await;
+    assert_eq!(bobs_retry.headers["idempotent-replayed"], "true");
+    assert_eq!(id_of(&bobs_retry.body), bobs);
+    let alices_retry = post_order(&host, &order, &key, &alice).await;
+    assert_eq!(id_of(&alices_retry.body), alices);
+    assert_eq!(get_order_as(&host, "alice", &bobs).await.status, 404);
+}
+
 #[tokio::test]
 async fn an_order_placed_over_http_flows_through_every_real_function() {
     let binaries = workspace_root().join("target/debug");
@@ -689,6 +745,7 @@ async fn worker_queue(
         batching_window_seconds: 0,
         report_batch_item_failures: true,
         maximum_concurrency: None,
+        filters: vec![],
     }
 }
 
@@ -743,6 +800,78 @@ async fn poll_batch(
     let report = poller.poll_once(function).await.unwrap();
     assert_eq!(report.delivered, size, "one batch: {report:?}");
     report
+}
+
+/// An SQS mapping with `FilterCriteria` invokes the function only with the messages
+/// that match (a JSON body matched field by field), and deletes the others without an
+/// invocation, as Lambda does: they neither reach the function nor stay on the queue.
+#[tokio::test]
+async fn an_sqs_filter_delivers_the_matches_and_deletes_the_rest_unseen() {
+    let emulator = local::emulator::Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let mut mapping = worker_queue(&sqs, "Filtered", None).await;
+    mapping.filters = vec![
+        local::filter::Filter::parse(&json!({"body": {"type": [{"prefix": "Order"}]}})).unwrap(),
+    ];
+    let queue = mapping.queue_url.clone();
+    send_all(
+        &sqs,
+        &queue,
+        &[
+            r#"{"type": "OrderPlaced"}"#,
+            r#"{"type": "PaymentFailed"}"#,
+            "not json",
+            r#"{"type": "OrderConfirmed"}"#,
+        ],
+    )
+    .await;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let function = {
+        let seen = seen.clone();
+        local::invoke::from_fn(move |event: Value| {
+            let seen = seen.clone();
+            async move {
+                for record in event["Records"].as_array().unwrap() {
+                    seen.lock()
+                        .unwrap()
+                        .push(record["body"].as_str().unwrap().to_owned());
+                }
+                Ok(json!({"batchItemFailures": []}))
+            }
+        })
+    };
+    let poller = local::queues::QueuePoller::new(&sdk, mapping);
+    let mut reports = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while reports
+        .iter()
+        .map(|r: &local::queues::QueueReport| r.delivered + r.filtered_out)
+        .sum::<usize>()
+        < 4
+    {
+        assert!(Instant::now() < deadline, "{reports:?}");
+        reports.push(poller.poll_once(&function).await.unwrap());
+    }
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            r#"{"type": "OrderConfirmed"}"#,
+            r#"{"type": "OrderPlaced"}"#
+        ]
+    );
+    assert_eq!(reports.iter().map(|r| r.filtered_out).sum::<usize>(), 2);
+    assert!(
+        reports.iter().all(|r| r.unsettled.is_empty()),
+        "{reports:?}"
+    );
+    assert_eq!(
+        depth_reaches(&sqs, &queue, (0, 0)).await,
+        (0, 0),
+        "nothing left"
+    );
 }
 
 /// Lambda's poller settles each message of a batch on its own: a failed message whose

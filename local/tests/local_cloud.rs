@@ -268,6 +268,48 @@ Resources:
                 Destination: !GetAtt Failures.Arn
 "#;
 
+/// Why provisioning `template`, with `from` replaced by `to`, fails on a fresh emulator.
+async fn provisioning_error(template: &str, from: &str, to: &str) -> String {
+    let changed = template.replace(from, to);
+    assert_ne!(changed, template, "{from} is in the template");
+    let emulator = Emulator::start().await.unwrap();
+    provision(&emulator.sdk_config(), &Template::parse(&changed).unwrap())
+        .await
+        .expect_err("provisioning fails")
+        .to_string()
+}
+
+/// A `FilterCriteria` operator the host does not know stops provisioning with the
+/// function and the operator named: the host never runs a filter that would quietly
+/// drop every record AWS delivers.
+#[tokio::test]
+async fn an_unknown_filter_operator_stops_provisioning_naming_it() {
+    let from = r#"[{"prefix": "keep"}]"#;
+    let error = provisioning_error(STREAM_TEMPLATE, from, r#"[{"wildcard": "keep*"}]"#).await;
+    assert!(
+        error.contains("Reader") && error.contains("`wildcard`"),
+        "{error}"
+    );
+}
+
+/// SNS filter policies are applied by the emulator (moto), which refuses an operator it
+/// does not know when the subscription is created: provisioning stops and names the
+/// subscription and the operator, as it does for a `FilterCriteria` one.
+#[tokio::test]
+async fn an_unknown_filter_policy_operator_stops_provisioning_naming_it() {
+    let from = "        type: [OrderConfirmed]";
+    let error = provisioning_error(
+        FANOUT_TEMPLATE,
+        from,
+        "        type: [{wildcard: \"Order*\"}]",
+    )
+    .await;
+    assert!(
+        error.contains("Subscription") && error.contains("wildcard"),
+        "{error}"
+    );
+}
+
 struct Setup {
     sdk: aws_config::SdkConfig,
     _emulator: Emulator,

@@ -126,7 +126,7 @@ async fn a_request_in_flight_gets_409_with_retry_after() {
     let now_ms = Utc::now().timestamp_millis();
     let claim = idempotency(&h)
         .claim(
-            &format!("create-order#{key}"),
+            &create_order::record_key(&caller(), &key),
             &hash_of(&body),
             Some(now_ms + 20_000),
             now_ms,
@@ -150,7 +150,7 @@ async fn an_expired_key_is_free_again_even_before_ttl_deletes_it() {
     // DynamoDB has not deleted yet.
     let long_ago = Utc::now().timestamp() - 25 * 3600;
     let stale = IdempotencyRecord::completed(
-        format!("create-order#{key}"),
+        create_order::record_key(&caller(), &key),
         "some-other-hash".into(),
         "{}".into(),
         long_ago,
@@ -163,4 +163,9 @@ async fn an_expired_key_is_free_again_even_before_ttl_deletes_it() {
     assert_eq!(response.status, 201, "{}", response.body);
     assert_eq!(response.header("idempotent-replayed"), None);
     assert_eq!(h.count_items("OrdersTable", tables::ORDER_SK).await, 1);
+}
+
+/// The harness's caller, as create-order scopes its keys by it.
+fn caller() -> domain::ids::Caller {
+    domain::ids::Caller::parse(integration_tests::CALLER).expect("the harness's caller is valid")
 }

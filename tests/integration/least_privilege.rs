@@ -349,7 +349,12 @@ fn key_violations(template: &Template, crates: &[(String, PathBuf)]) -> Vec<Stri
             .as_array()
             .into_iter()
             .flatten()
-            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().into_iter().flatten())
+            .flat_map(|p| {
+                p["PolicyDocument"]["Statement"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+            })
             .filter(|s| {
                 as_list(&s["Resource"])
                     .iter()
@@ -399,7 +404,10 @@ fn key_violations(template: &Template, crates: &[(String, PathBuf)]) -> Vec<Stri
 fn every_function_touches_only_its_own_idempotency_keys() {
     let (template, _) = repository_template();
     let crates = function_crates(&template);
-    let scoped = crates.iter().filter(|(_, src)| key_scope(src).is_some()).count();
+    let scoped = crates
+        .iter()
+        .filter(|(_, src)| key_scope(src).is_some())
+        .count();
     assert!(scoped >= 4, "{scoped} functions declare a KEY_SCOPE");
     assert_eq!(key_violations(&template, &crates), Vec::<String>::new());
 
@@ -409,14 +417,18 @@ fn every_function_touches_only_its_own_idempotency_keys() {
     assert_ne!(widened, text);
     let problems = key_violations(&Template::parse(&widened).unwrap(), &crates);
     assert!(
-        problems.iter().any(|p| p.starts_with("PaymentFunction may reach")),
+        problems
+            .iter()
+            .any(|p| p.starts_with("PaymentFunction may reach")),
         "{problems:?}"
     );
     // ...or renames the scope in the code and not in the template.
     let renamed = text.replacen("- \"notification#*\"", "- \"notify#*\"", 1);
     let problems = key_violations(&Template::parse(&renamed).unwrap(), &crates);
     assert!(
-        problems.iter().any(|p| p.starts_with("NotificationFunction may reach")),
+        problems
+            .iter()
+            .any(|p| p.starts_with("NotificationFunction may reach")),
         "{problems:?}"
     );
 }
@@ -539,7 +551,7 @@ fn access_table(template: &Template) -> String {
         .resources
         .iter()
         .filter_map(|(id, r)| {
-            let role = r.properties["Role"]["Fn::GetAtt"][0].as_str()?;
+            let role = r.properties.get("Role")?["Fn::GetAtt"][0].as_str()?;
             Some((role.to_owned(), id.clone()))
         })
         .collect();
@@ -550,18 +562,24 @@ fn access_table(template: &Template) -> String {
             .map(|(_, user)| user.as_str())
             .collect();
         let principal = if used_by.is_empty() {
-            let services: Vec<String> =
-                statements(&resource.properties["AssumeRolePolicyDocument"])
-                    .iter()
-                    .flat_map(|s| as_list(&s["Principal"]["Service"]))
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect();
+            let services: Vec<String> = statements(
+                resource
+                    .properties
+                    .get("AssumeRolePolicyDocument")
+                    .unwrap_or(&Value::Null),
+            )
+            .iter()
+            .flat_map(|s| as_list(&s["Principal"]["Service"]))
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
             format!("`{role}` (assumed by {})", services.join(", "))
         } else {
             format!("`{role}` ({})", used_by.join(", "))
         };
-        for policy in resource.properties["Policies"]
-            .as_array()
+        for policy in resource
+            .properties
+            .get("Policies")
+            .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
@@ -569,10 +587,19 @@ fn access_table(template: &Template) -> String {
                 rows.push(row(&principal, &statement));
             }
         }
-        for arn in as_list(&resource.properties["ManagedPolicyArns"]) {
+        for arn in resource
+            .properties
+            .get("ManagedPolicyArns")
+            .map(as_list)
+            .unwrap_or_default()
+        {
+            let name = arn
+                .get("Fn::Sub")
+                .and_then(Value::as_str)
+                .and_then(|sub| sub.rsplit('/').next())
+                .map_or_else(|| resource_name(&arn), str::to_owned);
             rows.push(format!(
-                "| {principal} | Allow | AWS managed policy `{}` | | |",
-                resource_name(&arn)
+                "| {principal} | Allow | AWS managed policy `{name}` | | |"
             ));
         }
     }
@@ -621,8 +648,12 @@ fn the_access_table_in_the_docs_is_the_templates() {
     );
     let path = local::emulator::workspace_root().join("docs/access.md");
     let doc = std::fs::read_to_string(&path).expect("docs/access.md exists");
-    let (before, rest) = doc.split_once(BEGIN).expect("docs/access.md has the begin marker");
-    let (current, after) = rest.split_once(END).expect("docs/access.md has the end marker");
+    let (before, rest) = doc
+        .split_once(BEGIN)
+        .expect("docs/access.md has the begin marker");
+    let (current, after) = rest
+        .split_once(END)
+        .expect("docs/access.md has the end marker");
     if current == table {
         return;
     }
@@ -631,8 +662,7 @@ fn the_access_table_in_the_docs_is_the_templates() {
         return;
     }
     panic!(
-        "docs/access.md's table is not template.yaml's: run \
-         `UPDATE_DOCS=1 cargo nextest run -p integration-tests -E 'test(access_table)'` \
-         and review the diff. The table now:\n{table}"
+        "docs/access.md's table is not template.yaml's: run `make access` and review the \
+         diff. The table now:\n{table}"
     );
 }

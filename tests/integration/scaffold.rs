@@ -172,6 +172,19 @@ async fn scaffolded_sqs_and_http_functions_build_pass_their_tests_and_join_the_t
         "a refusal changes nothing"
     );
 
+    // `local` compiles the repository's path into itself (`workspace_root`, where the
+    // tests find template.yaml; `make new-function` runs one, `make access`). A version
+    // of its own gives the copies a build of their own, and a source file newer than that
+    // build rebuilds it for this copy's path.
+    let manifest = copy.read("local/Cargo.toml");
+    let manifest = manifest.replacen("version = \"0.1.0\"", "version = \"0.1.0-copy\"", 1);
+    std::fs::write(copy.root.join("local/Cargo.toml"), manifest).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(copy.root.join("local/src/lib.rs"))
+        .and_then(|file| file.set_modified(std::time::SystemTime::now()))
+        .expect("touch local/src/lib.rs");
+
     let made = make(&["new-function", "NAME=loyalty-points", "TRIGGER=sqs"]);
     assert!(made.status.success(), "{}", stderr(&made));
     assert!(String::from_utf8_lossy(&made.stdout).contains("Next:"));
@@ -183,18 +196,6 @@ async fn scaffolded_sqs_and_http_functions_build_pass_their_tests_and_join_the_t
         "{}",
         stderr(&again)
     );
-
-    // `local` compiles the repository's path into itself (`workspace_root`, where the
-    // tests find template.yaml). A version of its own gives the copies a build of their
-    // own, and a source file newer than that build rebuilds it for this copy's path.
-    let manifest = copy.read("local/Cargo.toml");
-    let manifest = manifest.replacen("version = \"0.1.0\"", "version = \"0.1.0-copy\"", 1);
-    std::fs::write(copy.root.join("local/Cargo.toml"), manifest).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(copy.root.join("local/src/lib.rs"))
-        .and_then(|file| file.set_modified(std::time::SystemTime::now()))
-        .expect("touch local/src/lib.rs");
 
     // What `make test` asks of every crate, on the new ones.
     let cargo = cargo();
@@ -216,6 +217,14 @@ async fn scaffolded_sqs_and_http_functions_build_pass_their_tests_and_join_the_t
             "handles_its_events_and_dead_letters_poison_without_failing_the_batch ... ok"
         ) && tested.contains("answers_with_the_callers_correlation_id ... ok"),
         "{tested}"
+    );
+    // `make new-function` ends with `make access`: docs/access.md lists the new roles,
+    // and the check below finds it current.
+    let table = std::fs::read_to_string(copy.root.join("docs/access.md")).expect("access.md");
+    assert!(
+        table.contains("`LoyaltyPointsRole` (LoyaltyPointsFunction)")
+            && table.contains("`GiftCardsRole` (GiftCardsFunction)"),
+        "{table}"
     );
     // The checks every function is held to, reading the copy's template and contract.
     let checked = copy.run(

@@ -32,21 +32,6 @@ fn assert_no_token(place: &str, text: &str) {
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Every item of a template table (test-sized tables: one page).
-async fn items(h: &Harness, logical_table: &str) -> Vec<Item> {
-    let table = h.stack.table_name(logical_table).expect("table");
-    let page = h
-        .dynamodb
-        .scan()
-        .table_name(table)
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("scan");
-    assert!(page.last_evaluated_key.is_none(), "one page");
-    page.items.unwrap_or_default()
-}
-
 /// The order's item as stored, every attribute included.
 async fn order_item(h: &Harness, id: &str) -> Item {
     let order_id = OrderId::parse(id).expect("an order id");
@@ -220,7 +205,7 @@ async fn the_card_token_is_nowhere_but_on_the_pending_order() {
     );
 
     // Every outbox row and every order item; every other table, whole.
-    let orders = items(&h, "OrdersTable").await;
+    let orders = h.items("OrdersTable").await;
     let sk = |item: &Item| {
         item.get("sk")
             .and_then(|v| v.as_s().ok())
@@ -244,7 +229,7 @@ async fn the_card_token_is_nowhere_but_on_the_pending_order() {
         assert_no_token("an orders-table item", &format!("{item:?}"));
     }
     for table in ["IdempotencyTable", "PaymentsTable", "InventoryTable"] {
-        let stored = items(&h, table).await;
+        let stored = h.items(table).await;
         assert!(!stored.is_empty(), "{table} has items to look at");
         for item in stored {
             assert_no_token(&format!("a {table} item"), &format!("{item:?}"));

@@ -7,10 +7,16 @@
 //!
 //! What makes it safe to retry:
 //! - the client's `Idempotency-Key` (IETF draft "The Idempotency-Key HTTP Header Field")
-//!   maps each logical request to one stored response;
+//!   maps each logical request to one stored response. Keys are the caller's own
+//!   (`create-order#<caller>#<key>`): two callers choosing the same key place two
+//!   orders, and neither can replay the other's answer;
 //! - the order, its `OrderPlaced` outbox row and the completed idempotency record are
 //!   written in **one** DynamoDB transaction, so there is never an order without its
 //!   event, a key without its order, or a 201 for something not stored.
+//!
+//! The order belongs to its caller, the IAM principal API Gateway authenticated
+//! (`http_api::caller`): it is stored as the order item's owner, and only that caller
+//! can read the order back (get-order).
 //!
 //! The card token goes with the order, onto its item, and nowhere else: not into the
 //! event, the answer or the stored answer a replay sends (both are the [`Order`], which
@@ -25,9 +31,9 @@ use chrono::Utc;
 use domain::events::{Envelope, Event, OrderPlaced};
 use domain::idempotency::fingerprint;
 use domain::idempotency::{IdempotencyRecord, IdempotencyStore, Seen, judge};
-use domain::ids::{CorrelationId, OrderId};
+use domain::ids::{Caller, CorrelationId, OrderId};
 use domain::order::Order;
-use domain::ports::{OrderStore, PlaceOutcome};
+use domain::ports::{OrderStore, PlaceOutcome, StoredOrder};
 use domain::problem::{Problem, ProblemKind};
 use domain::validation::{CreateOrderRequest, RequestError};
 use lambda_http::Request;
@@ -43,6 +49,14 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// no other key there (`dynamodb:LeadingKeys` in template.yaml, checked against this
 /// constant by tests/integration/least_privilege.rs).
 const KEY_SCOPE: &str = "create-order";
+
+/// The idempotency record's key for a client's `Idempotency-Key`:
+/// `create-order#<caller>#<key>`. The key is the caller's own: another caller's same key
+/// is another request (the IETF Idempotency-Key draft scopes keys per client), never its
+/// replay. A caller has no `#`, so two callers' keys never meet.
+pub fn record_key(caller: &Caller, key: &str) -> String {
+    format!("{KEY_SCOPE}#{caller}#{key}")
+}
 
 /// How a failed order or idempotency store is told: a retry must reuse the key, or it
 /// could place a second order.
@@ -70,6 +84,7 @@ impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
         request: &Request,
         correlation_id: &CorrelationId,
     ) -> Result<http::Response<String>, Problem> {
+        let caller = http_api::caller(request)?;
         let body = checked_body(request)?;
         let key = request
             .headers()
@@ -86,7 +101,7 @@ impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
         // whitespace or key order is still the same request.
         let payload_hash = fingerprint(&serde_json::to_vec(&order_request).map_err(internal)?);
         let new_order = order_request.into_new_order().map_err(request_problem)?;
-        let record_key = format!("{KEY_SCOPE}#{key}");
+        let record_key = record_key(&caller, &key);
 
         // Seen before? Replay, refuse, or ask the client to wait.
         let now = Utc::now();
@@ -112,9 +127,15 @@ impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
             created.to_json().map_err(internal)?,
             now.timestamp(),
         );
+        let stored = StoredOrder {
+            order,
+            owner: Some(caller),
+            payment_token: Some(new_order.payment_token),
+        };
+        let order = &stored.order;
         match self
             .orders
-            .place(&order, &new_order.payment_token, &event, &record)
+            .place(&stored, &event, &record)
             .await
             .map_err(|error| http_api::store_problem(&error, STORE))?
         {

@@ -5,8 +5,7 @@
 use domain::events::EventType;
 use domain::failure::Failure;
 use domain::idempotency::InMemoryIdempotencyStore;
-use domain::order::PaymentToken;
-use domain::ports::{InMemoryOrderStore, OrderToCharge, Transition, TransitionOutcome};
+use domain::ports::{InMemoryOrderStore, StoredOrder, Transition, TransitionOutcome};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
@@ -20,15 +19,24 @@ fn app() -> (
     (App::new(store.clone(), store.idempotency.clone()), store)
 }
 
+/// The caller of most tests.
+const CALLER: &str = "arn:aws:iam::000000000000:user/alice";
+
 fn request(key: &str, body: &str) -> Request {
-    http::Request::builder()
+    request_as(CALLER, key, body)
+}
+
+/// `POST /orders` signed by `caller`.
+fn request_as(caller: &str, key: &str, body: &str) -> Request {
+    let request = http::Request::builder()
         .method("POST")
         .uri("/orders")
         .header("content-type", "application/json; charset=utf-8")
         .header("x-correlation-id", "corr-1")
         .header(IDEMPOTENCY_HEADER, key)
         .body(Body::from(body.to_owned()))
-        .expect("a valid request")
+        .expect("a valid request");
+    http_api::with_caller(request, caller)
 }
 
 /// The problem+json body of `response`, after checking its status.
@@ -75,7 +83,7 @@ async fn the_card_token_is_stored_with_the_order_and_nowhere_else() {
 
     let order: Value = serde_json::from_slice(first.body()).expect("the order as JSON");
     let id = OrderId::parse(order["order_id"].as_str().unwrap_or_default()).expect("an id");
-    let stored = store.get_to_charge(id).await.unwrap().expect("stored");
+    let stored = store.get_stored(id).await.unwrap().expect("stored");
     assert_eq!(
         stored.payment_token.as_ref().map(|t| t.expose()),
         Some("tok_visa")
@@ -141,6 +149,7 @@ async fn bad_requests_store_nothing() {
         .header(IDEMPOTENCY_HEADER, "key-2")
         .body(Body::from(ORDER))
         .expect("a valid request");
+    let wrong_type = http_api::with_caller(wrong_type, CALLER);
     assert_eq!(app.handle(wrong_type).await.status(), 415);
     assert_eq!(store.order_count(), 0);
 }
@@ -155,8 +164,7 @@ struct PlaceFails {
 impl OrderStore for PlaceFails {
     async fn place(
         &self,
-        _: &Order,
-        _: &PaymentToken,
+        _: &StoredOrder,
         _: &Envelope,
         _: &IdempotencyRecord,
     ) -> Result<PlaceOutcome, Failure> {
@@ -171,8 +179,8 @@ impl OrderStore for PlaceFails {
         self.store.get(id).await
     }
 
-    async fn get_to_charge(&self, id: OrderId) -> Result<Option<OrderToCharge>, Failure> {
-        self.store.get_to_charge(id).await
+    async fn get_stored(&self, id: OrderId) -> Result<Option<StoredOrder>, Failure> {
+        self.store.get_stored(id).await
     }
 }
 
@@ -226,4 +234,36 @@ async fn a_broken_store_is_a_500_without_retry_after() {
     );
     assert!(!response.headers().contains_key("retry-after"));
     assert_eq!(store.order_count(), 0);
+}
+
+/// An Idempotency-Key is its caller's own: a second caller who picks the same key places
+/// an order of its own (no replay of the first caller's answer, no 422 telling it the key
+/// is taken), the order is stored as the caller's, and each caller's retry replays its own.
+#[tokio::test]
+async fn the_same_key_from_two_callers_places_two_orders() {
+    let (app, store) = app();
+    let bob = "arn:aws:iam::000000000000:user/bob";
+    let first = app.handle(request("shared-key", ORDER)).await;
+    let second = app.handle(request_as(bob, "shared-key", ORDER)).await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (201, 201)
+    );
+    assert!(!second.headers().contains_key("idempotent-replayed"));
+    let id = |response: &Response<Body>| {
+        serde_json::from_slice::<Value>(response.body()).unwrap()["order_id"].clone()
+    };
+    assert_ne!(id(&first), id(&second));
+    assert_eq!(store.order_count(), 2);
+
+    let replay = app.handle(request_as(bob, "shared-key", ORDER)).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(id(&replay), id(&second));
+    let order_id = OrderId::parse(id(&second).as_str().unwrap()).unwrap();
+    let stored = store.get_stored(order_id).await.unwrap().unwrap();
+    assert_eq!(stored.owner.as_ref().map(|c| c.as_str()), Some(bob));
+    assert!(
+        !String::from_utf8_lossy(second.body()).contains(bob),
+        "the owner stays stored"
+    );
 }

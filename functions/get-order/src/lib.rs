@@ -1,4 +1,7 @@
-//! `GET /orders/{id}`: read one order back.
+//! `GET /orders/{id}`: read one order back, for the caller that placed it.
+//!
+//! An order belongs to the IAM principal that placed it (`http_api::caller`); any other
+//! caller gets the same 404 as for an id that names no order.
 //!
 //! The handler is `App::respond`; the HTTP shell around it (correlation id, span,
 //! problem+json) is `aws_adapters::runtime::HttpFunction`, so the tests (`src/tests.rs`)
@@ -39,24 +42,31 @@ impl<O: OrderStore> HttpFunction for App<O> {
         tracing::info_span!("get_order", correlation_id = %correlation_id, order_id = tracing::field::Empty)
     }
 
-    /// The stored order, or 404 for an id that names none.
+    /// The stored order, or 404 for an id that names none of the caller's orders.
     async fn respond(
         &self,
         request: &Request,
         _: &CorrelationId,
     ) -> Result<http::Response<String>, Problem> {
+        let caller = http_api::caller(request)?;
         let id = order_id_of(request);
         let not_found = || Problem::new(ProblemKind::NotFound, format!("no order with id {id:?}"));
         // A malformed id cannot name an order: same answer as an unknown one.
         let order_id = OrderId::parse(&id).ok_or_else(not_found)?;
         tracing::Span::current().record("order_id", tracing::field::display(order_id));
-        let order = self
+        let stored = self
             .orders
-            .get(order_id)
+            .get_stored(order_id)
             .await
             .map_err(|error| http_api::store_problem(&error, READ))?
             .ok_or_else(not_found)?;
-        let body = serde_json::to_string(&order).map_err(|error| {
+        // Another caller's order is answered as no order at all: a 403 would confirm that
+        // the id exists. An order stored before orders had owners is nobody's.
+        if stored.owner.as_ref() != Some(&caller) {
+            tracing::info!("the order belongs to another caller: answered as not found");
+            return Err(not_found());
+        }
+        let body = serde_json::to_string(&stored.order).map_err(|error| {
             tracing::error!(error = %ErrorChain(&error), "encoding order failed");
             Problem::new(ProblemKind::Internal, "the order could not be encoded")
         })?;

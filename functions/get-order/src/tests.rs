@@ -3,24 +3,29 @@
 
 use domain::events::Envelope;
 use domain::failure::Failure;
-use domain::fixtures::{APPROVED_TOKEN, SampleOrder};
+use domain::fixtures::{APPROVED_TOKEN, OWNER, SampleOrder};
 use domain::idempotency::IdempotencyRecord;
-use domain::order::{Order, PaymentToken};
-use domain::ports::{
-    InMemoryOrderStore, OrderToCharge, PlaceOutcome, Transition, TransitionOutcome,
-};
+use domain::order::Order;
+use domain::ports::{InMemoryOrderStore, PlaceOutcome, StoredOrder, Transition, TransitionOutcome};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
 use super::*;
 
-/// `GET /orders/{id}` as a local tool sends it: the id only in the path.
+/// `GET /orders/{id}` as a local tool sends it, signed by the sample orders' owner: the
+/// id only in the path.
 fn get(id: &str) -> Request {
-    http::Request::builder()
+    get_as(id, OWNER)
+}
+
+/// `GET /orders/{id}` signed by `caller`.
+fn get_as(id: &str, caller: &str) -> Request {
+    let request = http::Request::builder()
         .uri(format!("/orders/{id}"))
         .header("x-correlation-id", "corr-7")
         .body(Body::Empty)
-        .expect("a valid request")
+        .expect("a valid request");
+    http_api::with_caller(request, caller)
 }
 
 /// The `type` slug of a problem+json answer.
@@ -32,6 +37,51 @@ fn problem_type(response: &Response<Body>) -> String {
     let problem: Value = serde_json::from_slice(response.body()).expect("a JSON problem");
     let slug = problem["type"].as_str().and_then(|t| t.rsplit('/').next());
     slug.unwrap_or_default().to_owned()
+}
+
+/// Another caller's GET of an order is the 404 of an order that does not exist, with
+/// nothing of the order in it; so is an order stored before orders had owners.
+#[tokio::test]
+async fn another_callers_order_is_not_found() {
+    let (store, sample) = stored().await;
+    let id = sample.order.order_id.to_string();
+    let app = App::new(store.clone());
+    let other = app
+        .handle(get_as(&id, "arn:aws:iam::000000000000:user/mallory"))
+        .await;
+    assert_eq!(other.status(), 404);
+    assert_eq!(problem_type(&other), "not-found");
+    let unknown = app.handle(get_as(&OrderId::new().to_string(), OWNER)).await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(other.body()).unwrap()["title"],
+        serde_json::from_slice::<Value>(unknown.body()).unwrap()["title"]
+    );
+    assert!(!String::from_utf8_lossy(other.body()).contains(sample.order.customer_id.as_str()));
+
+    let ownerless = SampleOrder::placed(APPROVED_TOKEN);
+    let mut stored = ownerless.stored();
+    stored.owner = None;
+    let record = IdempotencyRecord::completed("create-order#x".into(), "h".into(), "{}".into(), 0);
+    store
+        .place(&stored, &ownerless.placed, &record)
+        .await
+        .unwrap();
+    let response = app.handle(get(&ownerless.order.order_id.to_string())).await;
+    assert_eq!(response.status(), 404);
+}
+
+/// A request without a caller identity (a route without IAM auth) is a 500 that reads
+/// nothing, never an order answered to nobody.
+#[tokio::test]
+async fn a_request_without_a_caller_is_refused() {
+    let (store, sample) = stored().await;
+    let unsigned = http::Request::builder()
+        .uri(format!("/orders/{}", sample.order.order_id))
+        .body(Body::Empty)
+        .expect("a valid request");
+    let response = App::new(store).handle(unsigned).await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(problem_type(&response), "internal-error");
 }
 
 /// A fake holding one placed order.
@@ -100,20 +150,17 @@ impl OrderStore for ReadFails {
         Err(self.failure.clone())
     }
 
-    async fn get_to_charge(&self, _: OrderId) -> Result<Option<OrderToCharge>, Failure> {
+    async fn get_stored(&self, _: OrderId) -> Result<Option<StoredOrder>, Failure> {
         Err(self.failure.clone())
     }
 
     async fn place(
         &self,
-        order: &Order,
-        payment_token: &PaymentToken,
+        new: &StoredOrder,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> Result<PlaceOutcome, Failure> {
-        self.store
-            .place(order, payment_token, event, idempotency)
-            .await
+        self.store.place(new, event, idempotency).await
     }
 
     async fn transition(&self, transition: &Transition) -> Result<TransitionOutcome, Failure> {

@@ -25,7 +25,7 @@ use domain::failure::Failure;
 use domain::idempotency::Idempotency;
 use domain::idempotency::IdempotencyStore;
 use domain::order::{Order, OrderStatus, PaymentToken};
-use domain::ports::{DeadLetterSink, OrderStore, OrderToCharge, Transition, TransitionOutcome};
+use domain::ports::{DeadLetterSink, OrderStore, StoredOrder, Transition, TransitionOutcome};
 
 use domain::ports::{ChargeOutcome, PaymentGateway};
 
@@ -128,7 +128,7 @@ where
     /// order, and guessing would be wrong (failing it would tell the customer their card
     /// was declined), so the event goes to the DLQ with the reason, for a person.
     fn card_token<'a>(
-        stored: &'a OrderToCharge,
+        stored: &'a StoredOrder,
         placed: &'a OrderPlaced,
     ) -> Result<&'a PaymentToken, Failure> {
         if let Some(token) = &stored.payment_token {
@@ -148,7 +148,7 @@ where
 
     async fn charge(&self, envelope: &Envelope, placed: &OrderPlaced) -> Result<String, Failure> {
         // One read gives the status, the total and the card token.
-        let stored = match self.orders.get_to_charge(envelope.order_id).await? {
+        let stored = match self.orders.get_stored(envelope.order_id).await? {
             Some(stored) if stored.order.status == OrderStatus::Pending => stored,
             other => {
                 not_where_expected(other.map(|s| s.order.status), OrderStatus::Pending);

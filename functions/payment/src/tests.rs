@@ -60,7 +60,7 @@ impl World {
 
     /// The card token stored with the sample order, if it is still there.
     async fn stored_token(&self, sample: &SampleOrder) -> Option<String> {
-        let stored = self.orders.get_to_charge(sample.order.order_id).await;
+        let stored = self.orders.get_stored(sample.order.order_id).await;
         let stored = stored.unwrap().expect("the sample order is stored");
         stored.payment_token.map(|t| t.expose().to_owned())
     }

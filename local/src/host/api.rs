@@ -2,6 +2,11 @@
 //! function whose `Api` event matches its method and path (with `{params}`), in API
 //! Gateway's REST proxy event shape, and turns the function's proxy response back into
 //! HTTP. Locally there is no authentication: the host says so when it starts.
+//!
+//! It still says who is calling, as API Gateway does after checking a SigV4 signature
+//! (`requestContext.identity.userArn`), because orders belong to their caller: the
+//! [`CALLER_HEADER`] names a caller, else the access key of a SigV4 `Authorization`
+//! header (unchecked), else every request is [`LOCAL_CALLER`]'s.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +24,42 @@ use crate::provision::ApiRoute;
 
 /// The largest body API Gateway accepts (10 MB).
 const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// Header naming the caller of a local request (`x-local-caller: alice` calls as
+/// `arn:aws:iam::000000000000:user/alice`; an IAM user name, else it is ignored): how a
+/// test or a learner tries two callers.
+/// AWS never reads it; there, the caller is whoever signed the request.
+pub const CALLER_HEADER: &str = "x-local-caller";
+
+/// The user every local request without a caller of its own is made by.
+pub const LOCAL_CALLER: &str = "local";
+
+/// Whether `name` can be an IAM user name (1 to 64 of letters, digits and `+=,.@_-`):
+/// anything else in [`CALLER_HEADER`] is ignored, as if it were not sent.
+fn is_user_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+/// The caller's ARN, as API Gateway would report the principal behind the request: the
+/// user [`CALLER_HEADER`] names, else the user of a SigV4 signature's access key id,
+/// else [`LOCAL_CALLER`].
+fn caller_arn(headers: &HeaderMap) -> String {
+    let named = headers
+        .get(CALLER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|name| is_user_name(name));
+    let signed = || {
+        let authorization = headers.get("authorization")?.to_str().ok()?;
+        let credential = authorization.split("Credential=").nth(1)?;
+        credential.split('/').next().filter(|key| is_user_name(key))
+    };
+    let user = named.or_else(signed).unwrap_or(LOCAL_CALLER);
+    format!("arn:aws:iam::{ACCOUNT_ID}:user/{user}")
+}
 
 /// A route with its function.
 #[derive(Clone)]
@@ -157,6 +198,7 @@ async fn handle(
             "path": path,
             "protocol": "HTTP/1.1",
             "identity": {
+                "userArn": caller_arn(&parts.headers),
                 "sourceIp": peer.ip().to_string(),
                 "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()),
             },
@@ -251,6 +293,30 @@ mod tests {
         assert_eq!(match_path("/orders", "/orders"), Some(HashMap::new()));
         assert_eq!(match_path("/orders/{id}", "/orders"), None);
         assert_eq!(match_path("/orders/{id}", "/orders/42/items"), None);
+    }
+
+    #[test]
+    fn the_caller_is_named_by_header_else_by_signature_else_local() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            caller_arn(&headers),
+            format!("arn:aws:iam::{ACCOUNT_ID}:user/local")
+        );
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261201/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=00",
+            ),
+        );
+        assert_eq!(
+            caller_arn(&headers),
+            format!("arn:aws:iam::{ACCOUNT_ID}:user/AKIDEXAMPLE")
+        );
+        headers.insert(CALLER_HEADER, HeaderValue::from_static("alice"));
+        assert_eq!(
+            caller_arn(&headers),
+            format!("arn:aws:iam::{ACCOUNT_ID}:user/alice")
+        );
     }
 
     #[test]

@@ -13,13 +13,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 
 use crate::contention::{Cancellation, Tried, retry_contention};
 use crate::dynamodb_idempotency::DynamoDbIdempotencyStore;
-use crate::tables::{ORDER_SK, OutboxRow, PAYMENT_TOKEN, order_pk};
+use crate::tables::{ORDER_SK, OWNER, OutboxRow, PAYMENT_TOKEN, order_pk};
 use crate::transaction::{Sent, Transaction, names};
 use domain::events::Envelope;
 use domain::idempotency::IdempotencyRecord;
-use domain::ids::OrderId;
+use domain::ids::{Caller, OrderId};
 use domain::order::{Order, PaymentToken};
-use domain::ports::{OrderStore, OrderToCharge, PlaceOutcome, Transition, TransitionOutcome};
+use domain::ports::{OrderStore, PlaceOutcome, StoredOrder, Transition, TransitionOutcome};
 
 /// Orders in DynamoDB.
 #[derive(Debug, Clone)]
@@ -160,29 +160,33 @@ fn status_update_expression(transition: &Transition) -> &'static str {
     }
 }
 
-/// The order's item: the order's fields, its keys, and the card token beside them.
-fn order_item(
-    order: &Order,
-    payment_token: &PaymentToken,
-) -> Result<HashMap<String, AttributeValue>, Failure> {
+/// The order's item: the order's fields, its keys, and its owner and card token beside
+/// them.
+fn order_item(stored: &StoredOrder) -> Result<HashMap<String, AttributeValue>, Failure> {
+    let order = &stored.order;
     let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(order)
         .map_err(|e| Failure::Permanent(format!("encoding order: {e}")))?;
     item.insert("pk".into(), AttributeValue::S(order_pk(order.order_id)));
     item.insert("sk".into(), AttributeValue::S(ORDER_SK.into()));
-    item.insert(
-        PAYMENT_TOKEN.into(),
-        AttributeValue::S(payment_token.expose().to_owned()),
-    );
+    if let Some(owner) = &stored.owner {
+        item.insert(OWNER.into(), AttributeValue::S(owner.to_string()));
+    }
+    if let Some(token) = &stored.payment_token {
+        item.insert(
+            PAYMENT_TOKEN.into(),
+            AttributeValue::S(token.expose().to_owned()),
+        );
+    }
     Ok(item)
 }
 
-/// The order and its card token from the order's item. The token is taken out before the
-/// order is decoded, so no reader of an [`Order`] can come across it. An error names the
-/// order and the field, never the token's value.
+/// The order, its owner and its card token from the order's item. The owner and the
+/// token are taken out before the order is decoded, so no reader of an [`Order`] can come
+/// across them. An error names the order and the field, never the token's value.
 fn decode_order(
     id: OrderId,
     mut item: HashMap<String, AttributeValue>,
-) -> Result<OrderToCharge, Failure> {
+) -> Result<StoredOrder, Failure> {
     item.remove("pk");
     item.remove("sk");
     let payment_token = match item.remove(PAYMENT_TOKEN) {
@@ -194,10 +198,22 @@ fn decode_order(
             )));
         }
     };
+    let owner = match item.remove(OWNER) {
+        None => None,
+        Some(AttributeValue::S(owner)) => Some(Caller::parse(&owner).ok_or_else(|| {
+            Failure::Permanent(format!("decoding order {id}: {OWNER} is not a caller"))
+        })?),
+        Some(_) => {
+            return Err(Failure::Permanent(format!(
+                "decoding order {id}: {OWNER} is not a string"
+            )));
+        }
+    };
     let order = serde_dynamo::from_item(item)
         .map_err(|e| Failure::Permanent(format!("decoding order {id}: {e}")))?;
-    Ok(OrderToCharge {
+    Ok(StoredOrder {
         order,
+        owner,
         payment_token,
     })
 }
@@ -220,12 +236,11 @@ fn new_item_put(table: &str, item: HashMap<String, AttributeValue>) -> Result<Pu
 impl OrderStore for DynamoDbOrderStore {
     async fn place(
         &self,
-        order: &Order,
-        payment_token: &PaymentToken,
+        new: &StoredOrder,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> Result<PlaceOutcome, Failure> {
-        let now = order.created_at.timestamp();
+        let now = new.order.created_at.timestamp();
         let key_put = self
             .idempotency
             .as_ref()
@@ -234,10 +249,7 @@ impl OrderStore for DynamoDbOrderStore {
         let mut transaction = Transaction::new();
         transaction
             .put(names::KEY, key_put)?
-            .put(
-                names::ORDER,
-                new_item_put(&self.table, order_item(order, payment_token)?)?,
-            )?
+            .put(names::ORDER, new_item_put(&self.table, order_item(new)?)?)?
             .put(
                 names::event(event.id),
                 new_item_put(&self.table, outbox_item(event)?)?,
@@ -271,10 +283,10 @@ impl OrderStore for DynamoDbOrderStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, Failure> {
-        Ok(self.get_to_charge(id).await?.map(|stored| stored.order))
+        Ok(self.get_stored(id).await?.map(|stored| stored.order))
     }
 
-    async fn get_to_charge(&self, id: OrderId) -> Result<Option<OrderToCharge>, Failure> {
+    async fn get_stored(&self, id: OrderId) -> Result<Option<StoredOrder>, Failure> {
         let output = self
             .client
             .get_item()
@@ -300,7 +312,7 @@ mod tests {
     #[test]
     fn the_order_item_holds_the_token_beside_the_order_and_reads_back_apart() {
         let sample = SampleOrder::placed(APPROVED_TOKEN);
-        let item = order_item(&sample.order, &sample.payment_token).unwrap();
+        let item = order_item(&sample.stored()).unwrap();
         assert_eq!(
             item.get(PAYMENT_TOKEN)
                 .and_then(|v| v.as_s().ok())
@@ -309,10 +321,10 @@ mod tests {
         );
 
         let read = decode_order(sample.order.order_id, item.clone()).unwrap();
-        assert_eq!(read.order, sample.order);
-        assert_eq!(read.payment_token, Some(sample.payment_token.clone()));
+        assert_eq!(read, sample.stored());
         let api_json = serde_json::to_string(&read.order).unwrap();
         assert!(!api_json.contains(APPROVED_TOKEN), "{api_json}");
+        assert!(!api_json.contains(domain::fixtures::OWNER), "{api_json}");
 
         let mut settled = item;
         settled.remove(PAYMENT_TOKEN);
@@ -323,7 +335,7 @@ mod tests {
     #[test]
     fn a_token_that_is_not_a_string_is_named_but_not_shown() {
         let sample = SampleOrder::placed(APPROVED_TOKEN);
-        let mut item = order_item(&sample.order, &sample.payment_token).unwrap();
+        let mut item = order_item(&sample.stored()).unwrap();
         item.insert(PAYMENT_TOKEN.into(), AttributeValue::N("4242".into()));
         let error = decode_order(sample.order.order_id, item)
             .unwrap_err()

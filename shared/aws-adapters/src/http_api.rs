@@ -9,8 +9,10 @@ use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 
 use domain::failure::Failure;
-use domain::ids::CorrelationId;
+use domain::ids::{Caller, CorrelationId};
 use domain::problem::{self, Problem, ProblemKind};
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 
 use crate::telemetry::ErrorChain;
 
@@ -27,6 +29,38 @@ pub fn correlation_id(headers: &HeaderMap, fallback: Option<&str>) -> Correlatio
         .and_then(CorrelationId::parse)
         .or_else(|| fallback.and_then(CorrelationId::parse))
         .unwrap_or_else(CorrelationId::generate)
+}
+
+/// Who called: the IAM principal API Gateway authenticated the request as
+/// (`requestContext.identity.userArn`; the API takes only SigV4-signed requests, see
+/// docs/openapi.yaml). Orders belong to it and Idempotency-Keys are scoped by it.
+///
+/// Without one the API is wired wrong (a route without IAM auth), not called wrong, so
+/// the answer is a 500 with the cause logged, and nothing is read or stored for nobody.
+pub fn caller(request: &lambda_http::Request) -> Result<Caller, Problem> {
+    let arn = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.user_arn.as_deref(),
+        _ => None,
+    };
+    arn.and_then(Caller::parse).ok_or_else(|| {
+        tracing::error!(
+            "the request has no caller identity (requestContext.identity.userArn): is the route's authorization AWS_IAM?"
+        );
+        Problem::new(
+            ProblemKind::Internal,
+            "the API could not tell who is calling; the error is logged with this correlation id",
+        )
+    })
+}
+
+/// `request` with the identity API Gateway attaches to a request signed by `caller`
+/// (an IAM principal's ARN): for tests and tools that call a handler directly, without
+/// API Gateway in front.
+pub fn with_caller(request: lambda_http::Request, caller: &str) -> lambda_http::Request {
+    let mut context =
+        lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext::default();
+    context.identity.user_arn = Some(caller.to_owned());
+    request.with_request_context(RequestContext::ApiGatewayV1(context))
 }
 
 /// A JSON response.

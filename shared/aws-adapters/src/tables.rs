@@ -34,6 +34,11 @@ pub const ORDER_SK: &str = "ORDER";
 /// field, so reading the order for the API drops it.
 pub const PAYMENT_TOKEN: &str = "payment_token";
 
+/// The order item's attribute that names the caller who placed it
+/// ([`domain::ids::Caller`]): only that caller may read the order back. Not an
+/// [`domain::order::Order`] field, so no answer of the API carries it.
+pub const OWNER: &str = "owner";
+
 /// Sort-key prefix of outbox rows; the relay's stream filter in template.yaml matches on it.
 pub const OUTBOX_SK_PREFIX: &str = "EVENT#";
 

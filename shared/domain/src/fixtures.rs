@@ -15,9 +15,9 @@ use crate::events::{
 };
 use crate::failure::Failure;
 use crate::idempotency::IdempotencyRecord;
-use crate::ids::{CorrelationId, CustomerId, OrderId};
+use crate::ids::{Caller, CorrelationId, CustomerId, OrderId};
 use crate::order::{Order, PaymentToken};
-use crate::ports::{OrderStore, PlaceOutcome};
+use crate::ports::{OrderStore, PlaceOutcome, StoredOrder};
 use crate::validation::CreateOrderRequest;
 
 /// The sample order's customer.
@@ -29,6 +29,14 @@ pub const APPROVED_TOKEN: &str = "tok_visa";
 /// The card token the payment gateways (the simulated provider and the in-memory fake)
 /// always decline.
 pub const DECLINED_TOKEN: &str = "tok_decline";
+
+/// The caller that places the sample orders.
+pub const OWNER: &str = "arn:aws:iam::000000000000:user/fixture";
+
+/// [`OWNER`] as a [`Caller`].
+pub fn owner() -> Caller {
+    Caller::parse(OWNER).expect("the fixture's caller is valid")
+}
 
 /// The sample order's lines as (SKU, units, unit price in minor units), the same as the
 /// sample events in `events/`: 2 × 12.50 + 1 × 19.99 = 44.99 EUR.
@@ -82,9 +90,19 @@ impl SampleOrder {
         }
     }
 
-    /// Stores the order with its card token and its `OrderPlaced` outbox event, as
-    /// create-order does, so a consumer under test finds it PENDING. The idempotency record is keyed by the order
-    /// id, so storing one sample twice answers [`PlaceOutcome::KeyTaken`].
+    /// The order as its store keeps it: with its owner ([`OWNER`]) and card token.
+    pub fn stored(&self) -> StoredOrder {
+        StoredOrder {
+            order: self.order.clone(),
+            owner: Some(owner()),
+            payment_token: Some(self.payment_token.clone()),
+        }
+    }
+
+    /// Stores the order with its owner ([`OWNER`]), its card token and its `OrderPlaced`
+    /// outbox event, as create-order does, so a consumer under test finds it PENDING. The
+    /// idempotency record is keyed by the order id, so storing one sample twice answers
+    /// [`PlaceOutcome::KeyTaken`].
     pub async fn store_in(&self, store: &impl OrderStore) -> Result<PlaceOutcome, Failure> {
         let record = IdempotencyRecord::completed(
             format!("create-order#fixture-{}", self.order.order_id),
@@ -92,9 +110,7 @@ impl SampleOrder {
             "{}".into(),
             self.order.created_at.timestamp(),
         );
-        store
-            .place(&self.order, &self.payment_token, &self.placed, &record)
-            .await
+        store.place(&self.stored(), &self.placed, &record).await
     }
 
     /// Payment charged the order as `charge_id`.
@@ -229,7 +245,7 @@ mod tests {
         assert_eq!(sample.store_in(&store).await, Ok(PlaceOutcome::Placed));
         assert_eq!(sample.store_in(&store).await, Ok(PlaceOutcome::KeyTaken));
         let stored = store
-            .get_to_charge(sample.order.order_id)
+            .get_stored(sample.order.order_id)
             .await
             .unwrap()
             .unwrap();

@@ -143,6 +143,21 @@ validated_string_id!(
     is_correlation_id
 );
 
+validated_string_id!(
+    /// Who called the API: the IAM principal API Gateway authenticated (its
+    /// `requestContext.identity.userArn`), e.g.
+    /// `arn:aws:sts::123456789012:assumed-role/OrderService/checkout`. An order belongs to
+    /// the caller that placed it, and an Idempotency-Key is the caller's own. 1 to 2048
+    /// printable characters, without `#`, the separator of the keys it is part of.
+    Caller,
+    is_caller
+);
+
+/// The caller rule: what an IAM ARN can hold, and never the keys' `#` separator.
+pub fn is_caller(text: &str) -> bool {
+    (1..=2048).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
+}
+
 /// The customer id rule, shared by the type and by request validation.
 pub fn is_customer_id(text: &str) -> bool {
     text.strip_prefix("cust-").is_some_and(|rest| {
@@ -186,6 +201,14 @@ mod tests {
         assert!(CustomerId::parse("cust-ABC123").is_none());
         assert!(CustomerId::parse("cust-abc").is_none());
         assert!(CustomerId::parse("abc12345").is_none());
+    }
+
+    #[test]
+    fn a_caller_is_a_printable_arn_without_the_key_separator() {
+        assert!(Caller::parse("arn:aws:sts::123456789012:assumed-role/Svc/checkout").is_some());
+        assert!(Caller::parse("").is_none());
+        assert!(Caller::parse("arn:aws:iam::1:user/a#b").is_none());
+        assert!(Caller::parse("arn:aws:iam::1:user/a b").is_none());
     }
 
     #[test]

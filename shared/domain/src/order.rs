@@ -139,7 +139,7 @@ impl fmt::Display for OrderStatus {
 /// A card token from the (simulated) payment provider's client-side SDK. Never logged:
 /// its `Debug` is redacted. It is not a field of [`Order`], so no API response carries
 /// it, and no event does either: create-order stores it beside the order, on the order's
-/// item, and payment reads it from there ([`crate::ports::OrderStore::get_to_charge`]);
+/// item, and payment reads it from there ([`crate::ports::OrderStore::get_stored`]);
 /// the write that moves the order out of PENDING deletes it. It lives as long as it is
 /// needed, in one place, rather than for days in outbox rows, queues and DLQs.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,7 +23,7 @@ mod stock;
 
 pub use dead_letters::{DeadLetter, DeadLetterSink, InMemoryDeadLetters};
 pub use orders::{
-    InMemoryOrderStore, OrderStore, OrderToCharge, PlaceOutcome, Transition, TransitionOutcome,
+    InMemoryOrderStore, OrderStore, PlaceOutcome, StoredOrder, Transition, TransitionOutcome,
 };
 pub use payments::{Charge, ChargeOutcome, InMemoryPaymentGateway, PaymentGateway, Refund};
 pub use publisher::{EventPublisher, Outgoing, PUBLISH_BATCH_LIMIT, Published, RecordingPublisher};

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::events::Envelope;
 use crate::failure::Failure;
 use crate::idempotency::{IdempotencyRecord, InMemoryIdempotencyStore};
-use crate::ids::OrderId;
+use crate::ids::{Caller, OrderId};
 use crate::order::{Order, OrderStatus, PaymentToken};
 
 /// What happened to an attempt to place an order.
@@ -49,13 +49,16 @@ impl Transition {
     }
 }
 
-/// A stored order as payment reads it to charge it: the order, and the card token kept
-/// beside it. The token is a field here, not on [`Order`], so the order the API returns
-/// cannot carry it.
+/// An order with what only its store keeps beside it: who placed it and the card token.
+/// They are fields here, not on [`Order`], so the order the API returns can carry
+/// neither.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderToCharge {
+pub struct StoredOrder {
     /// The order as stored.
     pub order: Order,
+    /// The caller that placed it, the only one who may read it back; `None` for an
+    /// order stored before orders had owners, which no caller may read.
+    pub owner: Option<Caller>,
     /// The card token create-order stored with it; `None` once the order has left
     /// PENDING (the write that settled the payment deleted it), or for an order stored
     /// before tokens were kept on orders.
@@ -79,15 +82,14 @@ pub enum TransitionOutcome {
 
 /// Where orders live.
 pub trait OrderStore: Send + Sync {
-    /// Stores a new order with its card token, its event (the outbox row the relay
-    /// publishes) and the completed idempotency record in one transaction: all three or
-    /// none. This is what makes "a 201 for an order that was not stored" and "an order
-    /// whose event is never published" impossible. The token goes on the order's item
-    /// only, for payment to read with [`OrderStore::get_to_charge`].
+    /// Stores a new order (with its owner and card token), its event (the outbox row the
+    /// relay publishes) and the completed idempotency record in one transaction: all
+    /// three or none. This is what makes "a 201 for an order that was not stored" and "an
+    /// order whose event is never published" impossible. The owner and the token go on
+    /// the order's item only, read back with [`OrderStore::get_stored`].
     fn place(
         &self,
-        order: &Order,
-        payment_token: &PaymentToken,
+        new: &StoredOrder,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> impl Future<Output = Result<PlaceOutcome, Failure>> + Send;
@@ -104,18 +106,19 @@ pub trait OrderStore: Send + Sync {
     /// Reads an order; `None` if there is no such order. Never the card token.
     fn get(&self, id: OrderId) -> impl Future<Output = Result<Option<Order>, Failure>> + Send;
 
-    /// Reads an order with its card token, for payment: the same single read as
-    /// [`OrderStore::get`], so charging costs no extra request.
-    fn get_to_charge(
+    /// Reads an order with its owner and card token (for get-order, which answers only
+    /// the owner, and for payment, which charges with the token): the same single read
+    /// as [`OrderStore::get`], so neither costs an extra request.
+    fn get_stored(
         &self,
         id: OrderId,
-    ) -> impl Future<Output = Result<Option<OrderToCharge>, Failure>> + Send;
+    ) -> impl Future<Output = Result<Option<StoredOrder>, Failure>> + Send;
 }
 
 /// Orders and outbox events in memory, sharing an idempotency store.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryOrderStore {
-    orders: Arc<Mutex<HashMap<OrderId, OrderToCharge>>>,
+    orders: Arc<Mutex<HashMap<OrderId, StoredOrder>>>,
     outbox: Arc<Mutex<Vec<Envelope>>>,
     /// The idempotency store `place` writes to; share it with the handler.
     pub idempotency: InMemoryIdempotencyStore,
@@ -155,7 +158,7 @@ impl InMemoryOrderStore {
 /// The in-memory orders and outbox, locked together: the stand-in for a transaction, which
 /// other fakes (the stock store) use to change an order together with their own items.
 pub(crate) struct OrderTables<'a> {
-    orders: MutexGuard<'a, HashMap<OrderId, OrderToCharge>>,
+    orders: MutexGuard<'a, HashMap<OrderId, StoredOrder>>,
     outbox: MutexGuard<'a, Vec<Envelope>>,
 }
 
@@ -182,7 +185,7 @@ impl OrderTables<'_> {
         if self.any_stored(&transition.events) {
             return Err(TransitionOutcome::AlreadyDone);
         }
-        let Some(OrderToCharge { order, .. }) = self.orders.get(&transition.order_id) else {
+        let Some(StoredOrder { order, .. }) = self.orders.get(&transition.order_id) else {
             return Err(TransitionOutcome::NotAllowed { current: None });
         };
         if order.status != transition.from || !transition.from.can_become(transition.to) {
@@ -215,11 +218,11 @@ impl OrderTables<'_> {
 impl OrderStore for InMemoryOrderStore {
     async fn place(
         &self,
-        order: &Order,
-        payment_token: &PaymentToken,
+        new: &StoredOrder,
         event: &Envelope,
         idempotency: &IdempotencyRecord,
     ) -> Result<PlaceOutcome, Failure> {
+        let order = &new.order;
         // One lock over all three writes: the in-memory stand-in for a transaction.
         let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
         if !self
@@ -228,13 +231,7 @@ impl OrderStore for InMemoryOrderStore {
         {
             return Ok(PlaceOutcome::KeyTaken);
         }
-        orders.insert(
-            order.order_id,
-            OrderToCharge {
-                order: order.clone(),
-                payment_token: Some(payment_token.clone()),
-            },
-        );
+        orders.insert(order.order_id, new.clone());
         self.outbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -252,10 +249,10 @@ impl OrderStore for InMemoryOrderStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, Failure> {
-        Ok(self.get_to_charge(id).await?.map(|stored| stored.order))
+        Ok(self.get_stored(id).await?.map(|stored| stored.order))
     }
 
-    async fn get_to_charge(&self, id: OrderId) -> Result<Option<OrderToCharge>, Failure> {
+    async fn get_stored(&self, id: OrderId) -> Result<Option<StoredOrder>, Failure> {
         let orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(orders.get(&id).cloned())
     }
@@ -278,7 +275,7 @@ mod tests {
     }
 
     async fn token(store: &InMemoryOrderStore, sample: &SampleOrder) -> Option<String> {
-        let stored = store.get_to_charge(sample.order.order_id).await.unwrap();
+        let stored = store.get_stored(sample.order.order_id).await.unwrap();
         let token = stored.expect("the order is stored").payment_token;
         token.map(|t| t.expose().to_owned())
     }
