@@ -100,14 +100,25 @@ lint-template: venv $(CHECKOV_STAMP) ## Check template.yaml and the CI workflows
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
+# The arm64 target Lambda runs on. rustup installs it with the toolchain
+# rust-toolchain.toml pins, but not into that toolchain when it is already there (nor at
+# all with RUSTUP_AUTO_INSTALL=0). cargo-lambda then checks `stable` for it and, under
+# `sam build --parallel`, six builds race to install it while the others compile: some
+# find no `std` for aarch64. Installing it once, first, for both, leaves them nothing to do.
+ARM64 := aarch64-unknown-linux-gnu
+.PHONY: arm64-target
+arm64-target:
+	@rustup target list --installed | grep -qx '$(ARM64)' || rustup target add '$(ARM64)'
+	@if rustup toolchain list | grep -q '^stable'; then rustup +stable target list --installed | grep -qx '$(ARM64)' || rustup +stable target add '$(ARM64)'; fi
+
 .PHONY: sam-build
-sam-build: venv ## sam build from a clean build dir, then check one arm64 bootstrap per function
+sam-build: venv arm64-target ## sam build from a clean build dir, then check one arm64 bootstrap per function
 	rm -rf target/sam-build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --build-dir target/sam-build --parallel
 	$(VENV)/bin/python local/tools/check_bootstraps.py template.yaml target/sam-build
 
 .PHONY: build
-build: venv ## Release arm64 bootstraps for Lambda, as `sam build` makes them
+build: venv arm64-target ## Release arm64 bootstraps for Lambda, as `sam build` makes them
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked
 
 .PHONY: redrive
