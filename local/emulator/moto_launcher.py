@@ -9,7 +9,7 @@ Why not plain `moto_server`:
   which makes the emulator honest about the guarantees our idempotency code relies on.
 - A cancelled DynamoDB transaction must leave no trace, in the table or in its stream,
   and must not cost more as tables grow: see `roll_back_transactions_like_dynamodb`.
-- An SQS receive or delete must not cost more as the queue's backlog grows: see
+- An SQS receive must not cost more as the queue's backlog grows: see
   `keep_sqs_requests_independent_of_the_backlog` and `count_queue_attributes_once`.
   Reading a table page by page must not cost more for later pages:
   `scan_pages_from_their_start_key`.
@@ -17,7 +17,8 @@ Why not plain `moto_server`:
   two deletes at once could remove a message nobody had received. Each queue's
   messages now change under its own lock (`change_each_queue_under_its_lock`). A
   delete with a receipt handle older than the message's latest receipt succeeds and
-  deletes nothing, as SQS documents (moto deleted on any handle the message had).
+  deletes nothing, as SQS documents (moto deleted on any handle the message had):
+  `delete_only_with_the_latest_receipt_handle`.
 - The reliability runs need AWS to fail on cue: `FaultInjector` makes the functions'
   requests fail for a while (the service "down", or throttling) without touching them,
   and produces the DynamoDB failures that come from contention, which a serialised
@@ -32,17 +33,34 @@ Why not plain `moto_server`:
   (`send_without_counting_the_queue`). The reliability runs also start a second
   launcher for DynamoDB alone (local/src/emulator.rs), so the emulator can use both
   cores.
+- `make bench`'s cost model needs the DynamoDB capacity units each function would
+  consume on AWS: `CapacityMeter` sizes the items each request touches by DynamoDB's
+  own rules (`item_size`), before and after the request, under `SerialDynamoDb`'s lock.
 - When our parent goes away (its end of stdin closes) we exit, so a killed test run never
   leaves an orphan emulator behind.
+
+The patches reach into about twenty private moto and werkzeug internals, so the launcher
+refuses to start unless the installed versions are the ones local/requirements.txt pins
+(`refuse_unpinned_versions`).
+
+Every patch exists either for speed or for correctness (behaving like AWS, or serving the
+project's tools), and `main` lists them so (`SPEED_PATCHES`, `CORRECTNESS_PATCHES`).
+With LOCAL_EMULATOR_SPEED_PATCHES=off the speed patches are all skipped, and DynamoDB
+requests go through moto's own Flask app and request handler like the rest: what is left
+is plain moto plus the correctness patches, to tell whether a behaviour (or a cost) comes
+from a speed patch.
 """
 
+import base64
 import copy
 import datetime
+import decimal
 import functools
 import io
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -62,7 +80,8 @@ class WholeBodies:
     """WSGI middleware (the outermost): reads each request's body in full before anything
     answers it. Connections are kept alive (see `QuietRequestHandler`), so a body left
     unread on the socket would be taken for the next request's first line; read here,
-    any layer may answer without reading it (the fault injector does)."""
+    any layer may answer without reading it (the fault injector does). Needed with the
+    speed patches off too: the layers after it read the body with `body_of`."""
 
     def __init__(self, app):
         self.app = app
@@ -115,7 +134,10 @@ class TableWrites:
 
 
 class SerialDynamoDb:
-    """WSGI middleware: one DynamoDB request at a time, everything else concurrent."""
+    """WSGI middleware: one DynamoDB request at a time, everything else concurrent.
+
+    Whatever it wraps runs under the lock for a DynamoDB request: `CapacityMeter` sits
+    inside it for that reason."""
 
     def __init__(self, app):
         self.app = app
@@ -139,71 +161,34 @@ class RequestCounter:
     host), so the count says which function made which AWS calls:
     GET /_local/requests answers {"CreateOrderFunction": {"dynamodb.PutItem": 1, ...}},
     GET /_local/capacity-units the DynamoDB capacity units they would consume
-    ({"CreateOrderFunction": {"read": 1.0, "write": 6.0}}), and DELETE /_local/requests
-    starts over. The benchmarks and the request-budget test use
-    it; it changes nothing for the requests themselves.
+    ({"CreateOrderFunction": {"read": 1.0, "write": 6.0}}, measured by `meter`, a
+    `CapacityMeter` further in), and DELETE on either path starts both over. The
+    benchmarks and the request-budget test use it; it changes nothing for the requests
+    themselves.
     """
 
     PATH = "/_local/requests"
     UNITS_PATH = "/_local/capacity-units"
 
-    def __init__(self, app):
+    def __init__(self, app, meter):
         self.app = app
+        self.meter = meter
         self.lock = threading.Lock()
         self.counts = {}
-        self.units = {}
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == self.PATH:
-            return self.answer(environ, start_response, lambda: self.counts)
+            return self.answer(environ, start_response, self.request_counts)
         if environ.get("PATH_INFO") == self.UNITS_PATH:
-            return self.answer(environ, start_response, lambda: self.units)
+            return self.answer(environ, start_response, self.meter.units_so_far)
         caller, service = self.credential(environ.get("HTTP_AUTHORIZATION", ""))
         if caller:
             operation = self.operation(environ)
-            units = self.capacity_units(environ, operation) if service == "dynamodb" else None
             with self.lock:
                 calls = self.counts.setdefault(caller, {})
                 key = f"{service}.{operation}"
                 calls[key] = calls.get(key, 0) + 1
-                if units:
-                    mine = self.units.setdefault(caller, {"read": 0.0, "write": 0.0})
-                    mine["read"] += units[0]
-                    mine["write"] += units[1]
         return self.app(environ, start_response)
-
-    @staticmethod
-    def capacity_units(environ, operation):
-        """(read, write) capacity units a DynamoDB request would consume on AWS, as billed
-        on demand: a write unit per KB written (two in a transaction), a read unit per
-        4 KB read strongly (half eventually, two in a transaction). Items are sized by
-        their JSON, which is close to DynamoDB's own sizing for small items; updates and
-        deletes count one unit, as they do for items under 1 KB. `make bench`'s cost
-        model reads these from GET /_local/capacity-units."""
-        body = body_of(environ)
-        try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            return None
-
-        def kilobytes(item, per):
-            return max(1, -(-len(json.dumps(item)) // per))
-
-        if operation == "PutItem":
-            return 0.0, float(kilobytes(request.get("Item", {}), 1024))
-        if operation in ("UpdateItem", "DeleteItem"):
-            return 0.0, 1.0
-        if operation == "GetItem":
-            return (1.0 if request.get("ConsistentRead") else 0.5), 0.0
-        if operation == "TransactWriteItems":
-            write = 0.0
-            for entry in request.get("TransactItems", []):
-                put = entry.get("Put")
-                write += 2.0 * (kilobytes(put.get("Item", {}), 1024) if put else 1)
-            return 0.0, write
-        if operation == "TransactGetItems":
-            return 2.0 * len(request.get("TransactItems", [])), 0.0
-        return None
 
     @staticmethod
     def credential(authorization):
@@ -225,14 +210,336 @@ class RequestCounter:
                 return pair[len(b"Action="):].decode("utf-8", "replace")
         return environ.get("REQUEST_METHOD", "unknown")
 
-    def answer(self, environ, start_response, which):
+    def request_counts(self):
         with self.lock:
-            if environ.get("REQUEST_METHOD") == "DELETE":
+            return copy.deepcopy(self.counts)
+
+    def answer(self, environ, start_response, which):
+        if environ.get("REQUEST_METHOD") == "DELETE":
+            with self.lock:
                 self.counts = {}
-                self.units = {}
-            body = json.dumps(which()).encode()
+            self.meter.start_over()
+        body = json.dumps(which()).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
+
+
+# DynamoDB's sizing rules. An item's size decides the capacity units a request consumes;
+# the rules are in the DynamoDB Developer Guide, "DynamoDB item sizes and formats". They
+# apply to DynamoDB JSON, the wire form: {"name": {"S": "text"}, "n": {"N": "12.5"}, ...}.
+
+
+def utf8_length(text):
+    """Bytes of `text` in UTF-8: how DynamoDB measures names and strings."""
+    return len(text.encode("utf-8"))
+
+
+def number_size(text):
+    """Bytes a DynamoDB Number takes: one per two significant digits, plus one.
+
+    The guide: "Leading and trailing zeroes are trimmed. The size of a number is
+    approximately (1 byte per two significant digits) + (1 byte)". Our exact rule: the
+    significant digits are the number's decimal digits with the sign, the decimal point
+    and any exponent left out and leading and trailing zeros trimmed (so 650 has two,
+    0.0105 has three, 1E+5 one); an odd count rounds up to a whole byte; zero has none
+    and takes 1 byte. ("approximately": DynamoDB pairs digits around the decimal point,
+    so 1.1 really takes 3 bytes where this says 2.)
+    """
+    digits = decimal.Decimal(text).as_tuple().digits
+    significant = "".join(str(digit) for digit in digits).strip("0")
+    return (len(significant) + 1) // 2 + 1
+
+
+def binary_length(value):
+    """Raw bytes of a Binary value. On the wire it is base64 text, but "the value's raw
+    byte length is used for calculating size"; moto may hold it decoded already."""
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    return len(base64.b64decode(value))
+
+
+def value_size(value):
+    """Bytes one attribute value takes, its name not included: see `item_size`."""
+    (kind, data), = value.items()
+    if kind == "S":
+        return utf8_length(data)
+    if kind == "N":
+        return number_size(data)
+    if kind == "B":
+        return binary_length(data)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(utf8_length(member) for member in data)
+    if kind == "NS":
+        return sum(number_size(member) for member in data)
+    if kind == "BS":
+        return sum(binary_length(member) for member in data)
+    if kind == "L":
+        # 3 bytes for the list, and each element its own size plus 1 byte.
+        return 3 + sum(value_size(member) + 1 for member in data)
+    if kind == "M":
+        # 3 bytes for the map, and each element its name, its value and 1 byte.
+        return 3 + sum(
+            utf8_length(name) + value_size(member) + 1 for name, member in data.items()
+        )
+    raise ValueError(f"not a DynamoDB attribute value: {value!r}")
+
+
+def item_size(item):
+    """The size in bytes DynamoDB gives `item` (DynamoDB JSON), by the Developer Guide's
+    "DynamoDB item sizes and formats": the sum over its attributes of the attribute
+    name's UTF-8 length plus the value's size, where
+    - a String is its UTF-8 bytes; a Binary its raw (base64-decoded) bytes;
+    - a Number is 1 byte per two significant digits plus 1 byte (`number_size`);
+    - a Boolean or a Null is 1 byte;
+    - a List or a Map is 3 bytes plus, for each element, its size and 1 byte (a map
+      element's size includes its name's UTF-8 length);
+    - a String, Number or Binary set is the sum of its members' sizes (the guide does
+      not spell sets out; each member is sized as a value of its type).
+    Storage overheads (100 bytes per item for indexing, and so on) are for storage
+    billing, not capacity units, and are not counted.
+    """
+    return sum(utf8_length(name) + value_size(value) for name, value in item.items())
+
+
+def write_units(size):
+    """Write capacity units for writing an item of `size` bytes: one per KB started, at
+    least one ("Item sizes for writes are rounded up to the next 1 KB multiple")."""
+    return max(1, -(-size // 1024))
+
+
+def read_units(size, strongly_consistent=True):
+    """Read capacity units for reading an item of `size` bytes: one per 4 KB started, at
+    least one (a missing item costs a read too), half for an eventually consistent read."""
+    units = max(1, -(-size // 4096))
+    return float(units) if strongly_consistent else units / 2.0
+
+
+# The DynamoDB operations `capacity_units` prices; any other answers None (Query, Scan and
+# the batch operations would need the items they evaluate, which the request does not
+# name; the project does not use the batch operations).
+SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+METERED = SINGLE_WRITES | {"GetItem", "TransactWriteItems", "TransactGetItems"}
+WRITES = SINGLE_WRITES | {"TransactWriteItems"}
+
+
+def items_named(operation, request):
+    """(table name, attributes holding the item's key) for each item the request names,
+    in the request's order; `capacity_units` takes their sizes in the same order."""
+    if operation == "PutItem":
+        return [(request.get("TableName"), request.get("Item") or {})]
+    if operation in ("UpdateItem", "DeleteItem", "GetItem"):
+        return [(request.get("TableName"), request.get("Key") or {})]
+    named = []
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        for entry in request.get("TransactItems") or []:
+            kind, action = next(iter(entry.items()), (None, {}))
+            attributes = action.get("Item") if kind == "Put" else action.get("Key")
+            named.append((action.get("TableName"), attributes or {}))
+    return named
+
+
+def capacity_units(operation, request, before, after):
+    """(read, write) capacity units a DynamoDB request that was charged consumes on AWS,
+    as billed on demand, or None for an operation not metered.
+
+    `before` and `after` hold the size in bytes (`item_size`, DynamoDB's own sizing
+    rules) of each item the request names (`items_named`), as stored just before and just
+    after the request; None where there is no item. The rules are the DynamoDB Developer
+    Guide's, in "DynamoDB read and write operations" (capacity unit consumption for read
+    and write operations; the older "Item sizes and capacity unit consumption") and
+    "Amazon DynamoDB Transactions: How it works" (capacity management for transactions):
+    - PutItem: the larger of the item replaced and the new item, rounded up to 1 KB.
+    - UpdateItem: the larger of the item before and after the update.
+    - DeleteItem: the deleted item.
+    - A conditional write whose condition fails is charged too: by the existing item's
+      size, or one unit when there is none. The item is unchanged, so before == after
+      and the three rules above give exactly that.
+    - TransactWriteItems: two units per KB of each item (prepare and commit): a Put or
+      an Update by the larger of before and after, a Delete or a ConditionCheck by the
+      item's size.
+    - GetItem: one unit per 4 KB of the item (a missing item costs as a 0-byte one),
+      half unless ConsistentRead; TransactGetItems: two per 4 KB of each item.
+    Which requests are charged at all is `CapacityMeter.charged`'s to say.
+    """
+    if operation not in METERED:
+        return None
+
+    def larger(index):
+        return max(before[index] or 0, after[index] or 0)
+
+    if operation in ("PutItem", "UpdateItem"):
+        return 0.0, float(write_units(larger(0)))
+    if operation == "DeleteItem":
+        return 0.0, float(write_units(before[0] or 0))
+    if operation == "GetItem":
+        return read_units(before[0] or 0, bool(request.get("ConsistentRead"))), 0.0
+    if operation == "TransactWriteItems":
+        write = 0
+        for index, entry in enumerate(request.get("TransactItems") or []):
+            kind = next(iter(entry), None)
+            size = larger(index) if kind in ("Put", "Update") else before[index] or 0
+            write += 2 * write_units(size)
+        return 0.0, float(write)
+    # TransactGetItems
+    return sum(2.0 * read_units(size or 0) for size in before), 0.0
+
+
+def dynamodb_backend(environ):
+    """moto's DynamoDB backend a request is served by: its account and region found as
+    moto's own `BaseResponse` finds them (the MOTO_ACCOUNT_ID variable, an
+    x-moto-account-id header, the account of an IAM access key moto knows, else the
+    default 123456789012; the region from an amazonaws.com host, the user agent, then
+    the Authorization header's credential scope, else us-east-1)."""
+    from moto.backends import get_backend
+    from moto.core.responses import BaseResponse
+    from moto.iam.models import get_account_id_from
+
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        account = os.environ["MOTO_ACCOUNT_ID"]
+    elif "HTTP_X_MOTO_ACCOUNT_ID" in environ:
+        account = environ["HTTP_X_MOTO_ACCOUNT_ID"]
+    else:
+        match = BaseResponse.access_key_regex.search(authorization)
+        account = get_account_id_from(match.group(1) if match else "AKIAEXAMPLE")
+    host = BaseResponse.region_regex.search("http://" + environ.get("HTTP_HOST", ""))
+    agent = BaseResponse.region_from_useragent_regex.search(
+        environ.get("HTTP_USER_AGENT", "")
+    )
+    if host:
+        region = host.group(1)
+    elif agent:
+        region = agent.group(1)
+    elif "AWS4" in authorization:
+        region = authorization.split(",")[0].split("/")[2]
+    else:
+        region = BaseResponse.default_region
+    return get_backend("dynamodb")[account][region]
+
+
+def stored_attributes(value):
+    """A moto item (or attribute value) as DynamoDB JSON, for `item_size`."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    if isinstance(value, Item):
+        return {name: stored_attributes(member) for name, member in value.attrs.items()}
+    if not isinstance(value, DynamoType):
+        value = DynamoType(value)  # a nested value moto kept as DynamoDB JSON
+    if value.is_list():
+        return {"L": [stored_attributes(member) for member in value.value]}
+    if value.is_map():
+        return {"M": {name: stored_attributes(m) for name, m in value.value.items()}}
+    return {value.type: value.value}
+
+
+class CapacityMeter:
+    """WSGI middleware, inside `SerialDynamoDb`: the DynamoDB capacity units each caller's
+    requests would consume on AWS (on demand), by DynamoDB's own rules
+    (`capacity_units`, `item_size`). `make bench`'s cost model reads them from
+    GET /_local/capacity-units (`RequestCounter` answers it from `units_so_far`).
+
+    What a write costs depends on the stored item before and after it (a put that
+    replaces a bigger item pays for the bigger one), which the request does not say: the
+    meter reads both from moto's backend. It has to sit inside `SerialDynamoDb`, holding
+    the lock that serialises DynamoDB requests: measured outside it, another request
+    could change the item between our "before" and the request, or between the request
+    and our "after". Inside, nothing else touches a table from our first reading to our
+    last.
+
+    Charged: requests that succeed (2xx), and PutItem, UpdateItem and DeleteItem whose
+    condition fails, which DynamoDB charges. Not charged: every other failure. That
+    includes a cancelled transaction: the guide does not say what AWS charges for one,
+    and which items it had prepared when it was cancelled cannot be measured here, so it
+    counts nothing. The faults `FaultInjector` makes never reach moto, nor this meter, so they
+    count nothing either (AWS consumes no capacity for a throttled request).
+    """
+
+    PREFIX = "DynamoDB_20120810."
+    CONDITION_FAILED = "ConditionalCheckFailedException"
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.units = {}
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target[len(self.PREFIX) :] if target.startswith(self.PREFIX) else ""
+        caller, _ = RequestCounter.credential(environ.get("HTTP_AUTHORIZATION", ""))
+        if not caller or operation not in METERED:
+            return self.app(environ, start_response)
+        try:
+            request = json.loads(body_of(environ) or b"{}")
+            named = items_named(operation, request)
+            backend = dynamodb_backend(environ)
+        except Exception:  # a malformed request: moto answers it, nothing is charged
+            return self.app(environ, start_response)
+        before = [self.stored_size(backend, *item) for item in named]
+        answered = []
+
+        def recording_start_response(status, headers, exc_info=None):
+            answered.append(status)
+            return start_response(status, headers, exc_info)
+
+        answer = self.app(environ, recording_start_response)
+        try:
+            # The work happens while the answer is iterated: finish it before "after".
+            body = list(answer)
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+        if operation in WRITES:
+            after = [self.stored_size(backend, *item) for item in named]
+        else:
+            after = before
+        if self.charged(operation, answered, body):
+            self.add(caller, capacity_units(operation, request, before, after))
+        return body
+
+    @staticmethod
+    def stored_size(backend, table_name, attributes):
+        """`item_size` of the item of `table_name` whose key `attributes` hold, as moto
+        stores it now; None when there is none (or no such table, or no full key)."""
+        try:
+            table = backend.get_table(table_name)
+            names = [table.hash_key_attr]
+            if table.range_key_attr:
+                names.append(table.range_key_attr)
+            item = backend.get_item(table_name, {name: attributes[name] for name in names})
+        except Exception:  # moto refuses the request for the same reason: nothing to size
+            return None
+        return None if item is None else item_size(stored_attributes(item))
+
+    @classmethod
+    def charged(cls, operation, answered, body):
+        """Whether AWS would charge capacity for this answer (see the class docstring)."""
+        status = int(answered[0].split()[0]) if answered else 500
+        if 200 <= status < 300:
+            return True
+        if status != 400 or operation not in SINGLE_WRITES:
+            return False
+        try:
+            error = json.loads(b"".join(body)).get("__type", "")
+        except (ValueError, AttributeError):
+            return False
+        return error.rpartition("#")[2] == cls.CONDITION_FAILED
+
+    def add(self, caller, units):
+        read, write = units
+        with self.lock:
+            mine = self.units.setdefault(caller, {"read": 0.0, "write": 0.0})
+            mine["read"] += read
+            mine["write"] += write
+
+    def units_so_far(self):
+        with self.lock:
+            return copy.deepcopy(self.units)
+
+    def start_over(self):
+        with self.lock:
+            self.units = {}
 
 
 class FaultPlan:
@@ -607,14 +914,15 @@ def read_the_clock_cheaply():
     def unix_time_millis(dt=None):
         return time.time() * 1000.0 if dt is None else original_unix_time_millis(dt)
 
-    # Modules that imported the originals by name before this ran get the new ones too.
+    # Modules that imported the originals by name before this ran get the new ones too
+    # (moto.core.utils itself among them, so compare with the originals kept above, not
+    # with what utils holds by then).
     for module in list(sys.modules.values()):
         if getattr(module, "__name__", "").startswith("moto"):
-            for name, replacement in (
-                ("unix_time", unix_time),
-                ("unix_time_millis", unix_time_millis),
+            for name, original, replacement in (
+                ("unix_time", original_unix_time, unix_time),
+                ("unix_time_millis", original_unix_time_millis, unix_time_millis),
             ):
-                original = getattr(utils, name)
                 if getattr(module, name, None) is original:
                     setattr(module, name, replacement)
 
@@ -770,24 +1078,17 @@ def scan_pages_from_their_start_key():
 
 
 def keep_sqs_requests_independent_of_the_backlog():
-    """Receiving and deleting a message costs the same with 10 or 10 000 in the queue.
+    """Receiving a message costs the same with 10 or 10 000 in the queue.
 
     moto re-reads every queue attribute for every message it receives, to check the
     message's retention period; computing those attributes scans the whole queue three
     times, with a clock reading per message. Receives therefore slowed down as the
     backlog grew, which is exactly when a load test needs them. We read the retention
-    period directly, take one clock reading per scan, and delete in one pass. What SQS
-    answers is unchanged: the same messages, the same visibility and retention rules.
-
-    The delete also answers as SQS does for a stale receipt handle: a message received
-    again (its visibility timeout lapsed) is deleted only with the handle of its latest
-    receipt; an older one succeeds and leaves the message where it is (moto deleted on
-    any handle the message ever had). So a consumer that overran its visibility timeout
-    cannot delete a message another consumer now holds, here as on AWS. It runs under
-    the queue's lock: see `change_each_queue_under_its_lock`.
+    period directly and take one clock reading per scan. What SQS answers is unchanged:
+    the same messages, the same visibility and retention rules. (Deletes, which moto
+    also made walk the queue twice, are `delete_only_with_the_latest_receipt_handle`'s.)
     """
     from moto.core.utils import unix_time, unix_time_millis
-    from moto.sqs.exceptions import ReceiptHandleIsInvalid
     from moto.sqs.models import Queue, SQSBackend
 
     def is_message_valid_based_on_retention_period(self, queue_name, message):
@@ -802,6 +1103,25 @@ def keep_sqs_requests_independent_of_the_backlog():
             for message in self._messages
             if now > message.visible_at and not now < message.delayed_until
         ]
+
+    SQSBackend.is_message_valid_based_on_retention_period = (
+        is_message_valid_based_on_retention_period
+    )
+    Queue.messages = property(messages)
+
+
+def delete_only_with_the_latest_receipt_handle():
+    """A delete answers as SQS does for a stale receipt handle, under the queue's lock.
+
+    A message received again (its visibility timeout lapsed) is deleted only with the
+    handle of its latest receipt; an older one succeeds and leaves the message where it
+    is (moto deleted on any handle the message ever had). So a consumer that overran its
+    visibility timeout cannot delete a message another consumer now holds, here as on
+    AWS. The delete changes the queue under its lock (see
+    `change_each_queue_under_its_lock`), and finds the message in one pass.
+    """
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue
 
     def delete_message(self, receipt_handle):
         with queue_lock(self):
@@ -819,10 +1139,6 @@ def keep_sqs_requests_independent_of_the_backlog():
             # A new list, as moto does: a reader counting the old one is not disturbed.
             self._messages = self._messages[:index] + self._messages[index + 1 :]
 
-    SQSBackend.is_message_valid_based_on_retention_period = (
-        is_message_valid_based_on_retention_period
-    )
-    Queue.messages = property(messages)
     Queue.delete_message = delete_message
 
 
@@ -841,7 +1157,7 @@ def change_each_queue_under_its_lock():
     message while another delete replaced the list then cut its index out of the new
     one: a neighbour nobody had received vanished, and the message meant stayed. Every
     path that replaces or changes the list, or the set of messages in flight, now holds
-    `queue_lock`: deletes (`keep_sqs_requests_independent_of_the_backlog`), receives
+    `queue_lock`: deletes (`delete_only_with_the_latest_receipt_handle`), receives
     (which free lapsed claims and move messages to the dead-letter queue, taking that
     queue's lock inside their own; the template's dead-letter queues have none of their
     own, so no two requests wait on each other), visibility changes and purges; sends
@@ -1138,7 +1454,8 @@ class DynamoDbWithoutFlask:
 
 
 class QuietRequestHandler(MotoRequestHandler):
-    """moto's request handler, with connections kept alive and no access log.
+    """moto's request handler, with connections kept alive and no access log: for speed
+    only, so with the speed patches off the server uses moto's own handler.
 
     werkzeug's development server closes the connection after every response, so every
     AWS request paid for a new TCP connection and a new thread, on both sides: about a
@@ -1212,28 +1529,173 @@ def exit_when_parent_goes_away():
     os._exit(0)
 
 
+def requirements_path():
+    """local/requirements.txt, found from this file's own path (../requirements.txt).
+    LOCAL_EMULATOR_REQUIREMENTS names another file instead: it is for the launcher's
+    tests (test_moto_launcher.py), which start it against a pin that does not match."""
+    override = os.environ.get("LOCAL_EMULATOR_REQUIREMENTS")
+    if override:
+        return override
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.normpath(os.path.join(here, "..", "requirements.txt"))
+
+
+def normalised_name(name):
+    """A distribution's name as the packaging standards compare them (PEP 503):
+    `Werkzeug` and `werkzeug`, `a_b` and `a-b` are the same package."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned_versions(text):
+    """{normalised name: version} for each `name==version` line of a requirements file;
+    extras (`moto[server]`), environment markers and comments are left out."""
+    pins = {}
+    for line in text.splitlines():
+        requirement = line.split("#", 1)[0].split(";", 1)[0].strip()
+        name, equals, version = requirement.partition("==")
+        if equals:
+            pins[normalised_name(name.split("[", 1)[0].strip())] = version.strip()
+    return pins
+
+
+# The packages whose private internals the patches below reach into.
+PATCHED_PACKAGES = ("moto", "Werkzeug")
+
+
+def refuse_unpinned_versions():
+    """Exits with status 2, before anything is patched or READY printed, unless the
+    installed moto and Werkzeug are the versions local/requirements.txt pins.
+
+    This file monkeypatches about twenty private moto and werkzeug internals (methods,
+    module globals, a selector werkzeug's server uses). Private code changes without
+    notice between releases; against another version a patch may fail at once or, worse,
+    quietly change what the emulator answers. So the launcher only runs on the versions
+    the patches were written and tested against; `make venv` reinstalls them. Unreadable
+    requirements mean the pins are unknown: refused too.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    path = requirements_path()
+    try:
+        with open(path, encoding="utf-8") as requirements:
+            pins = pinned_versions(requirements.read())
+    except (OSError, UnicodeDecodeError) as error:
+        print(
+            f"moto_launcher: cannot read {path} ({error}), which pins the moto and "
+            "Werkzeug versions the patches in this file are written against; refusing "
+            "to start (`make venv` installs the pins)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    problems = []
+    for package in PATCHED_PACKAGES:
+        pinned = pins.get(normalised_name(package))
+        try:
+            installed = version(package)
+        except PackageNotFoundError:
+            installed = "(not installed)"
+        if pinned is None:
+            problems.append(
+                f"{path} pins no {package} version, and the patches in this file are "
+                f"written against a pinned one ({package} {installed} is installed)"
+            )
+        elif installed != pinned:
+            problems.append(
+                f"{package} {installed} is installed but {path} pins {package}=={pinned}: "
+                "the patches in this file are written against the pinned versions; "
+                "`make venv` reinstalls the pins"
+            )
+    if problems:
+        for problem in problems:  # one line per package that does not match
+            print(f"moto_launcher: {problem}", file=sys.stderr)
+        sys.exit(2)
+
+
+SPEED_SWITCH = "LOCAL_EMULATOR_SPEED_PATCHES"
+
+
+def speed_patches_on():
+    """Whether to apply the speed patches: yes unless LOCAL_EMULATOR_SPEED_PATCHES=off.
+    Any other value than on or off is refused (exit 2), so a typo cannot silently
+    measure the wrong emulator."""
+    value = os.environ.get(SPEED_SWITCH, "on").strip().lower()
+    if value in ("on", ""):
+        return True
+    if value == "off":
+        return False
+    print(f"moto_launcher: {SPEED_SWITCH} is on or off, not {value!r}", file=sys.stderr)
+    sys.exit(2)
+
+
+# Every patch of moto and werkzeug, by why it exists (each one's docstring says more).
+#
+# Correctness: the emulator behaves as AWS does where the project relies on it. Always on.
+CORRECTNESS_PATCHES = (
+    # A cancelled transaction leaves no trace in the table or its stream (moto swapped
+    # in deep copies, which open stream iterators never saw).
+    roll_back_transactions_like_dynamodb,
+    # A stale SQS receipt handle deletes nothing, as SQS documents.
+    delete_only_with_the_latest_receipt_handle,
+    # Concurrent SQS requests cannot undo each other's changes to a queue.
+    change_each_queue_under_its_lock,
+)
+# Speed only: the same answers, sooner. Skipped with LOCAL_EMULATOR_SPEED_PATCHES=off.
+# In order: `send_without_counting_the_queue` wraps the counters
+# `count_queue_attributes_once` installs.
+SPEED_PATCHES = (
+    read_the_clock_cheaply,
+    count_queue_attributes_once,
+    scan_pages_from_their_start_key,
+    keep_sqs_requests_independent_of_the_backlog,
+    cache_what_moto_recomputes_per_request,
+    send_without_counting_the_queue,
+    serialize_dynamodb_results_directly,  # and its MOTO_CHECK_FAST_JSON check mode
+    keep_connections_alive,
+    lex_each_condition_expression_once,
+    parse_each_update_expression_once,
+)
+# The server's layers are sorted the same way in `application` and `main`: speed only
+# are `DynamoDbWithoutFlask` and `QuietRequestHandler` (kept-alive connections, no
+# access log); always on are `WholeBodies`, `RequestCounter`, `FaultInjector`,
+# `SerialDynamoDb` and `CapacityMeter` (the project's tools, and serialised DynamoDB),
+# and `exit_when_parent_goes_away`.
+
+
+def application(speed):
+    """The WSGI application the server runs: moto behind our layers, outermost first.
+
+    `CapacityMeter` is inside `SerialDynamoDb`, so it measures each DynamoDB request's
+    items under the lock that serialises them; `RequestCounter` answers its endpoints
+    and counts every request, faulted ones too, so it sits outside `FaultInjector`."""
+    app = DomainDispatcherApplication(create_backend_app)
+    if speed:
+        app = DynamoDbWithoutFlask(app)
+    meter = CapacityMeter(app)
+    return WholeBodies(RequestCounter(FaultInjector(SerialDynamoDb(meter)), meter))
+
+
 def main():
+    refuse_unpinned_versions()
+    speed = speed_patches_on()
     host = os.environ.get("MOTO_HOST", "127.0.0.1")
     port = int(os.environ.get("MOTO_PORT", "0"))
-    read_the_clock_cheaply()
-    roll_back_transactions_like_dynamodb()
-    count_queue_attributes_once()
-    scan_pages_from_their_start_key()
-    keep_sqs_requests_independent_of_the_backlog()
-    change_each_queue_under_its_lock()
-    cache_what_moto_recomputes_per_request()
-    send_without_counting_the_queue()
-    serialize_dynamodb_results_directly()
-    keep_connections_alive()
-    lex_each_condition_expression_once()
-    parse_each_update_expression_once()
-    app = DynamoDbWithoutFlask(DomainDispatcherApplication(create_backend_app))
+    for patch in CORRECTNESS_PATCHES:
+        patch()
+    if speed:
+        for patch in SPEED_PATCHES:
+            patch()
+    else:
+        print(
+            f"moto_launcher: {SPEED_SWITCH}=off: speed patches skipped, "
+            "correctness patches applied",
+            file=sys.stderr,
+        )
     server = make_server(
         host,
         port,
-        WholeBodies(RequestCounter(FaultInjector(SerialDynamoDb(app)))),
+        application(speed),
         threaded=True,
-        request_handler=QuietRequestHandler,
+        request_handler=QuietRequestHandler if speed else MotoRequestHandler,
     )
     # moto builds URLs (e.g. SQS queue URLs) from MOTO_PORT.
     os.environ["MOTO_PORT"] = str(server.server_port)

@@ -99,6 +99,17 @@ impl Audit {
     }
 }
 
+/// Where a run stands: see [`Stores::progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Orders in a final state.
+    pub final_orders: usize,
+    /// Messages waiting or in flight in the consumer queues.
+    pub queued: usize,
+    /// Messages in the dead-letter queues.
+    pub dead_letters: usize,
+}
+
 /// The stores the audit reads, and a queue that sees every customer notification.
 pub struct Stores {
     dynamodb: aws_sdk_dynamodb::Client,
@@ -242,14 +253,27 @@ impl Stores {
 
     /// Messages waiting or in flight in the consumer queues (not the DLQs).
     async fn in_queues(&self) -> Result<usize, AuditError> {
+        self.queued(false).await
+    }
+
+    /// Messages in the consumer queues (`dead_letter_queues: false`) or in the DLQs.
+    async fn queued(&self, dead_letter_queues: bool) -> Result<usize, AuditError> {
         let mut total = 0;
         for (id, url) in &self.queues {
-            if id.contains("DeadLetter") {
-                continue;
+            if id.contains("DeadLetter") == dead_letter_queues {
+                total += self.depth(url).await?;
             }
-            total += self.depth(url).await?;
         }
         Ok(total)
+    }
+
+    /// Where a run stands, cheaply (counts only): for the heartbeat of long runs.
+    pub async fn progress(&self) -> Result<Progress, AuditError> {
+        Ok(Progress {
+            final_orders: self.final_orders().await?,
+            queued: self.queued(false).await?,
+            dead_letters: self.queued(true).await?,
+        })
     }
 
     async fn depth(&self, url: &str) -> Result<usize, AuditError> {

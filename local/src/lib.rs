@@ -17,6 +17,7 @@ pub mod chaos;
 pub mod demo;
 pub mod emulator;
 pub mod filter;
+pub mod heartbeat;
 pub mod host;
 pub mod hostile;
 pub mod http_client;

@@ -12,7 +12,7 @@ use aws_config::SdkConfig;
 
 use crate::invoke::Invoke;
 use crate::provision::Stack;
-use crate::queues::QueuePoller;
+use crate::queues::{QueuePoller, Redelivery};
 use crate::streams::StreamPoller;
 
 /// Driving the pipeline failed.
@@ -58,7 +58,11 @@ impl Pipeline {
             .into_iter()
             .filter_map(|m| {
                 let function = functions.get(&m.function)?.clone();
-                Some((QueuePoller::new(config, m), function))
+                // Tests drive the pipeline in rounds: a failed message is tried again
+                // in the next round, not after the queue's visibility timeout.
+                let poller =
+                    QueuePoller::new(config, m).redelivery(Redelivery::After(Duration::ZERO));
+                Some((poller, function))
             })
             .collect();
         Pipeline { streams, queues }

@@ -8,9 +8,9 @@
 //! whole batch failed. The queue's own redrive policy moves a message that keeps failing
 //! to its DLQ after `maxReceiveCount` receives, exactly as in AWS.
 //!
-//! One local shortcut, so tests and demos do not wait out visibility timeouts: a failed
-//! message is made visible again after [`QueuePoller::retry_delay`] (default: at once)
-//! instead of after the queue's visibility timeout.
+//! A failed message is left on the queue, untouched, as Lambda leaves it: it comes back
+//! once the queue's `VisibilityTimeout` has passed since its receive. Tests of retries
+//! may shorten that, explicitly, with [`Redelivery::After`].
 //!
 //! For the reliability runs a poller can also be made to deliver every message more than
 //! once and shuffle its batches ([`crate::chaos`]).
@@ -87,6 +87,20 @@ const LONG_POLL_SECONDS: i32 = 2;
 /// the 60 s visibility timeout covers this by far.
 const RETRY_AFTER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// When a message whose invocation failed (or timed out) is delivered again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Redelivery {
+    /// As on AWS: the message is left alone, and SQS makes it visible again once its
+    /// queue's `VisibilityTimeout` has passed since the receive. What `make dev` and
+    /// `make demo` do, so a visibility timeout too short for its consumer shows up here.
+    #[default]
+    AsTheQueueSays,
+    /// For tests of retries only: visible again this long after the failure
+    /// (ChangeMessageVisibility), so each retry does not wait out a minute. A batch that
+    /// timed out waits at least [`RETRY_AFTER_TIMEOUT`].
+    After(Duration),
+}
+
 /// Talking to SQS failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{operation} failed: {message}")]
@@ -120,7 +134,7 @@ pub struct QueueReport {
     /// them (the host does): none of them stops the others from being settled. Each
     /// stays on the queue and comes back after the queue's visibility timeout, a handled
     /// one to be handled again (harmless, handling is idempotent), a failed one to be
-    /// retried later than [`QueuePoller::retry_delay`] says.
+    /// retried later than [`Redelivery::After`] would say.
     pub unsettled: Vec<SettleFailure>,
 }
 
@@ -145,7 +159,7 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 pub struct QueuePoller {
     sqs: aws_sdk_sqs::Client,
     mapping: QueueMapping,
-    retry_delay: Duration,
+    redelivery: Redelivery,
     chaos: Arc<Chaos>,
 }
 
@@ -155,7 +169,7 @@ impl QueuePoller {
         Self {
             sqs: aws_sdk_sqs::Client::new(config),
             mapping,
-            retry_delay: Duration::ZERO,
+            redelivery: Redelivery::default(),
             chaos: Arc::new(Chaos::default()),
         }
     }
@@ -167,9 +181,9 @@ impl QueuePoller {
         self
     }
 
-    /// How long a failed message stays invisible before it is retried.
-    pub fn retry_delay(mut self, delay: Duration) -> Self {
-        self.retry_delay = delay;
+    /// When a failed message is delivered again.
+    pub fn redelivery(mut self, redelivery: Redelivery) -> Self {
+        self.redelivery = redelivery;
         self
     }
 
@@ -263,11 +277,11 @@ impl QueuePoller {
             Ok(_) => vec![false; ids.len()],
             Err(_) => vec![true; ids.len()],
         };
-        let retry_delay = match &outcome {
-            Err(error) if error.error_type == TIMED_OUT => {
-                self.retry_delay.max(RETRY_AFTER_TIMEOUT)
+        let redelivery = match (self.redelivery, &outcome) {
+            (Redelivery::After(delay), Err(error)) if error.error_type == TIMED_OUT => {
+                Redelivery::After(delay.max(RETRY_AFTER_TIMEOUT))
             }
-            _ => self.retry_delay,
+            (redelivery, _) => redelivery,
         };
         report.delivered = messages.len();
         // Settle the batch as Lambda does, each message on its own: the failed ones made
@@ -281,6 +295,13 @@ impl QueuePoller {
             } else {
                 report.succeeded += 1;
             }
+            // A failed message is left for SQS to bring back, unless a test asked for
+            // it sooner.
+            let delay = match (failed, redelivery) {
+                (false, _) => None,
+                (true, Redelivery::AsTheQueueSays) => continue,
+                (true, Redelivery::After(delay)) => Some(delay),
+            };
             let Some(handle) = message.receipt_handle.clone() else {
                 report.unsettled.push(SettleFailure {
                     message_id: id,
@@ -293,13 +314,13 @@ impl QueuePoller {
                 });
                 continue;
             };
-            if failed {
+            if let Some(delay) = delay {
                 let changed = self
                     .sqs
                     .change_message_visibility()
                     .queue_url(&self.mapping.queue_url)
                     .receipt_handle(handle)
-                    .visibility_timeout(i32::try_from(retry_delay.as_secs()).unwrap_or(0))
+                    .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(0))
                     .send()
                     .await;
                 if let Err(error) = changed {

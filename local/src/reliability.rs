@@ -23,9 +23,11 @@ use serde_json::{Value, json};
 use crate::audit::{Audit, AuditError, Check, Expected, Stores};
 use crate::chaos::{Chaos, DeliveryChaos};
 use crate::emulator::{DynamoDbFault, FaultClient};
+use crate::heartbeat::Heartbeat;
 use crate::host::logs::{LogLine, Logs, readable};
 use crate::host::{Host, HostError, HostOptions};
 use crate::http_client::Http;
+use crate::queues::Redelivery;
 
 /// A run could not be carried out (as opposed to: it ran and an invariant broke).
 #[derive(Debug, thiserror::Error)]
@@ -523,7 +525,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
             // claim a slow invocation still held used up its receives under load and
             // reached the DLQ unprocessed. Under faults it also gives each outage time
             // to pass.
-            retry_delay: options.retry_delay.max(Duration::from_secs(3)),
+            redelivery: Redelivery::After(Duration::from_secs(3)),
             dynamodb_apart: true,
             ..options.clone()
         },
@@ -552,6 +554,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
         })
     };
 
+    let heartbeat = Heartbeat::print(scenario.name, stores.clone(), scenario.orders);
     let placed = place_mix(
         &host.api_url(),
         scenario.mix,
@@ -566,6 +569,7 @@ pub async fn run(scenario: &Scenario, options: &HostOptions) -> Result<Outcome, 
         .map_err(|e| RunError::Other(format!("fault injection: {e}")))?;
     let limit = Duration::from_secs(120 + u64::try_from(scenario.orders / 20).unwrap_or(0));
     stores.wait_until_quiet(&accepted, limit).await?;
+    drop(heartbeat);
     collector.abort();
     if let Some(contention) = scenario.faults.contention {
         contention

@@ -127,6 +127,45 @@ async fn two_callers_never_see_each_others_orders_nor_share_a_key() {
     assert_eq!(get_order_as(&host, "alice", &bobs).await.status, 404);
 }
 
+/// A long run reports where it stands while it runs: orders final, messages queued,
+/// dead letters (`make reliability` and `make bench` print it every 10 s).
+#[tokio::test]
+async fn a_heartbeat_reports_orders_final_messages_queued_and_dead_letters() {
+    let host = pipeline_host().await;
+    let stores = std::sync::Arc::new(
+        local::audit::Stores::watch(&host.sdk, &host.stack)
+            .await
+            .unwrap(),
+    );
+    let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let _heartbeat = local::heartbeat::Heartbeat::every(
+        Duration::from_millis(200),
+        "test",
+        stores,
+        1,
+        move |line| {
+            let _ = lines.send(line);
+        },
+    );
+    let order: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/demo/order.json")).unwrap(),
+    )
+    .unwrap();
+    let placed = post_order(&host, &order, &uuid::Uuid::new_v4().to_string(), &[]).await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let line = tokio::time::timeout_at(deadline.into(), heard.recv())
+            .await
+            .expect("a heartbeat within the deadline")
+            .expect("the heartbeat runs");
+        assert!(line.contains("... test "), "{line}");
+        if line.contains("1 of 1 orders final, 0 messages queued, 0 dead letters") {
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_order_placed_over_http_flows_through_every_real_function() {
     let binaries = workspace_root().join("target/debug");
@@ -915,7 +954,8 @@ async fn a_failed_visibility_change_leaves_the_rest_of_the_batch_settled() {
             }
         })
     };
-    let poller = local::queues::QueuePoller::new(&sdk, mapping);
+    let poller = local::queues::QueuePoller::new(&sdk, mapping)
+        .redelivery(local::queues::Redelivery::After(Duration::ZERO));
 
     let report = poll_batch(&poller, &function, 4).await;
 

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use local::emulator::Emulator;
 use local::invoke::{InvokeError, from_fn};
 use local::provision::provision;
+use local::queues::Redelivery;
 use local::streams::StreamPoller;
 use local::template::Template;
 use serde_json::{Value, json};
@@ -555,7 +556,9 @@ async fn a_message_failing_every_try_lands_in_the_dlq_after_max_receive_count() 
             }
         })
     };
-    let poller = local::queues::QueuePoller::new(&sdk, stack.queue_mappings().remove(0));
+    // The queue's 60 s visibility timeout, shortened for this test: five tries in a row.
+    let poller = local::queues::QueuePoller::new(&sdk, stack.queue_mappings().remove(0))
+        .redelivery(Redelivery::After(Duration::ZERO));
     let deadline = Instant::now() + DEADLINE;
     let dead = loop {
         poller.poll_once(&function).await.unwrap();
@@ -580,6 +583,60 @@ async fn a_message_failing_every_try_lands_in_the_dlq_after_max_receive_count() 
         *invocations.lock().unwrap(),
         5,
         "maxReceiveCount tries, then the DLQ"
+    );
+}
+
+/// As on AWS, a message whose invocation failed is left on the queue and comes back
+/// only once the queue's `VisibilityTimeout` has passed since its receive: never sooner,
+/// which is what sizing a queue against its consumer's timeout is about.
+#[tokio::test]
+async fn a_failed_message_comes_back_after_its_queues_visibility_timeout() {
+    const VISIBILITY: Duration = Duration::from_secs(3);
+    let emulator = Emulator::start().await.unwrap();
+    let sdk = emulator.sdk_config();
+    let template = FANOUT_TEMPLATE.replace("VisibilityTimeout: 60", "VisibilityTimeout: 3");
+    let stack = provision(&sdk, &Template::parse(&template).unwrap())
+        .await
+        .unwrap();
+    aws_sdk_sqs::Client::new(&sdk)
+        .send_message()
+        .queue_url(stack.queue_url("ShippingQueue").unwrap())
+        .message_body("fails once")
+        .send()
+        .await
+        .unwrap();
+    let received_at = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let function = {
+        let received_at = received_at.clone();
+        from_fn(move |event: Value| {
+            let received_at = received_at.clone();
+            async move {
+                let mut times = received_at.lock().unwrap();
+                times.push(Instant::now());
+                let id = event["Records"][0]["messageId"].clone();
+                Ok(if times.len() == 1 {
+                    json!({"batchItemFailures": [{"itemIdentifier": id}]})
+                } else {
+                    json!({"batchItemFailures": []})
+                })
+            }
+        })
+    };
+    // The default: nothing set, as make dev and make demo run.
+    let poller = local::queues::QueuePoller::new(&sdk, stack.queue_mappings().remove(0));
+    let deadline = Instant::now() + DEADLINE;
+    while received_at.lock().unwrap().len() < 2 {
+        poller.poll_once(&function).await.unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "the failed message never came back"
+        );
+    }
+    let times = received_at.lock().unwrap().clone();
+    let gap = times[1] - times[0];
+    assert!(
+        gap >= VISIBILITY - Duration::from_millis(100),
+        "the message came back after {gap:?}, before the queue's {VISIBILITY:?}"
     );
 }
 
@@ -866,7 +923,7 @@ async fn a_timed_out_batch_waits_for_its_claims_to_lapse_before_its_retry() {
         ))
     });
     let poller = local::queues::QueuePoller::new(&sdk, stack.queue_mappings().remove(0))
-        .retry_delay(Duration::ZERO);
+        .redelivery(Redelivery::After(Duration::ZERO));
     let deadline = Instant::now() + DEADLINE;
     let report = loop {
         let report = poller.poll_once(&timed_out).await.unwrap();

@@ -13,6 +13,7 @@ mod least_privilege;
 mod orders;
 mod outbox;
 mod release_profile;
+mod retry_budget;
 mod saga;
 mod sample_events;
 mod scaffold;

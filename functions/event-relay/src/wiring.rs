@@ -27,10 +27,7 @@ pub type LiveRelay = Relay<SnsEventPublisher, SqsDeadLetters>;
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveRelay, Error> {
     Ok(Relay {
         publisher: SnsEventPublisher::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn),
-        dead_letters: SqsDeadLetters::new(
-            aws_sdk_sqs::Client::new(&sdk),
-            &config.dead_letter_queue_url,
-        ),
+        dead_letters: SqsDeadLetters::new(&sdk, &config.dead_letter_queue_url),
     })
 }
 

@@ -30,7 +30,6 @@ pub type LiveApp = App<DynamoDbStockStore, SqsDeadLetters>;
 /// Builds the live function.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
     Ok(App::new(
         DynamoDbStockStore::new(
             dynamodb.clone(),
@@ -38,7 +37,7 @@ pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
             DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table),
             DynamoDbIdempotencyStore::new(dynamodb, &config.idempotency_table),
         ),
-        SqsDeadLetters::new(sqs, &config.dead_letter_queue_url),
+        SqsDeadLetters::new(&sdk, &config.dead_letter_queue_url),
     ))
 }
 

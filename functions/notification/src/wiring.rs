@@ -26,14 +26,13 @@ pub type LiveApp = App<SnsEventPublisher, DynamoDbIdempotencyStore, SqsDeadLette
 
 /// Builds the live function.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
     Ok(App::new(
         SnsEventPublisher::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn),
         DynamoDbIdempotencyStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             &config.idempotency_table,
         ),
-        SqsDeadLetters::new(sqs, &config.dead_letter_queue_url),
+        SqsDeadLetters::new(&sdk, &config.dead_letter_queue_url),
     ))
 }
 

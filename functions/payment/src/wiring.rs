@@ -51,12 +51,11 @@ pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
         .secret_string
         .ok_or_else(|| SecretError("the secret has no string value".into()))?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
     Ok(App::new(
         DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table),
         DynamoDbIdempotencyStore::new(dynamodb.clone(), &config.idempotency_table),
         SimulatedGateway::new(dynamodb, &config.payments_table, api_key),
-        SqsDeadLetters::new(sqs, &config.dead_letter_queue_url),
+        SqsDeadLetters::new(&sdk, &config.dead_letter_queue_url),
     ))
 }
 

@@ -28,6 +28,7 @@ pub mod throughput;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::audit::Stores;
@@ -268,7 +269,7 @@ pub async fn run(settings: Settings) -> Result<Results, BenchError> {
 /// Starts a local host on the function binaries in `binaries`, and the bench's view of its
 /// stores. The bench's own reads sign as `audit`, so the emulator's request counts tell
 /// them apart from the functions' and the event source pollers' (`test`).
-pub async fn start(binaries: &Path) -> Result<(Host, Stores), BenchError> {
+pub async fn start(binaries: &Path) -> Result<(Host, Arc<Stores>), BenchError> {
     let host = Host::start(
         HostOptions {
             binaries: binaries.to_path_buf(),
@@ -282,7 +283,7 @@ pub async fn start(binaries: &Path) -> Result<(Host, Stores), BenchError> {
     let stores = Stores::watch(&sdk, &host.stack)
         .await
         .map_err(|e| BenchError(e.to_string()))?;
-    Ok((host, stores))
+    Ok((host, Arc::new(stores)))
 }
 
 /// Waits until the functions have made no AWS request for `quiet`, polling the emulator's

@@ -12,11 +12,13 @@
 //! and the bytes it logged: the cost model's inputs.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{BenchError, until_functions_still};
 use crate::audit::{Audit, Expected, Stores};
 use crate::emulator::{CapacityUnits, RequestCounts};
+use crate::heartbeat::Heartbeat;
 use crate::host::Host;
 use crate::reliability::{place, stock_for};
 
@@ -167,7 +169,7 @@ fn difference(after: &RequestCounts, before: &RequestCounts) -> RequestCounts {
 /// Places `orders` orders, `concurrency` at a time, on `host` and measures the run.
 pub async fn measure(
     host: &Host,
-    stores: &Stores,
+    stores: &Arc<Stores>,
     orders: usize,
     concurrency: usize,
 ) -> Result<Throughput, BenchError> {
@@ -191,6 +193,8 @@ pub async fn measure(
         .map_err(BenchError::from)?;
     let start = sample(host);
 
+    // Its counts are read as `audit`, not as a function: they stay out of the figures.
+    let heartbeat = Heartbeat::print("throughput", stores.clone(), orders);
     let placed = place(&host.api_url(), orders, concurrency).await;
     let refused: Vec<String> = placed.iter().flat_map(|p| p.refused.clone()).collect();
     if let Some(first) = refused.first() {
@@ -234,6 +238,7 @@ pub async fn measure(
     {
         return Err(BenchError("orders left unfinished".into()));
     }
+    drop(heartbeat);
     stores
         .collect_notifications()
         .await

@@ -12,10 +12,11 @@ pub mod runtime;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_adapters::runtime::TRUST_STORE_VARIABLE;
 use aws_config::SdkConfig;
 use axum::serve::ListenerExt as _;
 use serde_json::Value;
@@ -27,7 +28,7 @@ use crate::emulator::{Emulator, EmulatorError, REGION, workspace_root};
 use crate::intrinsics::scalar_text;
 use crate::invoke::Invoke;
 use crate::provision::{ProvisionError, QueueMapping, Stack, provision};
-use crate::queues::QueuePoller;
+use crate::queues::{QueuePoller, Redelivery};
 use crate::streams::StreamPoller;
 use crate::template::{Template, TemplateError};
 use logs::Logs;
@@ -82,10 +83,10 @@ pub struct HostOptions {
     /// How the SQS mappings deliver: calm by default; duplicates and shuffled batches in
     /// the reliability runs.
     pub chaos: Arc<Chaos>,
-    /// How long a failed SQS message stays invisible before its retry. Lambda waits out
-    /// the queue's visibility timeout; locally a short delay keeps runs quick, while the
-    /// fault runs use a longer one so an outage does not use up `maxReceiveCount`.
-    pub retry_delay: Duration,
+    /// When a failed SQS message is delivered again: by default as on AWS, once its
+    /// queue's `VisibilityTimeout` has passed. Tests of retries shorten it here, and
+    /// only here ([`Redelivery::After`]); nothing else changes when messages come back.
+    pub redelivery: Redelivery,
     /// DynamoDB served by an emulator process of its own
     /// ([`Emulator::start_with_dynamodb_apart`]): the reliability runs' load needs both
     /// cores; `make dev` and the demo keep one endpoint for every service.
@@ -102,7 +103,7 @@ impl Default for HostOptions {
             overrides: HashMap::new(),
             extra_env: BTreeMap::new(),
             chaos: Arc::new(Chaos::default()),
-            retry_delay: Duration::from_secs(1),
+            redelivery: Redelivery::AsTheQueueSays,
             dynamodb_apart: false,
         }
     }
@@ -178,6 +179,7 @@ impl Host {
             env.insert("AWS_ACCESS_KEY_ID".into(), name.clone());
             env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
             env.extend(options.extra_env.clone());
+            local_trust_store(&mut env);
             if let Ok(Some(logging)) = stack.function_property(&name, "LoggingConfig") {
                 if let Some(level) = logging.get("ApplicationLogLevel") {
                     env.insert("AWS_LAMBDA_LOG_LEVEL".into(), scalar_text(level));
@@ -242,7 +244,7 @@ impl Host {
             };
             for _ in 0..mapping.pollers() {
                 let poller = QueuePoller::new(&sdk, mapping.clone())
-                    .retry_delay(options.retry_delay)
+                    .redelivery(options.redelivery)
                     .chaos(options.chaos.clone());
                 let function = function.clone();
                 let logs = logs.clone();
@@ -341,6 +343,24 @@ impl Drop for Host {
             function.close();
         }
     }
+}
+
+/// template.yaml points `SSL_CERT_FILE` at Amazon Linux 2023's CA bundle. This machine
+/// may keep its bundle elsewhere (Debian, Ubuntu) or have none there (macOS), and a
+/// function refuses to start on a missing one: point it at this machine's bundle, as
+/// OpenSSL finds it, so a local init reads one file as it does on Lambda; with none,
+/// leave it unset, and the function reads the system's store.
+fn local_trust_store(env: &mut BTreeMap<String, String>) {
+    let Some(file) = env.get(TRUST_STORE_VARIABLE) else {
+        return;
+    };
+    if Path::new(file).is_file() {
+        return;
+    }
+    match openssl_probe::probe().cert_file {
+        Some(local) => env.insert(TRUST_STORE_VARIABLE.into(), local.display().to_string()),
+        None => env.remove(TRUST_STORE_VARIABLE),
+    };
 }
 
 /// `listener` with Nagle's algorithm off on every connection it accepts, as on any

@@ -2,8 +2,10 @@
 //! cancelled transaction item by item (by the names [`crate::Transaction`] gave them),
 //! and the retry of a transaction cancelled by contention.
 
-use domain::failure::Failure;
 use std::future::Future;
+use std::time::{Duration, Instant};
+
+use domain::failure::Failure;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -152,8 +154,21 @@ pub enum Tried<T> {
 /// How many times [`retry_contention`] tries a transaction within one invocation.
 pub const CONTENTION_ATTEMPTS: u32 = 8;
 
+/// How long after its first try [`retry_contention`] may start another. A try started
+/// late still has its call's whole budget ([`crate::sdk::OPERATION_TIMEOUT`]), so the
+/// loop's worst case is this, one pause, and one call: `tests/integration/retry_budget.rs`
+/// checks that it fits every consumer's timeout.
+pub const CONTENTION_WINDOW: Duration = Duration::from_secs(3);
+
+/// The longest pause between two tries of [`retry_contention`].
+pub const CONTENTION_MAX_PAUSE: Duration = Duration::from_millis(CAP_MS);
+
+const BASE_MS: u64 = 20;
+const CAP_MS: u64 = 640;
+
 /// Runs `attempt` until it settles, pausing between tries that contention cancelled,
-/// and gives up with a transient error after [`CONTENTION_ATTEMPTS`] tries.
+/// and gives up with a transient error after [`CONTENTION_ATTEMPTS`] tries or once
+/// [`CONTENTION_WINDOW`] has passed, whichever comes first.
 ///
 /// Many orders for one hot SKU all update that SKU's item, and DynamoDB cancels all
 /// but one of the transactions that overlap. Handing each loser back to SQS would cost
@@ -161,19 +176,22 @@ pub const CONTENTION_ATTEMPTS: u32 = 8;
 /// orders to the DLQ. A short retry here, with "full jitter" (each pause random up to
 /// an exponentially growing cap, as AWS's architecture blog recommends), spreads the
 /// losers out so they mostly succeed within the same invocation: at most about two
-/// seconds of pauses in all.
+/// seconds of pauses in all. The window keeps slow tries from adding up past the
+/// function's timeout: Lambda would kill the invocation mid-try instead.
 pub async fn retry_contention<T, F, Fut>(operation: &str, mut attempt: F) -> Result<T, Failure>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Tried<T>>,
 {
-    const BASE_MS: u64 = 20;
-    const CAP_MS: u64 = 640;
+    let started = Instant::now();
     let mut last = None;
     for n in 0..CONTENTION_ATTEMPTS {
         if n > 0 {
             let ceiling = (BASE_MS << n.min(10)).min(CAP_MS);
-            let pause = std::time::Duration::from_millis(fastrand::u64(0..=ceiling));
+            let pause = Duration::from_millis(fastrand::u64(0..=ceiling));
+            if started.elapsed() + pause > CONTENTION_WINDOW {
+                break;
+            }
             tokio::time::sleep(pause).await;
         }
         match attempt().await {

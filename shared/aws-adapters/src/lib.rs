@@ -27,7 +27,10 @@ pub mod tables;
 pub mod telemetry;
 pub mod transaction;
 
-pub use contention::{CONTENTION_ATTEMPTS, Cancellation, Tried, retry_contention};
+pub use contention::{
+    CONTENTION_ATTEMPTS, CONTENTION_MAX_PAUSE, CONTENTION_WINDOW, Cancellation, Tried,
+    retry_contention,
+};
 pub use dynamodb_idempotency::DynamoDbIdempotencyStore;
 pub use dynamodb_orders::DynamoDbOrderStore;
 pub use dynamodb_stock::DynamoDbStockStore;

@@ -10,7 +10,9 @@
 //! any event is taken. Each invocation then runs inside the invocation span that marks
 //! the process's cold start ([`crate::telemetry::invocation`]).
 
+use std::ffi::OsString;
 use std::future::Future;
+use std::path::PathBuf;
 
 use aws_config::SdkConfig;
 use domain::ids::CorrelationId;
@@ -135,5 +137,46 @@ where
     Fut: Future<Output = Result<A, Error>>,
 {
     let config = crate::config::load(&crate::config::process_env)?;
+    check_trust_store(std::env::var_os(TRUST_STORE_VARIABLE))?;
     build(crate::sdk::load_sdk_config().await, config).await
+}
+
+/// Where the TLS stack reads the certificate authorities it trusts (template.yaml's
+/// Globals point it at Amazon Linux 2023's bundle).
+pub const TRUST_STORE_VARIABLE: &str = "SSL_CERT_FILE";
+
+/// `SSL_CERT_FILE` names a file that is not there.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "SSL_CERT_FILE names {0}, which is not a file: no AWS endpoint's certificate could be \
+     verified (point it at the runtime's CA bundle, or remove it)"
+)]
+pub struct MissingTrustStore(PathBuf);
+
+/// Fails the cold start when `SSL_CERT_FILE` names no file. rustls only logs a warning
+/// then and trusts nothing, so every AWS call would fail later, one by one, with a
+/// certificate error far from its cause.
+fn check_trust_store(file: Option<OsString>) -> Result<(), MissingTrustStore> {
+    match file.map(PathBuf::from) {
+        Some(path) if !path.is_file() => Err(MissingTrustStore(path)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trust_store_that_is_not_there_fails_the_cold_start_naming_it() {
+        let missing = check_trust_store(Some("/nowhere/ca-bundle.crt".into()));
+        let message = missing.map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert!(message.contains("/nowhere/ca-bundle.crt"), "{message}");
+        assert!(
+            check_trust_store(None).is_ok(),
+            "unset: the system's own store"
+        );
+        let here = std::env::current_exe().map(OsString::from).ok();
+        assert!(check_trust_store(here).is_ok(), "an existing file");
+    }
 }

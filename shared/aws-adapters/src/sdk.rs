@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
@@ -38,22 +37,49 @@ const CRYPTO: CryptoMode = CryptoMode::Ring;
 #[cfg(feature = "aws-lc")]
 const CRYPTO: CryptoMode = CryptoMode::AwsLc;
 
-/// Loads the SDK configuration from the environment: region, credentials, endpoint.
+/// How long one attempt of a call may take, connection included: a DynamoDB, SNS or SQS
+/// answer takes milliseconds, so an attempt that has not answered in this time is stuck
+/// (a dead connection, a lost packet), and the retry on a fresh connection is the way out.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a whole call may take, every retry and pause included: the budget each AWS
+/// call has within its function's timeout. `tests/integration/retry_budget.rs` reads
+/// every function's `Timeout` in template.yaml and fails when a call's worst case (this)
+/// leaves less than a fifth of it for the rest of the invocation.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// How long opening a connection may take. Within a region that takes milliseconds;
+/// one not open after a second is better abandoned for a retry on another, inside the
+/// same attempt's time (the SDK's default, 3.1 s, would use up most of an attempt).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Loads the SDK configuration from the environment: region, credentials, endpoint,
+/// and the SDK's own retry settings.
 ///
-/// Retries use the SDK's standard mode (exponential backoff with jitter, 3 attempts),
-/// and timeouts are short because a Lambda invocation has a budget of seconds.
+/// Retries are the SDK's defaults, untouched: its standard mode (exponential backoff with
+/// jitter), with whatever the environment adds: `AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`,
+/// and `AWS_NEW_RETRIES_2026=true`, which template.yaml's Globals set: the SDK's newer
+/// retry behaviour, whose first pause after a transient error is tens of milliseconds
+/// instead of up to a second, and whose DynamoDB client tries four times. Passing a
+/// `RetryConfig` here would replace all of that with fixed values. What this does set is
+/// the timeouts, which the SDK leaves open: a call must end within its function's
+/// timeout, or Lambda kills the invocation mid-call ([`OPERATION_TIMEOUT`]).
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .build(),
-        )
+        .timeout_config(timeouts())
         .load()
         .await
+}
+
+/// The timeouts [`load_sdk_config`] sets: see [`ATTEMPT_TIMEOUT`] and
+/// [`OPERATION_TIMEOUT`].
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
 }
 
 /// Error codes worth another try that the SDK's own lists do not name: DynamoDB's

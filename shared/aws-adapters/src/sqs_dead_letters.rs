@@ -1,5 +1,8 @@
 //! The [`DeadLetterSink`] port on an SQS queue: the consumer queue's own DLQ.
 
+use std::sync::OnceLock;
+
+use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use tracing::Instrument;
@@ -14,19 +17,30 @@ pub const REASON_ATTRIBUTE: &str = "dead_letter_reason";
 pub const ORIGINAL_ID_ATTRIBUTE: &str = "original_message_id";
 
 /// Forwards poison messages to a DLQ.
+///
+/// Its SQS client is built on the first poison message, not at init: most processes
+/// never see one, and every client built at init is time each cold start pays for
+/// (`make bench` times each init phase).
 #[derive(Debug, Clone)]
 pub struct SqsDeadLetters {
-    client: Client,
+    sdk: SdkConfig,
+    client: OnceLock<Client>,
     queue_url: String,
 }
 
 impl SqsDeadLetters {
-    /// Forwards to the queue at `queue_url`.
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+    /// Forwards to the queue at `queue_url`, with a client built from `sdk` when first
+    /// needed.
+    pub fn new(sdk: &SdkConfig, queue_url: impl Into<String>) -> Self {
         Self {
-            client,
+            sdk: sdk.clone(),
+            client: OnceLock::new(),
             queue_url: queue_url.into(),
         }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| Client::new(&self.sdk))
     }
 }
 
@@ -43,7 +57,7 @@ impl DeadLetterSink for SqsDeadLetters {
         // SQS attribute values are limited; a reason is a sentence, keep it bounded.
         let reason: String = letter.reason.chars().take(1000).collect();
         let mut request = self
-            .client
+            .client()
             .send_message()
             .queue_url(&self.queue_url)
             // A body that was not valid UTF-8 never reaches us as text; keep what we have.
