@@ -56,6 +56,7 @@ enum Node {
 enum Rule {
     Equals(Value),
     Null,
+    /// The expected text, lower-cased.
     EqualsIgnoreCase(String),
     Prefix(String),
     Suffix(String),
@@ -159,7 +160,8 @@ fn rule_of(rule: &Value) -> Result<Rule, String> {
             .ok_or_else(|| format!("`{name}` takes a string, not {argument}"))
     };
     Ok(match operator.as_str() {
-        "equals-ignore-case" => Rule::EqualsIgnoreCase(text("equals-ignore-case")?),
+        // Lower-cased once here, not for every record matched.
+        "equals-ignore-case" => Rule::EqualsIgnoreCase(text("equals-ignore-case")?.to_lowercase()),
         "prefix" => Rule::Prefix(text("prefix")?),
         "suffix" => Rule::Suffix(text("suffix")?),
         "exists" => Rule::Exists(
@@ -258,9 +260,7 @@ impl Rule {
         match self {
             Rule::Equals(expected) => value == Some(expected),
             Rule::Null => value.is_none_or(Value::is_null),
-            Rule::EqualsIgnoreCase(expected) => {
-                text.is_some_and(|t| t.to_lowercase() == expected.to_lowercase())
-            }
+            Rule::EqualsIgnoreCase(lowered) => text.is_some_and(|t| t.to_lowercase() == *lowered),
             Rule::Prefix(prefix) => text.is_some_and(|t| t.starts_with(prefix.as_str())),
             Rule::Suffix(suffix) => text.is_some_and(|t| t.ends_with(suffix.as_str())),
             Rule::Exists(wanted) => *wanted == value.is_some(),

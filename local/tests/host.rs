@@ -127,6 +127,94 @@ async fn two_callers_never_see_each_others_orders_nor_share_a_key() {
     assert_eq!(get_order_as(&host, "alice", &bobs).await.status, 404);
 }
 
+/// The local API answers as API Gateway's edge does, before any function runs: an
+/// unknown route is a REST API's 403, a missing Idempotency-Key and a body that breaks
+/// the schema get the definition's problem+json gateway responses. With the edge off
+/// (for tests of a function's own validation), the function answers the same body.
+#[tokio::test]
+async fn the_local_api_answers_as_api_gateways_edge_before_any_function_runs() {
+    let host = pipeline_host().await;
+    // The answer is the problem `slug` names, with its status in the body too.
+    let problem = |response: &http_client::Response, status: u16, slug: &str| -> Value {
+        assert_eq!(response.status, status, "{}", response.body);
+        assert_eq!(
+            response.headers["content-type"], "application/problem+json",
+            "{}",
+            response.body
+        );
+        let body: Value = serde_json::from_str(&response.body).expect("a problem is JSON");
+        assert_eq!(body["status"], status, "{body}");
+        let kind = body["type"].as_str().unwrap_or_default();
+        assert!(kind.ends_with(&format!("/{slug}")), "{slug}: {body}");
+        body
+    };
+    let url = host.api_url();
+    for (method, path) in [(Method::GET, "/nothing"), (Method::DELETE, "/orders")] {
+        let answer = http_client::send(method.clone(), &format!("{url}{path}"), &[], None)
+            .await
+            .unwrap();
+        let body = problem(&answer, 403, "access-denied");
+        assert_eq!(
+            body["title"], "Unsigned request or unknown route",
+            "{method} {path}"
+        );
+        assert_eq!(body["detail"], "Missing Authentication Token");
+    }
+    let order: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/demo/order.json")).unwrap(),
+    )
+    .unwrap();
+    let no_key = http_client::send(
+        Method::POST,
+        &format!("{url}/orders"),
+        &[("content-type", "application/json")],
+        Some(order.to_string()),
+    )
+    .await
+    .unwrap();
+    let body = problem(&no_key, 400, "invalid-idempotency-key");
+    assert!(
+        body["detail"].as_str().unwrap().contains("Idempotency-Key"),
+        "{body}"
+    );
+
+    let mut broken = order.clone();
+    broken.as_object_mut().unwrap().remove("currency");
+    let key = uuid::Uuid::new_v4().to_string();
+    let refused = post_order(&host, &broken, &key, &[]).await;
+    let body = problem(&refused, 400, "validation-failed");
+    assert!(
+        body["detail"].as_str().unwrap().contains("currency"),
+        "{body}"
+    );
+    // A function stamps its correlation id on every answer; the edge does not.
+    for answer in [&no_key, &refused] {
+        assert!(
+            !answer.headers.contains_key("x-correlation-id"),
+            "no function ran"
+        );
+    }
+    drop(host);
+
+    let host = Host::start(
+        HostOptions {
+            api_port: 0,
+            edge: false,
+            ..HostOptions::default()
+        },
+        Logs::default(),
+    )
+    .await
+    .unwrap();
+    let answered = post_order(&host, &broken, &key, &[]).await;
+    // The function's own problem: the edge would have said validation-failed.
+    problem(&answered, 400, "malformed-request");
+    assert!(
+        answered.headers.contains_key("x-correlation-id"),
+        "the function answered"
+    );
+}
+
 /// A long run reports where it stands while it runs: orders final, messages queued,
 /// dead letters (`make reliability` and `make bench` print it every 10 s).
 #[tokio::test]
@@ -211,7 +299,7 @@ async fn an_order_placed_over_http_flows_through_every_real_function() {
         assert!(Instant::now() < deadline, "order stuck in {status}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Unknown routes answer like API Gateway.
+    // Unknown routes answer like a REST API: 403, Missing Authentication Token.
     let missing = http_client::send(
         Method::GET,
         &format!("{}/nowhere", host.api_url()),
@@ -220,7 +308,7 @@ async fn an_order_placed_over_http_flows_through_every_real_function() {
     )
     .await
     .unwrap();
-    assert_eq!(missing.status, 404);
+    assert_eq!(missing.status, 403);
 
     // Every process reported its cold start once, in a platform report.
     let reports: Vec<Value> = host

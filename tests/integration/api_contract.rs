@@ -219,3 +219,31 @@ async fn the_edge_and_the_function_refuse_the_same_malformed_orders() {
     let problem = answer.assert_problem(400, "validation-failed");
     assert_eq!(problem["errors"][0]["rule"], "unique_skus", "{problem}");
 }
+
+/// Every gateway response the contract declares renders, as API Gateway fills it in, a
+/// problem that matches the contract's own Problem schema: a typo in a template would
+/// otherwise reach clients as broken JSON, and only on AWS. The local API renders them
+/// with the same code (`local::host::edge`).
+#[test]
+fn every_gateway_response_renders_a_documented_problem() {
+    let contract = Contract::get();
+    let edge = local::host::edge::Edge::from_definition(contract.document()).unwrap();
+    let kinds = edge.gateway_response_types();
+    assert!(kinds.len() >= 5, "{kinds:?}");
+    for kind in kinds {
+        let answer = edge.gateway_answer(
+            &kind,
+            "a message with \"quotes\"",
+            "[a \"validation\" error]",
+            "request-1",
+        );
+        let problem: Value = serde_json::from_str(&answer.body)
+            .unwrap_or_else(|e| panic!("{kind} renders no JSON ({e}): {}", answer.body));
+        assert_eq!(
+            contract.violations("#/components/schemas/Problem", &problem),
+            Vec::<String>::new(),
+            "{kind}: {problem}"
+        );
+        assert_eq!(problem["correlation_id"], "request-1", "{kind}");
+    }
+}

@@ -3,6 +3,10 @@
 //! Gateway's REST proxy event shape, and turns the function's proxy response back into
 //! HTTP. Locally there is no authentication: the host says so when it starts.
 //!
+//! In front of the routes stands API Gateway's edge ([`crate::host::edge`]): an unknown
+//! route, a missing required header or a body that breaks the API definition's schema
+//! is answered as API Gateway answers it, before any function runs.
+//!
 //! It still says who is calling, as API Gateway does after checking a SigV4 signature
 //! (`requestContext.identity.userArn`), because orders belong to their caller: the
 //! [`CALLER_HEADER`] names a caller, else the access key of a SigV4 `Authorization`
@@ -19,6 +23,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::emulator::ACCOUNT_ID;
+use crate::host::edge::{Edge, Refusal};
 use crate::invoke::Invoke;
 use crate::provision::ApiRoute;
 
@@ -91,11 +96,19 @@ pub fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>>
     Some(params)
 }
 
-/// The router for `routes`.
-pub fn router(routes: Vec<Route>) -> axum::Router {
+/// The routes, and the edge in front of them.
+struct Api {
+    routes: Vec<Route>,
+    /// API Gateway's own checks and answers; `None` sends every request on a route to
+    /// its function ([`crate::host::HostOptions::edge`]).
+    edge: Option<Edge>,
+}
+
+/// The router for `routes`, behind `edge` if given.
+pub fn router(routes: Vec<Route>, edge: Option<Edge>) -> axum::Router {
     axum::Router::new()
         .fallback(handle)
-        .with_state(Arc::new(routes))
+        .with_state(Arc::new(Api { routes, edge }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -134,6 +147,21 @@ fn query(uri: &Uri) -> (Value, Value) {
     (Value::Object(single), Value::Object(multi))
 }
 
+/// The edge's answer as HTTP.
+fn refusal_response(refusal: Refusal) -> Response {
+    let mut response = Response::new(Body::from(refusal.body));
+    *response.status_mut() = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+    for (name, value) in refusal.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
 fn plain(status: StatusCode, message: &str) -> Response {
     let mut response = Response::new(Body::from(json!({ "message": message }).to_string()));
     *response.status_mut() = status;
@@ -144,12 +172,30 @@ fn plain(status: StatusCode, message: &str) -> Response {
 }
 
 async fn handle(
-    State(routes): State<Arc<Vec<Route>>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let refused = api.edge.as_ref().and_then(|edge| {
+        edge.check(
+            parts.method.as_str(),
+            &path,
+            &parts.headers,
+            parts.uri.query(),
+            &bytes,
+            &request_id,
+        )
+    });
+    if let Some(refusal) = refused {
+        return refusal_response(refusal);
+    }
+    let routes = &api.routes;
     let matched = routes.iter().find_map(|r| {
         let method_ok = r.route.method == "ANY" || r.route.method == parts.method.as_str();
         match_path(&r.route.path, &path)
@@ -166,13 +212,9 @@ async fn handle(
             plain(StatusCode::NOT_FOUND, "Missing Authentication Token")
         };
     };
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long");
-    };
     let (body, base64) = encode_body(&bytes);
     let (headers, multi_headers) = single_and_multi(&parts.headers);
     let (query, multi_query) = query(&parts.uri);
-    let request_id = uuid::Uuid::new_v4().to_string();
     let event = json!({
         "resource": route.route.path,
         "path": path,

@@ -7,6 +7,7 @@
 //! project: add them to the template and they run.
 
 pub mod api;
+pub mod edge;
 pub mod logs;
 pub mod runtime;
 
@@ -31,6 +32,7 @@ use crate::provision::{ProvisionError, QueueMapping, Stack, provision};
 use crate::queues::{QueuePoller, Redelivery};
 use crate::streams::StreamPoller;
 use crate::template::{Template, TemplateError};
+use edge::{Edge, EdgeError};
 use logs::Logs;
 use runtime::{FunctionHost, FunctionSpec};
 
@@ -46,6 +48,9 @@ pub enum HostError {
     /// The template could not be provisioned.
     #[error(transparent)]
     Provision(#[from] ProvisionError),
+    /// The API definition could not be read.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
     /// A function's binary is missing (build first: `make build-local`).
     #[error("{function}: no binary at {path} (run `cargo build --bins`)")]
     MissingBinary {
@@ -87,6 +92,12 @@ pub struct HostOptions {
     /// queue's `VisibilityTimeout` has passed. Tests of retries shorten it here, and
     /// only here ([`Redelivery::After`]); nothing else changes when messages come back.
     pub redelivery: Redelivery,
+    /// API Gateway's edge in front of the local API (the default): the API definition's
+    /// request validation and gateway responses, and a REST API's 403 for an unknown
+    /// route, before any function runs. `false` sends every request on a route to its
+    /// function: for tests of a function's own validation, which on AWS only requests
+    /// the edge lets through reach.
+    pub edge: bool,
     /// DynamoDB served by an emulator process of its own
     /// ([`Emulator::start_with_dynamodb_apart`]): the reliability runs' load needs both
     /// cores; `make dev` and the demo keep one endpoint for every service.
@@ -104,6 +115,7 @@ impl Default for HostOptions {
             extra_env: BTreeMap::new(),
             chaos: Arc::new(Chaos::default()),
             redelivery: Redelivery::AsTheQueueSays,
+            edge: true,
             dynamodb_apart: false,
         }
     }
@@ -292,7 +304,13 @@ impl Host {
         let api_address = listener
             .local_addr()
             .map_err(|source| HostError::Listen { address, source })?;
-        let app = api::router(routes).into_make_service_with_connect_info::<SocketAddr>();
+        let edge = if options.edge {
+            let dir = options.template.parent().unwrap_or(Path::new("."));
+            Some(Edge::from_template(&template, dir)?)
+        } else {
+            None
+        };
+        let app = api::router(routes, edge).into_make_service_with_connect_info::<SocketAddr>();
         tasks.push(tokio::spawn(async move {
             let _ = axum::serve(answering_at_once(listener), app).await;
         }));
