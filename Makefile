@@ -124,12 +124,8 @@ arm64-target:
 	@rustup target list --installed | grep -qx '$(ARM64)' || rustup target add '$(ARM64)'
 	@if rustup toolchain list | grep -q '^stable'; then rustup +stable target list --installed | grep -qx '$(ARM64)' || rustup +stable target add '$(ARM64)'; fi
 
-# `make build` first: one cargo run builds every function, its links two at a time, where
-# `sam build` runs cargo once per function and each waits for the last (9.5 minutes from
-# cold against 4.8). Both build the same members with the same flags, so sam's runs then
-# find every bootstrap built and only copy it.
 .PHONY: sam-build
-sam-build: venv build ## sam build from a clean build dir, then check one arm64 bootstrap per function
+sam-build: venv arm64-target ## sam build from a clean build dir, then check one arm64 bootstrap per function
 	rm -rf target/sam-build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --build-dir target/sam-build --parallel
 	$(VENV)/bin/python local/tools/check_bootstraps.py template.yaml target/sam-build
