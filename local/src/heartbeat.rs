@@ -40,20 +40,13 @@ impl Heartbeat {
             loop {
                 ticks.tick().await;
                 let seconds = started.elapsed().as_secs();
+                let at = format!("  ... {phase} {}:{:02}", seconds / 60, seconds % 60);
                 let line = match stores.progress().await {
                     Ok(progress) => format!(
-                        "  ... {phase} {}:{:02}  {} of {orders} orders final, {} messages queued, {} dead letters",
-                        seconds / 60,
-                        seconds % 60,
-                        progress.final_orders,
-                        progress.queued,
-                        progress.dead_letters
+                        "{at}  {} of {orders} orders final, {} messages queued, {} dead letters",
+                        progress.final_orders, progress.queued, progress.dead_letters
                     ),
-                    Err(error) => format!(
-                        "  ... {phase} {}:{:02}  progress unknown: {error}",
-                        seconds / 60,
-                        seconds % 60
-                    ),
+                    Err(error) => format!("{at}  progress unknown: {error}"),
                 };
                 report(line);
             }

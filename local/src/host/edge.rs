@@ -79,7 +79,6 @@ pub struct Refusal {
 }
 
 /// The edge of one API: its operations' checks and its gateway responses.
-#[derive(Default)]
 pub struct Edge {
     operations: Vec<Operation>,
     responses: HashMap<String, GatewayResponse>,
@@ -94,9 +93,12 @@ enum Refused {
 
 impl Edge {
     /// The edge of the first `AWS::Serverless::Api` in `template` whose definition is an
-    /// `AWS::Include` of a file (resolved against `template_dir`); an edge that lets
-    /// everything through when there is none.
-    pub fn from_template(template: &Template, template_dir: &Path) -> Result<Edge, EdgeError> {
+    /// `AWS::Include` of a file (resolved against `template_dir`); none when there is no
+    /// such API, and every request goes to its function.
+    pub fn from_template(
+        template: &Template,
+        template_dir: &Path,
+    ) -> Result<Option<Edge>, EdgeError> {
         let included = template
             .resources
             .values()
@@ -111,7 +113,7 @@ impl Edge {
                     .map(str::to_owned)
             });
         let Some(location) = included else {
-            return Ok(Edge::default());
+            return Ok(None);
         };
         let path = template_dir.join(&location);
         let failed = |message: String| EdgeError::Definition {
@@ -120,7 +122,7 @@ impl Edge {
         };
         let text = std::fs::read_to_string(&path).map_err(|e| failed(e.to_string()))?;
         let document: Value = serde_yaml_ng::from_str(&text).map_err(|e| failed(e.to_string()))?;
-        Edge::from_definition(&document)
+        Edge::from_definition(&document).map(Some)
     }
 
     /// The edge an OpenAPI document with API Gateway's extensions describes.
@@ -200,11 +202,6 @@ impl Edge {
         })
     }
 
-    /// Whether this edge has a definition to apply (else every request goes through).
-    pub fn is_defined(&self) -> bool {
-        !self.operations.is_empty()
-    }
-
     /// What API Gateway answers instead of the function, if it refuses the request:
     /// `query` is the raw query string, `request_id` the `$context.requestId`.
     pub fn check(
@@ -216,9 +213,6 @@ impl Edge {
         body: &[u8],
         request_id: &str,
     ) -> Option<Refusal> {
-        if !self.is_defined() {
-            return None;
-        }
         let refused = match self
             .operations
             .iter()

@@ -306,7 +306,7 @@ impl Host {
             .map_err(|source| HostError::Listen { address, source })?;
         let edge = if options.edge {
             let dir = options.template.parent().unwrap_or(Path::new("."));
-            Some(Edge::from_template(&template, dir)?)
+            Edge::from_template(&template, dir)?
         } else {
             None
         };

@@ -74,7 +74,7 @@ pub async fn load_sdk_config() -> SdkConfig {
 
 /// The timeouts [`load_sdk_config`] sets: see [`ATTEMPT_TIMEOUT`] and
 /// [`OPERATION_TIMEOUT`].
-pub fn timeouts() -> TimeoutConfig {
+fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
