@@ -21,6 +21,7 @@ use aws_adapters::tables::{self, ORDER_SK, SKU_PREFIX};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use domain::idempotency::IdempotencyStatus;
 use domain::order::{Order, OrderStatus};
 use serde_json::Value;
 
@@ -652,7 +653,10 @@ impl Stores {
             .scan(&self.idempotency)
             .await?
             .iter()
-            .filter(|item| text(item, "status") == "IN_PROGRESS")
+            .filter(|item| {
+                aws_adapters::record_from_item((*item).clone())
+                    .is_ok_and(|record| record.status == IdempotencyStatus::InProgress)
+            })
             .count();
         Ok(Check {
             invariant: "nothing anywhere else: queues empty, no claim left in progress",

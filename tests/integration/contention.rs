@@ -7,7 +7,6 @@
 use aws_adapters::tables;
 use chrono::Utc;
 use domain::events::{Envelope, Event, InventoryFailed};
-use domain::idempotency::IdempotencyRecord;
 use domain::ids::{CorrelationId, CustomerId, OrderId, Sku};
 use domain::money::{Currency, Money};
 use domain::ports::{ReserveOutcome, StockStore};
@@ -154,12 +153,6 @@ async fn a_shortage_cancelled_by_contention_is_stored_not_dropped() {
             amount: Money::new(1500, Currency::USD),
         }),
     );
-    let key = IdempotencyRecord::completed(
-        format!("inventory#{}", failed.id),
-        "h".into(),
-        "handled".into(),
-        now.timestamp(),
-    );
     for fault in [
         DynamoDbFault::TransactionConflict,
         DynamoDbFault::TransactionThrottled,
@@ -176,9 +169,7 @@ async fn a_shortage_cancelled_by_contention_is_stored_not_dropped() {
         .record_shortage(
             order_id,
             &[Sku::parse("SKU-MUG").unwrap()],
-            &key,
             std::slice::from_ref(&failed),
-            now.timestamp(),
         )
         .await
         .unwrap();
@@ -265,9 +256,9 @@ async fn payment_charges_the_stored_total_not_the_events() {
 }
 
 /// An approved charge whose status change keeps failing (DynamoDB throttling payment's
-/// transaction through every try of the invocation) is not lost: the claim is released,
-/// the message is retried, and the retry finds the same charge at the provider (its key
-/// is derived from the order) and records it. One charge, and the order is PAID.
+/// transaction through every try of the invocation) is not lost: the message is retried,
+/// the order is still PENDING, and the retry finds the same charge at the provider (its
+/// key is derived from the order) and records it. One charge, and the order is PAID.
 #[tokio::test]
 async fn a_charge_whose_status_change_failed_is_recorded_by_the_retry_charging_once() {
     let h = Harness::start_signed_as_functions().await;

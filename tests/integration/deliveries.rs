@@ -81,8 +81,9 @@ async fn two_copies_in_one_batch_charge_once() {
         .invoke(json!({"Records": [record("copy-1"), record("copy-2")]}))
         .await
         .unwrap();
-    // One copy may be told "in progress, retry" while the other holds the claim; never
-    // a second charge.
+    // Both copies may call the provider, under the one key derived from the order, and
+    // get its one charge back; one may be told to retry (a conflicting transaction);
+    // never a second charge.
     for failure in response["batchItemFailures"].as_array().unwrap() {
         assert!(failure["itemIdentifier"] == "copy-1" || failure["itemIdentifier"] == "copy-2");
     }

@@ -7,7 +7,9 @@ use aws_adapters::DynamoDbIdempotencyStore;
 use aws_adapters::tables;
 use chrono::Utc;
 use domain::idempotency::fingerprint;
-use domain::idempotency::{Idempotency, IdempotencyRecord, IdempotencyStore, Seen};
+use domain::idempotency::{
+    Idempotency, IdempotencyRecord, IdempotencyStatus, IdempotencyStore, PutIfAbsent, Seen,
+};
 use domain::validation::CreateOrderRequest;
 use integration_tests::{Harness, new_key, order_body};
 
@@ -156,8 +158,14 @@ async fn an_expired_key_is_free_again_even_before_ttl_deletes_it() {
         long_ago,
     );
     let store = idempotency(&h);
-    assert!(store.store().put_if_absent(&stale, long_ago).await.unwrap());
-    assert!(stale.is_expired(Utc::now().timestamp()));
+    assert_eq!(
+        store.store().put_if_absent(&stale, long_ago).await.unwrap(),
+        PutIfAbsent::Written
+    );
+    assert_eq!(
+        stale.status_at(Utc::now().timestamp()),
+        IdempotencyStatus::Expired
+    );
 
     let response = h.post_order(&order_body(), Some(&key)).await;
     assert_eq!(response.status, 201, "{}", response.body);

@@ -4,7 +4,7 @@ use aws_adapters::DynamoDbIdempotencyStore;
 use chrono::Utc;
 use domain::failure::Failure;
 use domain::idempotency::{
-    Idempotency, IdempotencyRecord, IdempotencyStatus, IdempotencyStore, Seen,
+    Idempotency, IdempotencyRecord, IdempotencyStatus, IdempotencyStore, PutIfAbsent, Seen,
 };
 use integration_tests::{Harness, new_key};
 
@@ -48,10 +48,10 @@ async fn claim_complete_and_replay() {
     };
     let stored = p.store().get(&key).await.unwrap().unwrap();
     assert_eq!(stored.status, IdempotencyStatus::InProgress);
-    let until = stored.in_progress_until.unwrap();
+    let until_ms = stored.in_progress_expiration.unwrap();
     assert!(
-        (now_ms / 1000 + 5..=now_ms / 1000 + 7).contains(&until),
-        "in-progress expiry follows the invocation deadline: {until}"
+        (now_ms + 5_000..=now_ms + 7_000).contains(&until_ms),
+        "in-progress expiry follows the invocation deadline: {until_ms}"
     );
 
     assert!(matches!(
@@ -69,8 +69,8 @@ async fn claim_complete_and_replay() {
         p.claim(&key, "h2", deadline, now_ms).await.unwrap(),
         Seen::Mismatch
     );
-    let expires_at = p.store().get(&key).await.unwrap().unwrap().expires_at;
-    assert!(expires_at > now_ms / 1000, "completed records carry a TTL");
+    let expiration = p.store().get(&key).await.unwrap().unwrap().expiration;
+    assert!(expiration > now_ms / 1000, "completed records carry a TTL");
 }
 
 #[tokio::test]
@@ -243,8 +243,11 @@ impl IdempotencyStore for LostFirstAnswer {
         &self,
         record: &IdempotencyRecord,
         now_epoch: i64,
-    ) -> Result<bool, Failure> {
-        assert!(self.0.put_if_absent(record, now_epoch).await?);
+    ) -> Result<PutIfAbsent, Failure> {
+        assert_eq!(
+            self.0.put_if_absent(record, now_epoch).await?,
+            PutIfAbsent::Written
+        );
         // The retry of the same put, as the SDK would send it.
         self.0.put_if_absent(record, now_epoch).await
     }

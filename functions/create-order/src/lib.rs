@@ -30,7 +30,7 @@ use aws_adapters::runtime::HttpFunction;
 use chrono::Utc;
 use domain::events::{Envelope, Event, OrderPlaced};
 use domain::idempotency::fingerprint;
-use domain::idempotency::{IdempotencyRecord, IdempotencyStore, Seen, judge};
+use domain::idempotency::{IdempotencyRecord, Seen, judge};
 use domain::ids::{Caller, CorrelationId, OrderId};
 use domain::order::Order;
 use domain::ports::{OrderStore, PlaceOutcome, StoredOrder};
@@ -67,12 +67,11 @@ const STORE: StoreCall = StoreCall {
 };
 
 /// The function's dependencies, built once per cold start in `main`.
-pub struct App<O, I> {
+pub struct App<O> {
     orders: O,
-    idempotency: I,
 }
 
-impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
+impl<O: OrderStore> HttpFunction for App<O> {
     fn span(correlation_id: &CorrelationId) -> tracing::Span {
         tracing::info_span!("create_order", correlation_id = %correlation_id)
     }
@@ -103,15 +102,9 @@ impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
         let new_order = order_request.into_new_order().map_err(request_problem)?;
         let record_key = record_key(&caller, &key);
 
-        // Seen before? Replay, refuse, or ask the client to wait.
+        // No read first: the transaction's conditional put of the key refuses a key seen
+        // before and hands back its record (ALL_OLD), so the happy path is one request.
         let now = Utc::now();
-        if let Some(response) = self
-            .earlier_response(&record_key, &payload_hash, now.timestamp())
-            .await?
-        {
-            return Ok(response);
-        }
-
         let order = Order::place(&new_order, OrderId::new(), correlation_id.clone(), now)
             .ok_or_else(|| internal("order total overflowed after validation"))?;
         let event = Envelope::new(
@@ -150,63 +143,54 @@ impl<O: OrderStore, I: IdempotencyStore> HttpFunction for App<O, I> {
                 aws_adapters::metrics::count(aws_adapters::metrics::ORDERS_PLACED);
                 Ok(created.into_response(false))
             }
-            // A concurrent request with the same key won the race: answer as it did.
-            PlaceOutcome::KeyTaken => self
-                .earlier_response(&record_key, &payload_hash, now.timestamp())
-                .await?
-                .ok_or_else(|| {
-                    Problem::new(
-                        ProblemKind::RequestInProgress,
-                        "a request with this Idempotency-Key is being processed; retry shortly",
-                    )
-                    .with_retry_after(1)
-                }),
+            // The key was used before: replay, refuse, or ask the client to wait.
+            PlaceOutcome::KeyTaken(existing) => {
+                earlier_response(existing.as_ref(), &payload_hash, now.timestamp())
+            }
         }
     }
 }
 
-impl<O: OrderStore, I: IdempotencyStore> App<O, I> {
-    /// Wires the handler to its stores.
-    pub fn new(orders: O, idempotency: I) -> Self {
-        Self {
-            orders,
-            idempotency,
-        }
+impl<O: OrderStore> App<O> {
+    /// Wires the handler to its store.
+    pub fn new(orders: O) -> Self {
+        Self { orders }
     }
+}
 
-    /// The response owed to a request whose key was used before, or `None` if the key is
-    /// free.
-    async fn earlier_response(
-        &self,
-        record_key: &str,
-        payload_hash: &str,
-        now: i64,
-    ) -> Result<Option<http::Response<String>>, Problem> {
-        let existing = self
-            .idempotency
-            .get(record_key)
-            .await
-            .map_err(|error| http_api::store_problem(&error, STORE))?;
-        match judge(existing.as_ref(), payload_hash, now) {
-            Seen::New(()) => Ok(None),
-            Seen::AlreadyDone(stored) => {
-                tracing::info!("idempotent replay");
-                aws_adapters::metrics::count(aws_adapters::metrics::IDEMPOTENT_REPLAYS);
-                let stored = StoredResponse::from_json(&stored).map_err(internal)?;
-                Ok(Some(stored.into_response(true)))
-            }
-            Seen::Busy {
-                retry_after_seconds,
-            } => Err(Problem::new(
-                ProblemKind::RequestInProgress,
-                "a request with this Idempotency-Key is being processed; retry shortly",
-            )
-            .with_retry_after(retry_after_seconds)),
-            Seen::Mismatch => Err(Problem::new(
-                ProblemKind::IdempotencyKeyReused,
-                "this Idempotency-Key was already used with a different request body; use a new key for a new order",
-            )),
+/// The response owed to a request whose key is taken, judged from the record that holds
+/// it. A record the judge calls free (our clock ahead of DynamoDB's), or none yet (a
+/// concurrent request is writing it), asks the client to retry.
+fn earlier_response(
+    existing: Option<&IdempotencyRecord>,
+    payload_hash: &str,
+    now: i64,
+) -> Result<http::Response<String>, Problem> {
+    let in_progress = |retry_after_seconds| {
+        Problem::new(
+            ProblemKind::RequestInProgress,
+            "a request with this Idempotency-Key is being processed; retry shortly",
+        )
+        .with_retry_after(retry_after_seconds)
+    };
+    let Some(existing) = existing else {
+        return Err(in_progress(1));
+    };
+    match judge(Some(existing), payload_hash, now) {
+        Seen::New(()) => Err(in_progress(1)),
+        Seen::AlreadyDone(stored) => {
+            tracing::info!("idempotent replay");
+            aws_adapters::metrics::count(aws_adapters::metrics::IDEMPOTENT_REPLAYS);
+            let stored = StoredResponse::from_json(&stored).map_err(internal)?;
+            Ok(stored.into_response(true))
         }
+        Seen::Busy {
+            retry_after_seconds,
+        } => Err(in_progress(retry_after_seconds)),
+        Seen::Mismatch => Err(Problem::new(
+            ProblemKind::IdempotencyKeyReused,
+            "this Idempotency-Key was already used with a different request body; use a new key for a new order",
+        )),
     }
 }
 

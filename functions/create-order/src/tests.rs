@@ -4,19 +4,15 @@
 
 use domain::events::EventType;
 use domain::failure::Failure;
-use domain::idempotency::InMemoryIdempotencyStore;
 use domain::ports::{InMemoryOrderStore, StoredOrder, Transition, TransitionOutcome};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
 use super::*;
 
-fn app() -> (
-    App<InMemoryOrderStore, InMemoryIdempotencyStore>,
-    InMemoryOrderStore,
-) {
+fn app() -> (App<InMemoryOrderStore>, InMemoryOrderStore) {
     let store = InMemoryOrderStore::default();
-    (App::new(store.clone(), store.idempotency.clone()), store)
+    (App::new(store.clone()), store)
 }
 
 /// The caller of most tests.
@@ -187,13 +183,10 @@ impl OrderStore for PlaceFails {
 #[tokio::test]
 async fn a_throttled_store_is_a_503_to_retry_with_the_same_key() {
     let store = InMemoryOrderStore::default();
-    let failing = App::new(
-        PlaceFails {
-            store: store.clone(),
-            failure: Failure::Transient("throttled".into()),
-        },
-        store.idempotency.clone(),
-    );
+    let failing = App::new(PlaceFails {
+        store: store.clone(),
+        failure: Failure::Transient("throttled".into()),
+    });
     let response = failing.handle(request("key-1", ORDER)).await;
     let problem = problem(&response, 503);
     assert_eq!(response.headers()["retry-after"], "1");
@@ -206,7 +199,7 @@ async fn a_throttled_store_is_a_503_to_retry_with_the_same_key() {
     assert!(store.outbox().is_empty());
 
     // Nothing was half-stored, so the retry the 503 asks for places the order once.
-    let recovered = App::new(store.clone(), store.idempotency.clone());
+    let recovered = App::new(store.clone());
     assert_eq!(
         recovered.handle(request("key-1", ORDER)).await.status(),
         201
@@ -218,13 +211,10 @@ async fn a_throttled_store_is_a_503_to_retry_with_the_same_key() {
 #[tokio::test]
 async fn a_broken_store_is_a_500_without_retry_after() {
     let store = InMemoryOrderStore::default();
-    let failing = App::new(
-        PlaceFails {
-            store: store.clone(),
-            failure: Failure::Permanent("access denied".into()),
-        },
-        store.idempotency.clone(),
-    );
+    let failing = App::new(PlaceFails {
+        store: store.clone(),
+        failure: Failure::Permanent("access denied".into()),
+    });
     let response = failing.handle(request("key-1", ORDER)).await;
     let problem = problem(&response, 500);
     assert!(

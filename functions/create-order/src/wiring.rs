@@ -1,9 +1,9 @@
 //! How the function is assembled from its settings: shared by `main` and the tests, so
 //! the tests run the function exactly as Lambda does, configured from template.yaml.
 
+use aws_adapters::DynamoDbOrderStore;
 use aws_adapters::config::Permissions;
 use aws_adapters::runtime::Error;
-use aws_adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore};
 use aws_config::SdkConfig;
 use serde::Deserialize;
 
@@ -20,23 +20,21 @@ pub struct Config {
 }
 
 /// The function wired to DynamoDB.
-pub type LiveApp = App<DynamoDbOrderStore, DynamoDbIdempotencyStore>;
+pub type LiveApp = App<DynamoDbOrderStore>;
 
 /// Builds the live function from an SDK configuration and its settings.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     Ok(App::new(
-        DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table)
+        DynamoDbOrderStore::new(dynamodb, &config.orders_table)
             .with_idempotency_table(&config.idempotency_table),
-        DynamoDbIdempotencyStore::new(dynamodb, &config.idempotency_table),
     ))
 }
 
 /// Every AWS call this code makes: see [`Permissions`].
 pub const AWS_PERMISSIONS: Permissions = &[
-    // an earlier response to the same Idempotency-Key
-    ("dynamodb:GetItem", "IdempotencyTable"),
-    // the idempotency record, in the place-order transaction
+    // the idempotency record, in the place-order transaction; a key used before comes
+    // back with its refusal (ALL_OLD), which PutItem's permission covers: no GetItem
     ("dynamodb:PutItem", "IdempotencyTable"),
     // the order and its outbox row, in the same transaction
     ("dynamodb:PutItem", "OrdersTable"),

@@ -2,11 +2,12 @@
 //!
 //! On `PaymentSucceeded` it reserves every line atomically: one transaction decrements
 //! each SKU's stock only if enough is left, writes a reservation record keyed by the
-//! order and the event's idempotency key, moves the order PAID -> CONFIRMED and stores
-//! `InventoryReserved` and `OrderConfirmed`. If any SKU is short, nothing is reserved and
-//! `InventoryFailed` (naming the short SKUs) is stored instead, so payment refunds.
-//! Every effect is a DynamoDB write, so the idempotency key is taken in the same
-//! transaction as the effect: a replay changes nothing.
+//! order, moves the order PAID -> CONFIRMED and stores `InventoryReserved` and
+//! `OrderConfirmed`. If any SKU is short, nothing is reserved and `InventoryFailed`
+//! (naming the short SKUs) is stored instead, so payment refunds. Every effect is a
+//! DynamoDB write, so no idempotency key is needed: the reservation record (once per
+//! order), the order's `PAID` condition and the events' derived ids make a replay's
+//! transaction cancel itself and change nothing.
 //!
 //! The logic knows stock only through the [`StockStore`] port: the DynamoDB adapter
 //! (`aws_adapters::DynamoDbStockStore`) in the function, the in-memory fake in the unit
@@ -17,21 +18,15 @@ pub mod wiring;
 #[cfg(test)]
 mod tests;
 
-use aws_adapters::consumer::{Consumer, event_fingerprint, event_key};
+use aws_adapters::consumer::Consumer;
 use chrono::Utc;
 use domain::events::{
     Envelope, Event, InventoryFailed, InventoryReserved, OrderConfirmed, PaymentSucceeded,
     ReservedLine,
 };
 use domain::failure::Failure;
-use domain::idempotency::IdempotencyRecord;
 use domain::order::OrderStatus;
 use domain::ports::{DeadLetterSink, ReserveOutcome, StockStore, Transition};
-
-/// Prefix of this function's keys in the shared idempotency table. Its role may touch
-/// no other key there (`dynamodb:LeadingKeys` in template.yaml, checked against this
-/// constant by tests/integration/least_privilege.rs).
-const KEY_SCOPE: &str = "inventory";
 
 /// The function's dependencies, built once per cold start: generic over the ports, so
 /// the tests run the same logic against the in-memory fakes.
@@ -74,12 +69,6 @@ impl<S: StockStore, D: DeadLetterSink> App<S, D> {
 
     async fn reserve(&self, envelope: &Envelope, paid: &PaymentSucceeded) -> Result<(), Failure> {
         let now = Utc::now();
-        let key = IdempotencyRecord::completed(
-            event_key(KEY_SCOPE, envelope),
-            event_fingerprint(envelope),
-            "handled".into(),
-            now.timestamp(),
-        );
         let lines: Vec<ReservedLine> = paid.items.iter().map(ReservedLine::of).collect();
         let confirm = Transition {
             order_id: envelope.order_id,
@@ -97,7 +86,7 @@ impl<S: StockStore, D: DeadLetterSink> App<S, D> {
             ],
             at: now,
         };
-        match self.stock.reserve(&lines, &key, &confirm).await? {
+        match self.stock.reserve(&lines, &confirm).await? {
             ReserveOutcome::Reserved => {
                 tracing::info!(lines = lines.len(), "stock reserved; order confirmed");
                 aws_adapters::metrics::order_status_changed(
@@ -126,7 +115,7 @@ impl<S: StockStore, D: DeadLetterSink> App<S, D> {
                     amount: paid.amount,
                 }));
                 self.stock
-                    .record_shortage(envelope.order_id, &short, &key, &[failed], now.timestamp())
+                    .record_shortage(envelope.order_id, &short, &[failed])
                     .await?;
                 aws_adapters::metrics::count(aws_adapters::metrics::RESERVATIONS_FAILED);
                 Ok(())

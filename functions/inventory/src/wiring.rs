@@ -2,9 +2,7 @@
 
 use aws_adapters::config::Permissions;
 use aws_adapters::runtime::Error;
-use aws_adapters::{
-    DynamoDbIdempotencyStore, DynamoDbOrderStore, DynamoDbStockStore, SqsDeadLetters,
-};
+use aws_adapters::{DynamoDbOrderStore, DynamoDbStockStore, SqsDeadLetters};
 use aws_config::SdkConfig;
 use serde::Deserialize;
 
@@ -16,8 +14,6 @@ use crate::App;
 pub struct Config {
     /// Orders and their outbox.
     pub orders_table: String,
-    /// Idempotency records.
-    pub idempotency_table: String,
     /// Stock and reservations.
     pub inventory_table: String,
     /// Where poison messages go.
@@ -34,8 +30,7 @@ pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
         DynamoDbStockStore::new(
             dynamodb.clone(),
             &config.inventory_table,
-            DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table),
-            DynamoDbIdempotencyStore::new(dynamodb, &config.idempotency_table),
+            DynamoDbOrderStore::new(dynamodb, &config.orders_table),
         ),
         SqsDeadLetters::new(&sdk, &config.dead_letter_queue_url),
     ))
@@ -49,8 +44,6 @@ pub const AWS_PERMISSIONS: Permissions = &[
     ("dynamodb:UpdateItem", "OrdersTable"),
     // the outbox rows, in the same transaction
     ("dynamodb:PutItem", "OrdersTable"),
-    // the event's key, in the same transaction
-    ("dynamodb:PutItem", "IdempotencyTable"),
     // the conditional stock decrements
     ("dynamodb:UpdateItem", "InventoryTable"),
     // the reservation record

@@ -38,9 +38,8 @@ pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
 
 /// Every AWS call this code makes: see [`Permissions`].
 pub const AWS_PERMISSIONS: Permissions = &[
-    // claim: reading a held key
-    ("dynamodb:GetItem", "IdempotencyTable"),
-    // claim and complete: the record of each notification sent
+    // claim and complete: the record of each notification sent; a held key comes back
+    // with the claim's refusal (ALL_OLD)
     ("dynamodb:PutItem", "IdempotencyTable"),
     // release after a failure
     ("dynamodb:DeleteItem", "IdempotencyTable"),

@@ -1,11 +1,16 @@
 //! Payment: charges placed orders, refunds orders whose stock could not be reserved.
 //!
 //! Reacts to `OrderPlaced` (charge) and `InventoryFailed` (refund: the compensation step
-//! of the saga). The provider call is a side effect outside DynamoDB, so each event goes
-//! through the shared idempotency protocol, keyed by the **event id**: claim, call the
-//! provider with a key derived from the **order** (so no retry, duplicate or redelivery
-//! ever charges twice), store the status change with its events in one transaction, then
-//! complete the claim.
+//! of the saga). The provider call is a side effect outside DynamoDB, yet payment claims
+//! no idempotency key: three guards it needs anyway already make every copy of an event
+//! safe (the rule is written once, in `domain::idempotency`):
+//! - the **order's status**, read before any call: only a PENDING order is charged, only
+//!   a PAID one refunded, so a late or redriven copy finds it moved on and does nothing;
+//! - the **provider's idempotency key**, derived from the order (`charge-<order id>`), so
+//!   concurrent copies, and the retry of a charge whose status write failed, get the
+//!   first charge back instead of taking money twice;
+//! - the **status change's condition** (`status = PENDING`) and its events' derived ids,
+//!   so only one copy moves the order and stores its events.
 //!
 //! The card token is not in `OrderPlaced`: payment reads it with the stored order (the
 //! read it makes anyway, to charge the stored total), and the status change that settles
@@ -14,7 +19,7 @@
 pub mod simulated;
 pub mod wiring;
 
-use aws_adapters::consumer::{Consumer, once_per_event};
+use aws_adapters::consumer::Consumer;
 use aws_adapters::tables::{charge_key, refund_key};
 use chrono::Utc;
 use domain::events::{
@@ -22,30 +27,21 @@ use domain::events::{
     PaymentSucceeded,
 };
 use domain::failure::Failure;
-use domain::idempotency::Idempotency;
-use domain::idempotency::IdempotencyStore;
 use domain::order::{Order, OrderStatus, PaymentToken};
 use domain::ports::{DeadLetterSink, OrderStore, StoredOrder, Transition, TransitionOutcome};
 
 use domain::ports::{ChargeOutcome, PaymentGateway};
 
-/// Prefix of this function's keys in the shared idempotency table. Its role may touch
-/// no other key there (`dynamodb:LeadingKeys` in template.yaml, checked against this
-/// constant by tests/integration/least_privilege.rs).
-const KEY_SCOPE: &str = "payment";
-
 /// The function's dependencies, built once per cold start.
-pub struct App<O, I, G, D> {
+pub struct App<O, G, D> {
     orders: O,
-    idempotency: Idempotency<I>,
     gateway: G,
     dead_letters: D,
 }
 
-impl<O, I, G, D> Consumer for App<O, I, G, D>
+impl<O, G, D> Consumer for App<O, G, D>
 where
     O: OrderStore,
-    I: IdempotencyStore,
     G: PaymentGateway,
     D: DeadLetterSink,
 {
@@ -55,39 +51,30 @@ where
         &self.dead_letters
     }
 
-    async fn on_event(&self, envelope: Envelope, deadline: Option<i64>) -> Result<(), Failure> {
-        once_per_event(
-            &self.idempotency,
-            KEY_SCOPE,
-            &envelope,
-            deadline,
-            || async {
-                match &envelope.event {
-                    Event::OrderPlaced(placed) => self.charge(&envelope, placed).await,
-                    Event::InventoryFailed(failed) => self.refund(&envelope, failed).await,
-                    other => Err(Failure::Permanent(format!(
-                        "payment does not handle {} events",
-                        other.event_type()
-                    ))),
-                }
-            },
-        )
-        .await
+    /// Every copy of an event may arrive, concurrently or days late: see the guards in
+    /// the module's documentation.
+    async fn on_event(&self, envelope: Envelope, _deadline: Option<i64>) -> Result<(), Failure> {
+        match &envelope.event {
+            Event::OrderPlaced(placed) => self.charge(&envelope, placed).await,
+            Event::InventoryFailed(failed) => self.refund(&envelope, failed).await,
+            other => Err(Failure::Permanent(format!(
+                "payment does not handle {} events",
+                other.event_type()
+            ))),
+        }
     }
 }
 
-impl<O, I, G, D> App<O, I, G, D>
+impl<O, G, D> App<O, G, D>
 where
     O: OrderStore,
-    I: IdempotencyStore,
     G: PaymentGateway,
     D: DeadLetterSink,
 {
     /// Wires the function.
-    pub fn new(orders: O, idempotency: I, gateway: G, dead_letters: D) -> Self {
+    pub fn new(orders: O, gateway: G, dead_letters: D) -> Self {
         Self {
             orders,
-            idempotency: Idempotency::new(idempotency),
             gateway,
             dead_letters,
         }
@@ -146,13 +133,13 @@ where
         }
     }
 
-    async fn charge(&self, envelope: &Envelope, placed: &OrderPlaced) -> Result<String, Failure> {
+    async fn charge(&self, envelope: &Envelope, placed: &OrderPlaced) -> Result<(), Failure> {
         // One read gives the status, the total and the card token.
         let stored = match self.orders.get_stored(envelope.order_id).await? {
             Some(stored) if stored.order.status == OrderStatus::Pending => stored,
             other => {
                 not_where_expected(other.map(|s| s.order.status), OrderStatus::Pending);
-                return Ok("skipped: order not pending".into());
+                return Ok(());
             }
         };
         let token = Self::card_token(&stored, placed)?;
@@ -164,7 +151,7 @@ where
             .gateway
             .charge(&charge_key(envelope.order_id), total, token.expose())
             .await?;
-        let (to, event, summary) = match outcome {
+        let (to, event) = match outcome {
             ChargeOutcome::Approved(charge) => {
                 tracing::info!(charge_id = %charge.charge_id, amount = %total, "payment succeeded");
                 (
@@ -175,7 +162,6 @@ where
                         amount: total,
                         items: order.items.clone(),
                     }),
-                    format!("charged {}", charge.charge_id),
                 )
             }
             ChargeOutcome::Declined { reason } => {
@@ -186,7 +172,6 @@ where
                         customer_id: order.customer_id.clone(),
                         reason: reason.clone(),
                     }),
-                    format!("declined: {reason}"),
                 )
             }
         };
@@ -199,17 +184,12 @@ where
             to,
             vec![envelope.caused_by(event)],
         )
-        .await?;
-        Ok(summary)
+        .await
     }
 
-    async fn refund(
-        &self,
-        envelope: &Envelope,
-        failed: &InventoryFailed,
-    ) -> Result<String, Failure> {
+    async fn refund(&self, envelope: &Envelope, failed: &InventoryFailed) -> Result<(), Failure> {
         if self.order_in(envelope, OrderStatus::Paid).await?.is_none() {
-            return Ok("skipped: order not paid".into());
+            return Ok(());
         }
         let refund = self
             .gateway
@@ -234,8 +214,7 @@ where
             })),
         ];
         self.apply(envelope, OrderStatus::Paid, OrderStatus::Cancelled, events)
-            .await?;
-        Ok(format!("refunded {}", refund.refund_id))
+            .await
     }
 
     async fn apply(

@@ -18,7 +18,8 @@ use tracing::Instrument;
 
 use aws_adapters::tables::{attempts_pk, charge_entry_pk, refund_entry_pk};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use domain::money::Money;
 
 use domain::ports::{Charge, ChargeOutcome, PaymentGateway, Refund};
@@ -66,52 +67,32 @@ impl SimulatedGateway {
         Ok(())
     }
 
-    async fn ledger_get(
-        &self,
-        pk: &str,
-    ) -> Result<Option<HashMap<String, AttributeValue>>, Failure> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.to_owned()))
-            .consistent_read(true)
-            .send()
-            .instrument(aws_adapters::sdk::call_span("DynamoDB.GetItem"))
-            .await
-            .map(|output| output.item)
-            .map_err(|e| aws_adapters::sdk::failure("GetItem ledger", &e))
-    }
-
-    /// Writes a ledger entry unless one exists; returns the entry that stands.
+    /// Writes a ledger entry unless one exists; returns the entry that stands. One
+    /// request either way: a refused put hands back the stored entry (`ALL_OLD`), so a
+    /// repeated key is answered as the first time without a read before the write.
     async fn ledger_put(
         &self,
         item: HashMap<String, AttributeValue>,
     ) -> Result<HashMap<String, AttributeValue>, Failure> {
-        let pk = item
-            .get("pk")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .instrument(aws_adapters::sdk::call_span("DynamoDB.PutItem"))
             .await;
         match result {
             Ok(_) => Ok(item),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                self.ledger_get(&pk)
-                    .await?
-                    .ok_or_else(|| Failure::Transient("ledger entry vanished".into()))
-            }
-            Err(e) => Err(aws_adapters::sdk::failure("PutItem ledger", &e)),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refused)) => refused
+                    .item()
+                    .cloned()
+                    .ok_or_else(|| Failure::Transient("ledger entry refused without it".into())),
+                _ => Err(aws_adapters::sdk::failure("PutItem ledger", &e)),
+            },
         }
     }
 
@@ -157,48 +138,46 @@ impl PaymentGateway for SimulatedGateway {
     ) -> Result<ChargeOutcome, Failure> {
         self.authenticate()?;
         let pk = charge_entry_pk(idempotency_key);
-        let entry = match self.ledger_get(&pk).await? {
-            Some(existing) => existing,
-            None => {
-                if let Some(failures) = token
-                    .strip_prefix(FLAKY_TOKEN_PREFIX)
-                    .and_then(|n| n.parse::<u64>().ok())
-                    && self.attempt(idempotency_key).await? <= failures
-                {
-                    return Err(Failure::Transient("simulated provider timeout".into()));
-                }
-                let decline = if token == DECLINE_TOKEN {
-                    Some("card declined")
-                } else if amount.amount_minor > CARD_LIMIT_MINOR {
-                    Some("amount exceeds the card limit")
-                } else {
-                    None
-                };
-                let mut item = HashMap::from([
-                    ("pk".to_owned(), s(&pk)),
-                    ("kind".to_owned(), s("charge")),
-                    (
-                        "amount_minor".to_owned(),
-                        AttributeValue::N(amount.amount_minor.to_string()),
-                    ),
-                    ("currency".to_owned(), s(amount.currency.code())),
-                ]);
-                match decline {
-                    Some(reason) => {
-                        item.insert("status".into(), s("DECLINED"));
-                        item.insert("reason".into(), s(reason));
-                    }
-                    None => {
-                        item.insert("status".into(), s("APPROVED"));
-                        item.insert(
-                            "charge_id".into(),
-                            s(format!("ch_{}", uuid::Uuid::new_v4().simple())),
-                        );
-                    }
-                }
-                self.ledger_put(item).await?
-            }
+        // A flaky token fails its first tries per key. Once a charge stands, the count is
+        // past them, so a repeat reaches the ledger and gets that charge back.
+        if let Some(failures) = token
+            .strip_prefix(FLAKY_TOKEN_PREFIX)
+            .and_then(|n| n.parse::<u64>().ok())
+            && self.attempt(idempotency_key).await? <= failures
+        {
+            return Err(Failure::Transient("simulated provider timeout".into()));
+        }
+        let decline = if token == DECLINE_TOKEN {
+            Some("card declined")
+        } else if amount.amount_minor > CARD_LIMIT_MINOR {
+            Some("amount exceeds the card limit")
+        } else {
+            None
         };
+        let mut item = HashMap::from([
+            ("pk".to_owned(), s(&pk)),
+            ("kind".to_owned(), s("charge")),
+            (
+                "amount_minor".to_owned(),
+                AttributeValue::N(amount.amount_minor.to_string()),
+            ),
+            ("currency".to_owned(), s(amount.currency.code())),
+        ]);
+        match decline {
+            Some(reason) => {
+                item.insert("status".into(), s("DECLINED"));
+                item.insert("reason".into(), s(reason));
+            }
+            None => {
+                item.insert("status".into(), s("APPROVED"));
+                item.insert(
+                    "charge_id".into(),
+                    s(format!("ch_{}", uuid::Uuid::new_v4().simple())),
+                );
+            }
+        }
+        // The entry that stands: this one, or the first charge under this key.
+        let entry = self.ledger_put(item).await?;
         Ok(match text(&entry, "status").as_str() {
             "APPROVED" => ChargeOutcome::Approved(Charge {
                 charge_id: text(&entry, "charge_id"),
@@ -217,26 +196,22 @@ impl PaymentGateway for SimulatedGateway {
     ) -> Result<Refund, Failure> {
         self.authenticate()?;
         let pk = refund_entry_pk(idempotency_key);
-        let entry = match self.ledger_get(&pk).await? {
-            Some(existing) => existing,
-            None => {
-                self.ledger_put(HashMap::from([
-                    ("pk".to_owned(), s(&pk)),
-                    ("kind".to_owned(), s("refund")),
-                    ("charge_id".to_owned(), s(charge_id)),
-                    (
-                        "refund_id".to_owned(),
-                        s(format!("re_{}", uuid::Uuid::new_v4().simple())),
-                    ),
-                    (
-                        "amount_minor".to_owned(),
-                        AttributeValue::N(amount.amount_minor.to_string()),
-                    ),
-                    ("currency".to_owned(), s(amount.currency.code())),
-                ]))
-                .await?
-            }
-        };
+        let entry = self
+            .ledger_put(HashMap::from([
+                ("pk".to_owned(), s(&pk)),
+                ("kind".to_owned(), s("refund")),
+                ("charge_id".to_owned(), s(charge_id)),
+                (
+                    "refund_id".to_owned(),
+                    s(format!("re_{}", uuid::Uuid::new_v4().simple())),
+                ),
+                (
+                    "amount_minor".to_owned(),
+                    AttributeValue::N(amount.amount_minor.to_string()),
+                ),
+                ("currency".to_owned(), s(amount.currency.code())),
+            ]))
+            .await?;
         Ok(Refund {
             refund_id: text(&entry, "refund_id"),
         })

@@ -7,13 +7,11 @@ use aws_adapters::runtime::EventFunction;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use domain::events::{Envelope, Event, EventType};
 use domain::fixtures::{APPROVED_TOKEN, DECLINED_TOKEN, SampleOrder};
-use domain::idempotency::InMemoryIdempotencyStore;
 use domain::ports::{InMemoryDeadLetters, InMemoryOrderStore, InMemoryPaymentGateway};
 
 use super::*;
 
-type TestApp =
-    App<InMemoryOrderStore, InMemoryIdempotencyStore, InMemoryPaymentGateway, InMemoryDeadLetters>;
+type TestApp = App<InMemoryOrderStore, InMemoryPaymentGateway, InMemoryDeadLetters>;
 
 /// The fakes, kept outside the function so each test can look at them afterwards. Every
 /// clone shares its fake's state, so an app built from them reads and writes the same
@@ -37,12 +35,7 @@ impl World {
     fn payment(&self, gateway_fails: Option<Failure>) -> TestApp {
         let mut gateway = self.gateway.clone();
         gateway.fail_with = gateway_fails;
-        App::new(
-            self.orders.clone(),
-            self.orders.idempotency.clone(),
-            gateway,
-            self.dead_letters.clone(),
-        )
+        App::new(self.orders.clone(), gateway, self.dead_letters.clone())
     }
 
     /// Delivers `event` to a healthy payment, alone in its batch.
@@ -148,9 +141,9 @@ async fn the_charge_uses_the_stored_card_token_and_settling_deletes_it() {
     }
 }
 
-/// A copy of `OrderPlaced` that comes after the payment settled, when its idempotency
-/// record is gone (it expired: a redrive from the DLQ days later), finds the order PAID
-/// and no token, and does nothing: no charge, no error, no dead letter.
+/// A copy of `OrderPlaced` that comes after the payment settled (a redrive from the DLQ
+/// days later, when the provider may have forgotten its key) finds the order PAID and no
+/// token, and does nothing: no charge, no error, no dead letter.
 #[tokio::test]
 async fn a_late_copy_after_the_token_is_gone_charges_nothing() {
     let sample = SampleOrder::placed(APPROVED_TOKEN);
@@ -158,14 +151,11 @@ async fn a_late_copy_after_the_token_is_gone_charges_nothing() {
     world.deliver(&sample.placed).await;
     assert_eq!(world.stored_token(&sample).await, None);
 
-    let forgetful = App::new(
-        world.orders.clone(),
-        InMemoryIdempotencyStore::default(),
-        world.gateway.clone(),
-        world.dead_letters.clone(),
-    );
     let body = sample.placed.to_json().unwrap();
-    let answer = forgetful.handle(sqs_batch(&[("m-late", &body)])).await;
+    let answer = world
+        .payment(None)
+        .handle(sqs_batch(&[("m-late", &body)]))
+        .await;
 
     assert!(answer.batch_item_failures.is_empty());
     assert!(world.dead_letters.letters().is_empty());
@@ -347,7 +337,7 @@ async fn a_provider_outage_leaves_the_event_for_redelivery_with_nothing_charged(
     assert_eq!(world.status(&sample).await, OrderStatus::Pending);
     assert!(world.dead_letters.letters().is_empty());
 
-    // The claim was released: the redelivery, once the provider is back, charges.
+    // Nothing was stored: the redelivery, once the provider is back, charges.
     assert!(
         world
             .deliver(&sample.placed)

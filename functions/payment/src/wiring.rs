@@ -2,7 +2,7 @@
 
 use aws_adapters::config::Permissions;
 use aws_adapters::runtime::Error;
-use aws_adapters::{DynamoDbIdempotencyStore, DynamoDbOrderStore, SqsDeadLetters};
+use aws_adapters::{DynamoDbOrderStore, SqsDeadLetters};
 use aws_config::SdkConfig;
 use serde::Deserialize;
 use tracing::Instrument;
@@ -16,8 +16,6 @@ use crate::simulated::SimulatedGateway;
 pub struct Config {
     /// Orders and their outbox.
     pub orders_table: String,
-    /// Idempotency records.
-    pub idempotency_table: String,
     /// The simulated provider's ledger.
     pub payments_table: String,
     /// ARN of the provider's API key in Secrets Manager (the ARN, never the key).
@@ -33,8 +31,7 @@ pub struct Config {
 pub struct SecretError(String);
 
 /// The function wired to AWS.
-pub type LiveApp =
-    App<DynamoDbOrderStore, DynamoDbIdempotencyStore, SimulatedGateway, SqsDeadLetters>;
+pub type LiveApp = App<DynamoDbOrderStore, SimulatedGateway, SqsDeadLetters>;
 
 /// Builds the live function: fetches the provider's API key once (per cold start) and
 /// keeps it in memory for every invocation of this process.
@@ -53,7 +50,6 @@ pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     Ok(App::new(
         DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table),
-        DynamoDbIdempotencyStore::new(dynamodb.clone(), &config.idempotency_table),
         SimulatedGateway::new(dynamodb, &config.payments_table, api_key),
         SqsDeadLetters::new(&sdk, &config.dead_letter_queue_url),
     ))
@@ -67,15 +63,7 @@ pub const AWS_PERMISSIONS: Permissions = &[
     ("dynamodb:UpdateItem", "OrdersTable"),
     // the outbox rows, in the same transaction
     ("dynamodb:PutItem", "OrdersTable"),
-    // claim: reading a held key
-    ("dynamodb:GetItem", "IdempotencyTable"),
-    // claim and complete
-    ("dynamodb:PutItem", "IdempotencyTable"),
-    // release after a failure
-    ("dynamodb:DeleteItem", "IdempotencyTable"),
-    // the simulated provider's ledger
-    ("dynamodb:GetItem", "PaymentsTable"),
-    // the simulated provider's ledger
+    // the simulated provider's ledger: an entry per key, or the one that stands (ALL_OLD)
     ("dynamodb:PutItem", "PaymentsTable"),
     // the simulated provider's attempt counter
     ("dynamodb:UpdateItem", "PaymentsTable"),

@@ -39,6 +39,9 @@ pub struct PathRequests {
     pub story: &'static str,
     /// Requests per function, then per operation.
     pub counts: RequestCounts,
+    /// DynamoDB write request units per function, sized by DynamoDB's rules (the
+    /// emulator meters them: `local/emulator/moto_launcher.py`).
+    pub write_units: BTreeMap<String, f64>,
 }
 
 impl PathRequests {
@@ -50,6 +53,11 @@ impl PathRequests {
             .filter(|(op, _)| *op != PER_COLD_START)
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Every function's DynamoDB write request units on the path.
+    pub fn total_write_units(&self) -> f64 {
+        self.write_units.values().sum()
     }
 }
 
@@ -175,10 +183,21 @@ pub async fn count_paths(host: &Host, stores: &Stores) -> Result<Vec<PathRequest
         }
         let (mut counts, ()) = until_functions_still(host, QUIET, LIMIT, || ()).await?;
         counts.retain(|caller, _| functions.contains(caller));
+        let write_units = host
+            .emulator
+            .capacity_units()
+            .await
+            .map_err(BenchError)?
+            .into_iter()
+            .filter(|(caller, _)| functions.contains(caller))
+            .filter_map(|(caller, units)| units.get("write").map(|w| (caller, *w)))
+            .filter(|(_, units)| *units > 0.0)
+            .collect();
         results.push(PathRequests {
             path,
             story,
             counts,
+            write_units,
         });
     }
     Ok(results)

@@ -2,6 +2,7 @@
 //! cancelled transaction item by item (by the names [`crate::Transaction`] gave them),
 //! and the retry of a transaction cancelled by contention.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use domain::failure::Failure;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 /// A cancelled `TransactWriteItems`, read item by item, each item by its name.
 ///
@@ -25,9 +27,12 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 /// is added, and this pairs each code with that name. Callers ask about `"reservation"`
 /// or `"stock:SKU-MUG"`, so adding an item to a transaction cannot shift what another
 /// caller's index points at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cancellation {
     reasons: Vec<(String, Option<String>)>,
+    /// The stored items that failed a condition, by name, where the item asked for
+    /// them (`ReturnValuesOnConditionCheckFailure=ALL_OLD`).
+    images: Vec<(String, HashMap<String, AttributeValue>)>,
 }
 
 /// Cancellation codes that mean "the same transaction may succeed if tried again".
@@ -43,21 +48,32 @@ impl Cancellation {
     /// A reason past the last name is named by its position, `#<index>`.
     pub fn of<R>(error: &SdkError<TransactWriteItemsError, R>, names: &[String]) -> Option<Self> {
         match error.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Some(Self {
-                reasons: cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .enumerate()
-                    .map(|(index, reason)| {
-                        let name = names
-                            .get(index)
-                            .cloned()
-                            .unwrap_or_else(|| format!("#{index}"));
-                        let code = reason.code().filter(|c| *c != "None").map(str::to_owned);
-                        (name, code)
-                    })
-                    .collect(),
-            }),
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                let name = |index: usize| {
+                    names
+                        .get(index)
+                        .cloned()
+                        .unwrap_or_else(|| format!("#{index}"))
+                };
+                let reasons = cancelled.cancellation_reasons();
+                Some(Self {
+                    reasons: reasons
+                        .iter()
+                        .enumerate()
+                        .map(|(index, reason)| {
+                            let code = reason.code().filter(|c| *c != "None").map(str::to_owned);
+                            (name(index), code)
+                        })
+                        .collect(),
+                    images: reasons
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(index, reason)| {
+                            reason.item().map(|item| (name(index), item.clone()))
+                        })
+                        .collect(),
+                })
+            }
             _ => None,
         }
     }
@@ -71,7 +87,18 @@ impl Cancellation {
                 .into_iter()
                 .map(|(name, code)| (name.into(), code.map(str::to_owned)))
                 .collect(),
+            images: Vec::new(),
         }
+    }
+
+    /// The stored item whose condition failed under `name`, as DynamoDB returned it for
+    /// an item sent with `ReturnValuesOnConditionCheckFailure=ALL_OLD`: what the
+    /// transaction ran into, read in the same request.
+    pub fn image(&self, name: &str) -> Option<&HashMap<String, AttributeValue>> {
+        self.images
+            .iter()
+            .find(|(named, _)| named == name)
+            .map(|(_, item)| item)
     }
 
     fn code(&self, name: &str) -> Option<&str> {

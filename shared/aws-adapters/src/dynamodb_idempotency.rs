@@ -1,14 +1,15 @@
-//! [`IdempotencyStore`] on a DynamoDB table keyed by `pk` with TTL on `expires_at`.
+//! [`IdempotencyStore`] on a DynamoDB table laid out as Powertools for AWS Lambda lays it
+//! out: partition key `id`, TTL on `expiration` (see [`IdempotencyRecord`]).
 
 use domain::failure::Failure;
 use std::collections::HashMap;
 use tracing::Instrument;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
 
-use domain::idempotency::IdempotencyRecord;
-use domain::idempotency::IdempotencyStore;
+use domain::idempotency::{IdempotencyRecord, IdempotencyStore, PutIfAbsent};
 
 /// Idempotency records in DynamoDB.
 #[derive(Debug, Clone)]
@@ -18,10 +19,15 @@ pub struct DynamoDbIdempotencyStore {
 }
 
 /// Condition under which a new record may take a key: no record, an expired one, or an
-/// abandoned claim. DynamoDB evaluates it atomically with the write, which is what makes
-/// two concurrent claims impossible.
-const KEY_IS_FREE: &str = "attribute_not_exists(pk) OR expires_at <= :now \
-     OR (#status = :in_progress AND in_progress_until <= :now)";
+/// abandoned claim; Powertools' own condition, so a Python or TypeScript function sharing
+/// the table agrees on who holds a key. DynamoDB evaluates it atomically with the write,
+/// which is what makes two concurrent claims impossible.
+const KEY_IS_FREE: &str = "attribute_not_exists(id) OR expiration <= :now \
+     OR (#status = :inprogress AND in_progress_expiration <= :now_in_millis)";
+
+/// The status a claim is stored with, as [`domain::idempotency::IdempotencyStatus`]
+/// serialises it.
+const INPROGRESS: &str = "INPROGRESS";
 
 impl DynamoDbIdempotencyStore {
     /// Uses `table` through `client`.
@@ -33,7 +39,8 @@ impl DynamoDbIdempotencyStore {
     }
 
     /// The conditional put that takes a key, for composing into a transaction with the
-    /// effect itself (see [`domain::ports::OrderStore::place`]).
+    /// effect itself (see [`domain::ports::OrderStore::place`]). A refusal carries the
+    /// record that holds the key (`ALL_OLD`): the caller judges it without reading it.
     pub fn put_if_absent_request(
         &self,
         record: &IdempotencyRecord,
@@ -45,25 +52,27 @@ impl DynamoDbIdempotencyStore {
             .condition_expression(KEY_IS_FREE)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", AttributeValue::N(now_epoch.to_string()))
-            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(
+                ":now_in_millis",
+                AttributeValue::N(now_epoch.saturating_mul(1000).to_string()),
+            )
+            .expression_attribute_values(":inprogress", AttributeValue::S(INPROGRESS.into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| Failure::Permanent(format!("building idempotency put: {e}")))
     }
 }
 
 fn to_item(record: &IdempotencyRecord) -> Result<HashMap<String, AttributeValue>, Failure> {
-    let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
-        .map_err(|e| Failure::Permanent(format!("encoding idempotency record: {e}")))?;
-    if let Some(key) = item.remove("key") {
-        item.insert("pk".into(), key);
-    }
-    Ok(item)
+    serde_dynamo::to_item(record)
+        .map_err(|e| Failure::Permanent(format!("encoding idempotency record: {e}")))
 }
 
-fn from_item(mut item: HashMap<String, AttributeValue>) -> Result<IdempotencyRecord, Failure> {
-    if let Some(key) = item.remove("pk") {
-        item.insert("key".into(), key);
-    }
+/// The record in an item DynamoDB returned: a `GetItem`'s, or the `ALL_OLD` image of a
+/// refused put (here or inside a cancelled transaction).
+pub fn record_from_item(
+    item: HashMap<String, AttributeValue>,
+) -> Result<IdempotencyRecord, Failure> {
     serde_dynamo::from_item(item)
         .map_err(|e| Failure::Permanent(format!("decoding idempotency record: {e}")))
 }
@@ -74,20 +83,20 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
+            .key("id", AttributeValue::S(key.to_owned()))
             .consistent_read(true)
             .send()
             .instrument(crate::sdk::call_span("DynamoDB.GetItem"))
             .await
             .map_err(|e| crate::sdk::failure("GetItem idempotency", &e))?;
-        output.item.map(from_item).transpose()
+        output.item.map(record_from_item).transpose()
     }
 
     async fn put_if_absent(
         &self,
         record: &IdempotencyRecord,
         now_epoch: i64,
-    ) -> Result<bool, Failure> {
+    ) -> Result<PutIfAbsent, Failure> {
         let put = self.put_if_absent_request(record, now_epoch)?;
         let result = self
             .client
@@ -97,18 +106,29 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .set_condition_expression(put.condition_expression)
             .set_expression_attribute_names(put.expression_attribute_names)
             .set_expression_attribute_values(put.expression_attribute_values)
+            .set_return_values_on_condition_check_failure(
+                put.return_values_on_condition_check_failure,
+            )
             .send()
             .instrument(crate::sdk::call_span("DynamoDB.PutItem"))
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(crate::sdk::failure("PutItem idempotency", &e)),
+            Ok(_) => Ok(PutIfAbsent::Written),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refused)) => {
+                    match refused.item() {
+                        Some(item) => Ok(PutIfAbsent::Live(record_from_item(item.clone())?)),
+                        // A condition with attribute_not_exists(id) fails only on an
+                        // existing item, whose image ALL_OLD returns; without it there is
+                        // nothing to judge, so the caller tries again.
+                        None => Err(Failure::Transient(format!(
+                            "idempotency key {} was refused without its record",
+                            record.id
+                        ))),
+                    }
+                }
+                _ => Err(crate::sdk::failure("PutItem idempotency", &e)),
+            },
         }
     }
 
@@ -125,7 +145,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             .condition_expression(HELD_BY_OWNER)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(":inprogress", AttributeValue::S(INPROGRESS.into()))
             .expression_attribute_values(":owner", owner_of(claimed)?)
             .send()
             .instrument(crate::sdk::call_span("DynamoDB.PutItem"))
@@ -138,7 +158,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
             {
                 Err(Failure::Transient(format!(
                     "idempotency key {} was claimed again after our claim lapsed; a retry will find what that claimant stores",
-                    done.key
+                    done.id
                 )))
             }
             Err(e) => Err(crate::sdk::failure("PutItem idempotency (complete)", &e)),
@@ -149,11 +169,11 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(claimed.key.clone()))
+            .key("id", AttributeValue::S(claimed.id.clone()))
             .condition_expression(HELD_BY_OWNER)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(":inprogress", AttributeValue::S(INPROGRESS.into()))
             .expression_attribute_values(":owner", owner_of(claimed)?)
             .send()
             .instrument(crate::sdk::call_span("DynamoDB.DeleteItem"))
@@ -174,7 +194,7 @@ impl IdempotencyStore for DynamoDbIdempotencyStore {
 
 /// Condition under which a claim may complete or release a key: the record is still in
 /// progress under the claim's own owner token.
-const HELD_BY_OWNER: &str = "#status = :in_progress AND #owner = :owner";
+const HELD_BY_OWNER: &str = "#status = :inprogress AND #owner = :owner";
 
 /// The claim's owner token as a condition value.
 fn owner_of(claimed: &IdempotencyRecord) -> Result<AttributeValue, Failure> {
@@ -182,5 +202,5 @@ fn owner_of(claimed: &IdempotencyRecord) -> Result<AttributeValue, Failure> {
         .owner
         .clone()
         .map(AttributeValue::S)
-        .ok_or_else(|| Failure::Permanent(format!("the claim on {} has no owner", claimed.key)))
+        .ok_or_else(|| Failure::Permanent(format!("the claim on {} has no owner", claimed.id)))
 }

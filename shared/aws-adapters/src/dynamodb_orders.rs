@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 
 use crate::contention::{Cancellation, Tried, retry_contention};
-use crate::dynamodb_idempotency::DynamoDbIdempotencyStore;
+use crate::dynamodb_idempotency::{DynamoDbIdempotencyStore, record_from_item};
 use crate::tables::{ORDER_SK, OWNER, OutboxRow, PAYMENT_TOKEN, order_pk};
 use crate::transaction::{Sent, Transaction, names};
 use domain::events::Envelope;
@@ -256,12 +256,19 @@ impl OrderStore for DynamoDbOrderStore {
             )?;
         match transaction.send(&self.client, PLACE).await? {
             Sent::Committed => Ok(PlaceOutcome::Placed),
-            // The key's condition failed: the key is taken. A conflict on it: a concurrent
-            // request with the same key is writing it right now. Either way the caller
-            // re-reads the key and answers from it.
-            Sent::Cancelled(c) if c.condition_failed(names::KEY) || c.conflicted(names::KEY) => {
-                Ok(PlaceOutcome::KeyTaken)
+            // The key's condition failed: the key is taken, and its record came back
+            // with the cancellation (ALL_OLD) for the caller to answer from.
+            Sent::Cancelled(c) if c.condition_failed(names::KEY) => {
+                let existing = c
+                    .image(names::KEY)
+                    .cloned()
+                    .map(record_from_item)
+                    .transpose()?;
+                Ok(PlaceOutcome::KeyTaken(existing))
             }
+            // A conflict on it: a concurrent request with the same key is writing it
+            // right now; there is no record to answer from yet.
+            Sent::Cancelled(c) if c.conflicted(names::KEY) => Ok(PlaceOutcome::KeyTaken(None)),
             Sent::Cancelled(c) => Err(c.into_error(PLACE)),
         }
     }

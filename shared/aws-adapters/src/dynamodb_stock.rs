@@ -13,12 +13,10 @@ use tracing::Instrument;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 use domain::events::{Envelope, ReservedLine};
-use domain::idempotency::IdempotencyRecord;
 use domain::ids::{OrderId, Sku};
 use domain::ports::{ReserveOutcome, StockStore, Transition, TransitionOutcome};
 
 use crate::contention::{Cancellation, Tried, retry_contention};
-use crate::dynamodb_idempotency::DynamoDbIdempotencyStore;
 use crate::dynamodb_orders::DynamoDbOrderStore;
 use crate::tables::{reservation_pk, sku_pk};
 use crate::transaction::{Sent, Transaction, names};
@@ -29,14 +27,13 @@ const RESERVE: &str = "TransactWriteItems reserve";
 /// The operation a shortage's failures are named by.
 const SHORTAGE: &str = "TransactWriteItems shortage";
 
-/// Stock and reservations in DynamoDB, with the order's change through the order store
-/// and the event's key through the idempotency store, all in one transaction.
+/// Stock and reservations in DynamoDB, with the order's change through the order store,
+/// all in one transaction.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStockStore {
     client: Client,
     table: String,
     orders: DynamoDbOrderStore,
-    idempotency: DynamoDbIdempotencyStore,
 }
 
 fn permanent(what: &str, e: impl std::fmt::Display) -> Failure {
@@ -44,19 +41,16 @@ fn permanent(what: &str, e: impl std::fmt::Display) -> Failure {
 }
 
 impl DynamoDbStockStore {
-    /// Stock in `inventory_table` through `client`; order changes through `orders`; keys
-    /// through `idempotency`.
+    /// Stock in `inventory_table` through `client`; order changes through `orders`.
     pub fn new(
         client: Client,
         inventory_table: impl Into<String>,
         orders: DynamoDbOrderStore,
-        idempotency: DynamoDbIdempotencyStore,
     ) -> Self {
         Self {
             client,
             table: inventory_table.into(),
             orders,
-            idempotency,
         }
     }
 
@@ -79,12 +73,11 @@ impl DynamoDbStockStore {
     }
 
     /// The reservation's transaction: one conditional decrement per line
-    /// (`stock:<sku>`), the reservation record (`reservation`), the event's key (`key`),
-    /// then the order's status update and events (`order`, `event:<id>`).
+    /// (`stock:<sku>`), the reservation record (`reservation`), then the order's status
+    /// update and events (`order`, `event:<id>`).
     fn reserve_transaction(
         &self,
         lines: &[ReservedLine],
-        key: &IdempotencyRecord,
         confirm: &Transition,
     ) -> Result<Transaction, Failure> {
         let mut transaction = Transaction::new();
@@ -104,47 +97,34 @@ impl DynamoDbStockStore {
             transaction.update(names::stock(&line.sku), update)?;
         }
         let detail = serde_json::to_string(lines).map_err(|e| permanent("reservation", e))?;
-        transaction
-            .put(
-                names::RESERVATION,
-                self.reservation_put(confirm.order_id, "RESERVED", detail)?,
-            )?
-            .put(
-                names::KEY,
-                self.idempotency
-                    .put_if_absent_request(key, confirm.at.timestamp())?,
-            )?;
+        transaction.put(
+            names::RESERVATION,
+            self.reservation_put(confirm.order_id, "RESERVED", detail)?,
+        )?;
         self.orders.add_transition(&mut transaction, confirm)?;
         Ok(transaction)
     }
 
-    /// The shortage's transaction: the reservation record marked failed, the event's key
-    /// and the events (`reservation`, `key`, `event:<id>`).
+    /// The shortage's transaction: the reservation record marked failed and the events
+    /// (`reservation`, `event:<id>`).
     fn shortage_transaction(
         &self,
         order_id: OrderId,
         short: &[Sku],
-        key: &IdempotencyRecord,
         events: &[Envelope],
-        now: i64,
     ) -> Result<Transaction, Failure> {
         let detail = short.iter().map(Sku::as_str).collect::<Vec<_>>().join(",");
         let mut transaction = Transaction::new();
-        transaction
-            .put(
-                names::RESERVATION,
-                self.reservation_put(order_id, "FAILED", detail)?,
-            )?
-            .put(
-                names::KEY,
-                self.idempotency.put_if_absent_request(key, now)?,
-            )?;
+        transaction.put(
+            names::RESERVATION,
+            self.reservation_put(order_id, "FAILED", detail)?,
+        )?;
         self.orders.add_events(&mut transaction, events)?;
         Ok(transaction)
     }
 
-    /// Reads a cancelled reservation item by item: the reservation record or the key
-    /// already there means a duplicate; the order not PAID, a refused move; a stock
+    /// Reads a cancelled reservation item by item: the reservation record already there
+    /// means a duplicate; the order not PAID, a refused move; a stock
     /// condition, a shortage of that SKU.
     async fn reserve_cancelled(
         &self,
@@ -152,9 +132,7 @@ impl DynamoDbStockStore {
         confirm: &Transition,
         cancellation: Cancellation,
     ) -> Result<ReserveOutcome, Failure> {
-        if cancellation.condition_failed(names::RESERVATION)
-            || cancellation.condition_failed(names::KEY)
-        {
+        if cancellation.condition_failed(names::RESERVATION) {
             return Ok(ReserveOutcome::AlreadyDone);
         }
         let short: Vec<Sku> = lines
@@ -176,10 +154,9 @@ impl DynamoDbStockStore {
     }
 
     /// Whether a cancelled shortage failed on one of *our* writes' conditions (the
-    /// reservation record, the key, an event): then an earlier attempt stored it.
+    /// reservation record, an event): then an earlier attempt stored it.
     fn shortage_stored(&self, events: &[Envelope], cancellation: &Cancellation) -> bool {
         cancellation.condition_failed(names::RESERVATION)
-            || cancellation.condition_failed(names::KEY)
             || self.orders.events_stored(events, cancellation)
     }
 }
@@ -188,10 +165,9 @@ impl StockStore for DynamoDbStockStore {
     async fn reserve(
         &self,
         lines: &[ReservedLine],
-        key: &IdempotencyRecord,
         confirm: &Transition,
     ) -> Result<ReserveOutcome, Failure> {
-        let transaction = self.reserve_transaction(lines, key, confirm)?;
+        let transaction = self.reserve_transaction(lines, confirm)?;
         // Every order for a hot SKU updates that SKU's item: overlapping transactions are
         // cancelled for contention, and are tried again here rather than after a
         // visibility timeout.
@@ -212,11 +188,9 @@ impl StockStore for DynamoDbStockStore {
         &self,
         order_id: OrderId,
         short: &[Sku],
-        key: &IdempotencyRecord,
         events: &[Envelope],
-        now: i64,
     ) -> Result<ReserveOutcome, Failure> {
-        let transaction = self.shortage_transaction(order_id, short, key, events, now)?;
+        let transaction = self.shortage_transaction(order_id, short, events)?;
         retry_contention(SHORTAGE, || async {
             match transaction.send(&self.client, SHORTAGE).await {
                 Ok(Sent::Committed) => Tried::Settled(Ok(ReserveOutcome::Short(short.to_vec()))),
@@ -289,8 +263,7 @@ mod tests {
         DynamoDbStockStore::new(
             client.clone(),
             "inventory",
-            DynamoDbOrderStore::new(client.clone(), "orders"),
-            DynamoDbIdempotencyStore::new(client, "idempotency"),
+            DynamoDbOrderStore::new(client, "orders"),
         )
     }
 
@@ -299,10 +272,6 @@ mod tests {
             sku: Sku::parse(sku).unwrap(),
             quantity: Quantity::new(units).unwrap(),
         }
-    }
-
-    fn key() -> IdempotencyRecord {
-        IdempotencyRecord::completed("inventory#1".into(), "h".into(), "handled".into(), 0)
     }
 
     fn envelope(order_id: OrderId, event: Event) -> Envelope {
@@ -345,7 +314,7 @@ mod tests {
         let store = store();
         let lines = [line("SKU-MUG", 2), line("SKU-TEE", 1)];
         let confirm = confirm(&lines);
-        let transaction = store.reserve_transaction(&lines, &key(), &confirm).unwrap();
+        let transaction = store.reserve_transaction(&lines, &confirm).unwrap();
         let event = names::event(confirm.events[0].id);
         assert_eq!(
             transaction.names(),
@@ -353,7 +322,6 @@ mod tests {
                 "stock:SKU-MUG",
                 "stock:SKU-TEE",
                 "reservation",
-                "key",
                 "order",
                 event.as_str()
             ]
@@ -383,9 +351,8 @@ mod tests {
             reservation.condition_expression(),
             Some("attribute_not_exists(pk)")
         );
-        assert_eq!(items[3].put().unwrap().table_name(), "idempotency");
-        assert_eq!(items[4].update().unwrap().table_name(), "orders");
-        assert_eq!(items[5].put().unwrap().table_name(), "orders");
+        assert_eq!(items[3].update().unwrap().table_name(), "orders");
+        assert_eq!(items[4].put().unwrap().table_name(), "orders");
     }
 
     #[tokio::test]
@@ -393,21 +360,19 @@ mod tests {
         let store = store();
         let lines = [line("SKU-MUG", 2), line("SKU-TEE", 1)];
         let confirm = confirm(&lines);
-        let transaction = store.reserve_transaction(&lines, &key(), &confirm).unwrap();
+        let transaction = store.reserve_transaction(&lines, &confirm).unwrap();
 
         let short = cancelled(&transaction, &["stock:SKU-TEE"]);
         assert_eq!(
             store.reserve_cancelled(&lines, &confirm, short).await,
             Ok(ReserveOutcome::Short(vec![Sku::parse("SKU-TEE").unwrap()]))
         );
-        for duplicate in ["reservation", "key"] {
-            let c = cancelled(&transaction, &[duplicate, "stock:SKU-MUG"]);
-            assert_eq!(
-                store.reserve_cancelled(&lines, &confirm, c).await,
-                Ok(ReserveOutcome::AlreadyDone),
-                "{duplicate}"
-            );
-        }
+        let duplicate = cancelled(&transaction, &["reservation", "stock:SKU-MUG"]);
+        assert_eq!(
+            store.reserve_cancelled(&lines, &confirm, duplicate).await,
+            Ok(ReserveOutcome::AlreadyDone),
+            "the reservation record is there: an earlier attempt reserved or failed it"
+        );
         let event = names::event(confirm.events[0].id);
         let replayed = cancelled(&transaction, &[event.as_str(), "stock:SKU-MUG"]);
         assert_eq!(
@@ -440,10 +405,10 @@ mod tests {
         let events = std::slice::from_ref(&failed);
         let short = [Sku::parse("SKU-MUG").unwrap()];
         let transaction = store
-            .shortage_transaction(order_id, &short, &key(), events, 0)
+            .shortage_transaction(order_id, &short, events)
             .unwrap();
         let event = names::event(failed.id);
-        assert_eq!(transaction.names(), ["reservation", "key", event.as_str()]);
+        assert_eq!(transaction.names(), ["reservation", event.as_str()]);
         let reservation = transaction.items()[0].put().unwrap();
         assert_eq!(
             reservation.item()["status"],
@@ -454,14 +419,16 @@ mod tests {
             AttributeValue::S("SKU-MUG".into())
         );
 
-        for ours in ["reservation", "key", event.as_str()] {
+        for ours in ["reservation", event.as_str()] {
             assert!(
                 store.shortage_stored(events, &cancelled(&transaction, &[ours])),
                 "{ours}"
             );
         }
-        let conflict =
-            Cancellation::from_codes([("reservation", Some("TransactionConflict")), ("key", None)]);
+        let conflict = Cancellation::from_codes([
+            ("reservation", Some("TransactionConflict")),
+            ("event", None),
+        ]);
         assert!(!store.shortage_stored(events, &conflict));
         assert!(conflict.is_contention());
     }

@@ -31,7 +31,7 @@ pub use contention::{
     CONTENTION_ATTEMPTS, CONTENTION_MAX_PAUSE, CONTENTION_WINDOW, Cancellation, Tried,
     retry_contention,
 };
-pub use dynamodb_idempotency::DynamoDbIdempotencyStore;
+pub use dynamodb_idempotency::{DynamoDbIdempotencyStore, record_from_item};
 pub use dynamodb_orders::DynamoDbOrderStore;
 pub use dynamodb_stock::DynamoDbStockStore;
 pub use sns_publisher::SnsEventPublisher;

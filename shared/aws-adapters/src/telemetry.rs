@@ -30,8 +30,18 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// The CloudWatch namespace of the pipeline's own metrics (the dashboard reads it).
+/// The CloudWatch namespace of the pipeline's own metrics when
+/// `POWERTOOLS_METRICS_NAMESPACE` does not name one (template.yaml's Globals set it to
+/// this, and the dashboard charts it).
 pub const METRICS_NAMESPACE: &str = "RustOrderPipeline";
+
+/// The variables Powertools for AWS Lambda reads for the same two settings, read here the
+/// same way, so a team mixing languages configures every function alike.
+const SERVICE_NAME_VARIABLE: &str = "POWERTOOLS_SERVICE_NAME";
+const METRICS_NAMESPACE_VARIABLE: &str = "POWERTOOLS_METRICS_NAMESPACE";
+
+/// Powertools' service name when none is set.
+const SERVICE_UNDEFINED: &str = "service_undefined";
 
 /// How many invocations this process has started.
 static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -52,9 +62,16 @@ pub struct TelemetryError(String);
 /// invocation.
 pub fn init() -> Result<&'static Collector, TelemetryError> {
     init_logs();
-    let service = std::env::var("SERVICE_NAME").unwrap_or_else(|_| "local".to_owned());
+    let setting = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let service = setting(SERVICE_NAME_VARIABLE, SERVICE_UNDEFINED);
+    let namespace = setting(METRICS_NAMESPACE_VARIABLE, METRICS_NAMESPACE);
     let collector = metrics_cloudwatch_embedded::Builder::new()
-        .cloudwatch_namespace(METRICS_NAMESPACE)
+        .cloudwatch_namespace(namespace)
         // One dimension, so the dashboard can tell stacks (dev, prod) apart.
         .with_dimension("service", service)
         .lambda_cold_start_metric("ColdStart")

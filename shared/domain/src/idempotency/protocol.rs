@@ -3,7 +3,7 @@
 use crate::failure::Failure;
 
 use super::record::{IdempotencyRecord, Seen, in_progress_window, judge};
-use super::store::IdempotencyStore;
+use super::store::{IdempotencyStore, PutIfAbsent};
 
 /// The claim/complete/release protocol over any [`IdempotencyStore`].
 #[derive(Debug, Clone)]
@@ -27,26 +27,30 @@ impl<S: IdempotencyStore> Idempotency<S> {
     pub async fn claim(
         &self,
         key: &str,
-        payload_hash: &str,
+        validation: &str,
         deadline_epoch_ms: Option<i64>,
         now_epoch_ms: i64,
     ) -> Result<Seen<IdempotencyRecord>, Failure> {
         let now = now_epoch_ms.div_euclid(1000);
         let window = in_progress_window(deadline_epoch_ms, now_epoch_ms);
-        let record =
-            IdempotencyRecord::in_progress(key.to_owned(), payload_hash.to_owned(), now, window);
-        // A record can vanish (released, expired) between our failed write and our read;
-        // then the key is free again and we simply try once more.
+        let record = IdempotencyRecord::in_progress(
+            key.to_owned(),
+            validation.to_owned(),
+            now_epoch_ms,
+            window,
+        );
+        // The live record comes back with the refusal; should our clock call it free
+        // (DynamoDB's did not), we simply try once more.
         for _ in 0..3 {
-            if self.store.put_if_absent(&record, now).await? {
-                return Ok(Seen::New(record));
-            }
-            let existing = self.store.get(key).await?;
-            if existing.as_ref().is_some_and(|e| e.is_held_by(&record)) {
+            let existing = match self.store.put_if_absent(&record, now).await? {
+                PutIfAbsent::Written => return Ok(Seen::New(record)),
+                PutIfAbsent::Live(existing) => existing,
+            };
+            if existing.is_held_by(&record) {
                 // Our own put landed on an earlier try whose answer was lost.
                 return Ok(Seen::New(record));
             }
-            match judge(existing.as_ref(), payload_hash, now) {
+            match judge(Some(&existing), validation, now) {
                 Seen::New(()) => continue,
                 Seen::AlreadyDone(result) => return Ok(Seen::AlreadyDone(result)),
                 Seen::Busy {
@@ -72,8 +76,8 @@ impl<S: IdempotencyStore> Idempotency<S> {
         now_epoch: i64,
     ) -> Result<(), Failure> {
         let done = IdempotencyRecord::completed(
-            claimed.key.clone(),
-            claimed.payload_hash.clone(),
+            claimed.id.clone(),
+            claimed.validation.clone(),
             result,
             now_epoch,
         );
@@ -92,7 +96,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
     pub async fn once<F, Fut>(
         &self,
         key: &str,
-        payload_hash: &str,
+        validation: &str,
         deadline_epoch_ms: Option<i64>,
         work: F,
     ) -> Result<Seen<String>, Failure>
@@ -102,7 +106,7 @@ impl<S: IdempotencyStore> Idempotency<S> {
     {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let claimed = match self
-            .claim(key, payload_hash, deadline_epoch_ms, now_ms)
+            .claim(key, validation, deadline_epoch_ms, now_ms)
             .await?
         {
             Seen::New(record) => record,

@@ -25,62 +25,72 @@ pub const MAX_IN_PROGRESS: Duration = Duration::from_secs(15 * 60);
 /// local runtimes send a fixed or past deadline).
 pub const DEFAULT_IN_PROGRESS: Duration = Duration::from_secs(60);
 
-/// Where a key is in the protocol.
+/// Where a key is in the protocol, spelled as Powertools for AWS Lambda spells it, so a
+/// team with Python or TypeScript functions can share the table and its runbooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IdempotencyStatus {
     /// Claimed; the side effect may be under way.
+    #[serde(rename = "INPROGRESS")]
     InProgress,
-    /// Done; `result` holds what to replay.
+    /// Done; `data` holds what to replay.
+    #[serde(rename = "COMPLETED")]
     Completed,
+    /// Past its `expiration`: counts as absent. Never written by this code (as by
+    /// Powertools, it is what [`IdempotencyRecord::status_at`] reports for a record TTL
+    /// has not deleted yet), but read if another tool wrote it.
+    #[serde(rename = "EXPIRED")]
+    Expired,
 }
 
-/// One key's record, as stored.
+/// One key's record, as stored: the attribute names of Powertools' DynamoDB persistence
+/// layer (docs/architecture.md, "Idempotency records", lists the differences).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     /// The key, prefixed with its scope (e.g. `create-order#<client key>`), so one table
-    /// serves every function without collisions.
-    pub key: String,
+    /// serves every function without collisions. The table's partition key.
+    pub id: String,
     /// Where the key is in the protocol.
     pub status: IdempotencyStatus,
-    /// Hash of the payload the key was first used with.
-    pub payload_hash: String,
+    /// Hash of the payload the key was first used with (see [`fingerprint`]).
+    pub validation: String,
     /// The stored outcome to replay (JSON text), once completed.
-    pub result: Option<String>,
-    /// While in progress: when (epoch seconds) the holder's time is up and the key may be
-    /// claimed again.
-    pub in_progress_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// While in progress: when (epoch **milliseconds**, as Powertools stores it) the
+    /// holder's time is up and the key may be claimed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress_expiration: Option<i64>,
     /// When (epoch seconds) the record stops counting; also the table's TTL attribute.
-    pub expires_at: i64,
+    pub expiration: i64,
     /// While in progress: the token of the claim that holds it, so only that claim can
-    /// complete or release it.
+    /// complete or release it. Not in Powertools' record; Powertools ignores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
 }
 
 impl IdempotencyRecord {
     /// A fresh claim, with an owner token of its own.
-    pub fn in_progress(key: String, payload_hash: String, now: i64, window: Duration) -> Self {
+    pub fn in_progress(id: String, validation: String, now_ms: i64, window: Duration) -> Self {
         Self {
-            key,
+            id,
             status: IdempotencyStatus::InProgress,
-            payload_hash,
-            result: None,
-            in_progress_until: Some(now.saturating_add(secs(window))),
-            expires_at: now.saturating_add(secs(DEFAULT_TTL)),
+            validation,
+            data: None,
+            in_progress_expiration: Some(now_ms.saturating_add(millis(window))),
+            expiration: now_ms.div_euclid(1000).saturating_add(secs(DEFAULT_TTL)),
             owner: Some(uuid::Uuid::new_v4().to_string()),
         }
     }
 
     /// A completed record with the result to replay.
-    pub fn completed(key: String, payload_hash: String, result: String, now: i64) -> Self {
+    pub fn completed(id: String, validation: String, data: String, now: i64) -> Self {
         Self {
-            key,
+            id,
             status: IdempotencyStatus::Completed,
-            payload_hash,
-            result: Some(result),
-            in_progress_until: None,
-            expires_at: now.saturating_add(secs(DEFAULT_TTL)),
+            validation,
+            data: Some(data),
+            in_progress_expiration: None,
+            expiration: now.saturating_add(secs(DEFAULT_TTL)),
             owner: None,
         }
     }
@@ -92,16 +102,35 @@ impl IdempotencyRecord {
             && self.owner == claim.owner
     }
 
-    /// Past its TTL: treat as if absent, even if DynamoDB has not deleted it yet.
-    pub fn is_expired(&self, now: i64) -> bool {
-        self.expires_at <= now
+    /// The status as of `now` (epoch seconds): [`IdempotencyStatus::Expired`] once past
+    /// its TTL, even if DynamoDB has not deleted it yet (it deletes hours late).
+    pub fn status_at(&self, now: i64) -> IdempotencyStatus {
+        if self.expiration <= now {
+            IdempotencyStatus::Expired
+        } else {
+            self.status
+        }
     }
 
-    /// In progress, but its holder's time ran out (it crashed or timed out).
+    /// In progress, but its holder's time ran out (it crashed or timed out). A claim
+    /// without an in-progress expiry (Powertools writes one when it has no Lambda
+    /// context) holds until its `expiration`, as in Powertools' own condition.
     pub fn is_abandoned(&self, now: i64) -> bool {
         self.status == IdempotencyStatus::InProgress
-            && self.in_progress_until.is_none_or(|until| until <= now)
+            && self
+                .in_progress_expiration
+                .is_some_and(|until_ms| until_ms <= now.saturating_mul(1000))
     }
+
+    /// Whether a new claim may take this record's key at `now`: it expired, or its
+    /// holder ran out of time. The condition the DynamoDB adapter writes with.
+    pub fn is_free(&self, now: i64) -> bool {
+        self.status_at(now) == IdempotencyStatus::Expired || self.is_abandoned(now)
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn secs(duration: Duration) -> i64 {
@@ -150,22 +179,22 @@ pub enum Seen<T> {
 
 /// Judges an existing record against a new request. A pure function, so every rule of the
 /// protocol is unit-tested without a database.
-pub fn judge(existing: Option<&IdempotencyRecord>, payload_hash: &str, now: i64) -> Seen<()> {
+pub fn judge(existing: Option<&IdempotencyRecord>, validation: &str, now: i64) -> Seen<()> {
     let Some(record) = existing else {
         return Seen::New(());
     };
-    if record.is_expired(now) || record.is_abandoned(now) {
+    if record.is_free(now) {
         return Seen::New(());
     }
-    if record.payload_hash != payload_hash {
+    if record.validation != validation {
         return Seen::Mismatch;
     }
-    match (&record.status, &record.result) {
-        (IdempotencyStatus::Completed, Some(result)) => Seen::AlreadyDone(result.clone()),
+    match (&record.status, &record.data) {
+        (IdempotencyStatus::Completed, Some(data)) => Seen::AlreadyDone(data.clone()),
         _ => Seen::Busy {
             retry_after_seconds: record
-                .in_progress_until
-                .map(|until| until.saturating_sub(now).clamp(1, 60))
+                .in_progress_expiration
+                .map(|until_ms| until_ms.div_euclid(1000).saturating_sub(now).clamp(1, 60))
                 .and_then(|s| u32::try_from(s).ok())
                 .unwrap_or(1),
         },
@@ -205,7 +234,7 @@ mod tests {
     fn expired_records_count_as_absent_even_before_ttl_deletion() {
         let record = completed("h1");
         assert_eq!(
-            judge(Some(&record), "h2", record.expires_at),
+            judge(Some(&record), "h2", record.expiration),
             Seen::New(()),
             "an expired key may be reused with any payload"
         );
@@ -213,8 +242,12 @@ mod tests {
 
     #[test]
     fn in_progress_records_block_until_their_window_ends() {
-        let record =
-            IdempotencyRecord::in_progress("k".into(), "h1".into(), NOW, Duration::from_secs(30));
+        let record = IdempotencyRecord::in_progress(
+            "k".into(),
+            "h1".into(),
+            NOW * 1000,
+            Duration::from_secs(30),
+        );
         assert_eq!(
             judge(Some(&record), "h1", NOW + 5),
             Seen::Busy {
@@ -222,6 +255,45 @@ mod tests {
             }
         );
         assert_eq!(judge(Some(&record), "h1", NOW + 30), Seen::New(()));
+    }
+
+    #[test]
+    fn records_are_stored_as_powertools_stores_them() {
+        let claim = IdempotencyRecord::in_progress(
+            "k".into(),
+            "h1".into(),
+            NOW * 1000 + 250,
+            Duration::from_secs(30),
+        );
+        let stored = serde_json::to_value(&claim).unwrap();
+        assert_eq!(stored["id"], "k");
+        assert_eq!(stored["status"], "INPROGRESS");
+        assert_eq!(stored["validation"], "h1");
+        assert_eq!(
+            stored["in_progress_expiration"],
+            NOW * 1000 + 30_250,
+            "milliseconds, as Powertools compares it with its :now_in_millis"
+        );
+        assert_eq!(stored["expiration"], NOW + 24 * 60 * 60, "seconds, for TTL");
+        let done = serde_json::to_value(completed("h1")).unwrap();
+        assert_eq!(done["status"], "COMPLETED");
+        assert_eq!(done["data"], "{\"ok\":1}");
+        assert!(done.get("in_progress_expiration").is_none());
+        let expired: IdempotencyStatus = serde_json::from_str("\"EXPIRED\"").unwrap();
+        assert_eq!(expired, IdempotencyStatus::Expired);
+    }
+
+    #[test]
+    fn a_record_past_its_expiration_reads_as_expired() {
+        let record = completed("h1");
+        assert_eq!(
+            record.status_at(record.expiration - 1),
+            IdempotencyStatus::Completed
+        );
+        assert_eq!(
+            record.status_at(record.expiration),
+            IdempotencyStatus::Expired
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::record::IdempotencyRecord;
 /// do them again. See [`super::Idempotency`] for the protocol built on it.
 pub trait IdempotencyStore: Send + Sync {
     /// Reads a record with a strongly consistent read; expired records are returned too
-    /// (callers decide with [`IdempotencyRecord::is_expired`]).
+    /// (callers decide with [`IdempotencyRecord::status_at`]).
     fn get(
         &self,
         key: &str,
@@ -20,12 +20,14 @@ pub trait IdempotencyStore: Send + Sync {
 
     /// Writes `record` only if there is no live record under its key: none at all, one
     /// whose TTL has passed, or an in-progress one whose holder ran out of time.
-    /// Returns `false` (and writes nothing) when a live record exists.
+    /// When a live record exists it writes nothing and answers with that record, read
+    /// in the same request (DynamoDB's `ReturnValuesOnConditionCheckFailure=ALL_OLD`),
+    /// so a collision costs no second read.
     fn put_if_absent(
         &self,
         record: &IdempotencyRecord,
         now_epoch: i64,
-    ) -> impl Future<Output = Result<bool, Failure>> + Send;
+    ) -> impl Future<Output = Result<PutIfAbsent, Failure>> + Send;
 
     /// Replaces the in-progress record `claimed` with `done`, only if `claimed` still
     /// holds the key (same owner token). When it does not, our claim lapsed (a slow or
@@ -47,18 +49,21 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<(), Failure>> + Send;
 }
 
+/// What [`IdempotencyStore::put_if_absent`] came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutIfAbsent {
+    /// The key was free; the record is stored.
+    Written,
+    /// A live record holds the key: this one, as stored. Nothing was written.
+    Live(IdempotencyRecord),
+}
+
 /// Idempotency records in a map: the fake for unit tests. It keeps the adapter's
 /// rules (a conditional put, owner-checked complete and release), so a handler tested
 /// against it behaves as it will against DynamoDB.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryIdempotencyStore {
     records: Arc<Mutex<HashMap<String, IdempotencyRecord>>>,
-}
-
-/// The adapter's condition for taking a key, in code: no record, an expired one, or an
-/// abandoned claim. Shared with the fakes that take a key inside their own "transaction".
-pub(crate) fn key_is_free(existing: Option<&IdempotencyRecord>, now: i64) -> bool {
-    existing.is_none_or(|r| r.is_expired(now) || r.is_abandoned(now))
 }
 
 impl InMemoryIdempotencyStore {
@@ -69,13 +74,15 @@ impl InMemoryIdempotencyStore {
     }
 
     /// The conditional put, synchronously, so `place` can do it under its own lock.
-    pub(crate) fn take_key(&self, record: &IdempotencyRecord, now: i64) -> bool {
+    pub(crate) fn take_key(&self, record: &IdempotencyRecord, now: i64) -> PutIfAbsent {
         let mut records = self.lock();
-        if !key_is_free(records.get(&record.key), now) {
-            return false;
+        match records.get(&record.id) {
+            Some(live) if !live.is_free(now) => PutIfAbsent::Live(live.clone()),
+            _ => {
+                records.insert(record.id.clone(), record.clone());
+                PutIfAbsent::Written
+            }
         }
-        records.insert(record.key.clone(), record.clone());
-        true
     }
 }
 
@@ -89,7 +96,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         &self,
         record: &IdempotencyRecord,
         now_epoch: i64,
-    ) -> Result<bool, Failure> {
+    ) -> Result<PutIfAbsent, Failure> {
         Ok(self.take_key(record, now_epoch))
     }
 
@@ -99,14 +106,14 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         done: &IdempotencyRecord,
     ) -> Result<(), Failure> {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        match records.get(&done.key) {
+        match records.get(&done.id) {
             Some(held) if held.is_held_by(claimed) => {
-                records.insert(done.key.clone(), done.clone());
+                records.insert(done.id.clone(), done.clone());
                 Ok(())
             }
             _ => Err(Failure::Transient(format!(
                 "idempotency key {} was claimed again after our claim lapsed; a retry will find what that claimant stores",
-                done.key
+                done.id
             ))),
         }
     }
@@ -114,10 +121,10 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
     async fn release(&self, claimed: &IdempotencyRecord) -> Result<(), Failure> {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         if records
-            .get(&claimed.key)
+            .get(&claimed.id)
             .is_some_and(|held| held.is_held_by(claimed))
         {
-            records.remove(&claimed.key);
+            records.remove(&claimed.id);
         }
         Ok(())
     }

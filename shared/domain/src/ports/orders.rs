@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::events::Envelope;
 use crate::failure::Failure;
-use crate::idempotency::{IdempotencyRecord, InMemoryIdempotencyStore};
+use crate::idempotency::{IdempotencyRecord, InMemoryIdempotencyStore, PutIfAbsent};
 use crate::ids::{Caller, OrderId};
 use crate::order::{Order, OrderStatus, PaymentToken};
 
@@ -18,8 +18,10 @@ pub enum PlaceOutcome {
     /// The order, its event and the idempotency record were stored together.
     Placed,
     /// Nothing was stored: the idempotency key is held by an earlier (or concurrent)
-    /// request. The caller reads that record and replays its response.
-    KeyTaken,
+    /// request. Its record comes back with the refusal (DynamoDB's
+    /// `ReturnValuesOnConditionCheckFailure=ALL_OLD`), for the caller to judge and replay
+    /// without a second read; `None` while a concurrent request is still writing it.
+    KeyTaken(Option<IdempotencyRecord>),
 }
 
 /// A status change and the events that announce it, applied together or not at all.
@@ -225,11 +227,11 @@ impl OrderStore for InMemoryOrderStore {
         let order = &new.order;
         // One lock over all three writes: the in-memory stand-in for a transaction.
         let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
-        if !self
+        if let PutIfAbsent::Live(existing) = self
             .idempotency
             .take_key(idempotency, order.created_at.timestamp())
         {
-            return Ok(PlaceOutcome::KeyTaken);
+            return Ok(PlaceOutcome::KeyTaken(Some(existing)));
         }
         orders.insert(order.order_id, new.clone());
         self.outbox

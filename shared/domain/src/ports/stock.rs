@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::events::{Envelope, ReservedLine};
 use crate::failure::Failure;
-use crate::idempotency::{IdempotencyRecord, key_is_free};
 use crate::ids::{OrderId, Sku};
 
 use super::orders::{InMemoryOrderStore, Transition, TransitionOutcome};
@@ -21,7 +20,7 @@ use super::orders::{InMemoryOrderStore, Transition, TransitionOutcome};
 pub enum ReserveOutcome {
     /// Every line reserved, the order confirmed, the events stored.
     Reserved,
-    /// This order (or this event) was handled before: nothing changed.
+    /// This order was reserved or failed before: nothing changed.
     AlreadyDone,
     /// These SKUs lacked stock: nothing was reserved.
     Short(Vec<Sku>),
@@ -32,31 +31,28 @@ pub enum ReserveOutcome {
 /// Stock levels and the one reservation record per order.
 ///
 /// Every write is all-or-nothing and idempotent by its own conditions (a SKU's stock
-/// never goes negative, an order is reserved or failed once, the event's key is taken
-/// once), so a redelivered event changes nothing and needs no separate claim.
+/// never goes negative, an order is reserved or failed once, the order moves only from
+/// PAID, its events are stored under ids derived from the event), so a redelivered event
+/// changes nothing and needs no idempotency key of its own.
 pub trait StockStore: Send + Sync {
-    /// Reserves every line, records the reservation and the idempotency `key`, and
-    /// applies `confirm` (PAID -> CONFIRMED with its events): all together or nothing.
-    /// A short SKU, a reservation or key already there, or an order that is not PAID
-    /// cancels the whole of it, and the outcome says which.
+    /// Reserves every line, records the reservation, and applies `confirm` (PAID ->
+    /// CONFIRMED with its events): all together or nothing. A short SKU, a reservation
+    /// already there, or an order that is not PAID cancels the whole of it, and the
+    /// outcome says which.
     fn reserve(
         &self,
         lines: &[ReservedLine],
-        key: &IdempotencyRecord,
         confirm: &Transition,
     ) -> impl Future<Output = Result<ReserveOutcome, Failure>> + Send;
 
     /// Records that the order could not be reserved and stores `events` (its
-    /// `InventoryFailed`), once, with the idempotency `key`: the order's status does not
-    /// change here. Answers `Short(short)` when stored now, `AlreadyDone` when an earlier
-    /// attempt stored it.
+    /// `InventoryFailed`), once: the order's status does not change here. Answers
+    /// `Short(short)` when stored now, `AlreadyDone` when an earlier attempt stored it.
     fn record_shortage(
         &self,
         order_id: OrderId,
         short: &[Sku],
-        key: &IdempotencyRecord,
         events: &[Envelope],
-        now: i64,
     ) -> impl Future<Output = Result<ReserveOutcome, Failure>> + Send;
 
     /// A SKU's stock level, if the SKU is stocked at all (for audits and tests).
@@ -134,7 +130,6 @@ impl StockStore for InMemoryStockStore {
     async fn reserve(
         &self,
         lines: &[ReservedLine],
-        key: &IdempotencyRecord,
         confirm: &Transition,
     ) -> Result<ReserveOutcome, Failure> {
         self.check_failure()?;
@@ -152,9 +147,7 @@ impl StockStore for InMemoryStockStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut tables = self.orders.lock();
-        let mut keys = self.orders.idempotency.lock();
 
-        let now = confirm.at.timestamp();
         let short: Vec<Sku> = lines
             .iter()
             .filter(|line| {
@@ -165,12 +158,11 @@ impl StockStore for InMemoryStockStore {
             .map(|line| line.sku.clone())
             .collect();
         let reserved_before = reservations.contains_key(&confirm.order_id);
-        let key_taken = !key_is_free(keys.get(&key.key), now);
         let transition = tables.check(confirm);
 
-        // Read as the adapter reads a cancelled transaction: the reservation or the key
+        // Read as the adapter reads a cancelled transaction: the reservation
         // already there is a duplicate; then the order's own answer; then the shortage.
-        if reserved_before || key_taken {
+        if reserved_before {
             return Ok(ReserveOutcome::AlreadyDone);
         }
         match transition {
@@ -186,7 +178,6 @@ impl StockStore for InMemoryStockStore {
             }
         }
         reservations.insert(confirm.order_id, Reservation::Reserved(lines.to_vec()));
-        keys.insert(key.key.clone(), key.clone());
         tables.apply(confirm);
         Ok(ReserveOutcome::Reserved)
     }
@@ -195,9 +186,7 @@ impl StockStore for InMemoryStockStore {
         &self,
         order_id: OrderId,
         short: &[Sku],
-        key: &IdempotencyRecord,
         events: &[Envelope],
-        now: i64,
     ) -> Result<ReserveOutcome, Failure> {
         self.check_failure()?;
         let mut reservations = self
@@ -205,15 +194,10 @@ impl StockStore for InMemoryStockStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut tables = self.orders.lock();
-        let mut keys = self.orders.idempotency.lock();
-        if reservations.contains_key(&order_id)
-            || !key_is_free(keys.get(&key.key), now)
-            || tables.any_stored(events)
-        {
+        if reservations.contains_key(&order_id) || tables.any_stored(events) {
             return Ok(ReserveOutcome::AlreadyDone);
         }
         reservations.insert(order_id, Reservation::Failed(short.to_vec()));
-        keys.insert(key.key.clone(), key.clone());
         tables.store(events);
         Ok(ReserveOutcome::Short(short.to_vec()))
     }
@@ -256,10 +240,6 @@ mod tests {
         }
     }
 
-    fn key(name: &str) -> IdempotencyRecord {
-        IdempotencyRecord::completed(name.into(), "h".into(), "handled".into(), 0)
-    }
-
     fn shortage(order_id: OrderId) -> Envelope {
         Envelope::new(
             order_id,
@@ -288,7 +268,7 @@ mod tests {
             at: Utc::now(),
         };
         let outcome = store
-            .reserve(&[line("SKU-MUG", 2)], &key("k1"), &confirm)
+            .reserve(&[line("SKU-MUG", 2)], &confirm)
             .await
             .unwrap();
         assert_eq!(
@@ -307,23 +287,11 @@ mod tests {
         let failed = shortage(order_id);
         let short = [sku("SKU-MUG")];
         let first = store
-            .record_shortage(
-                order_id,
-                &short,
-                &key("k1"),
-                std::slice::from_ref(&failed),
-                0,
-            )
+            .record_shortage(order_id, &short, std::slice::from_ref(&failed))
             .await
             .unwrap();
         let again = store
-            .record_shortage(
-                order_id,
-                &short,
-                &key("k1"),
-                std::slice::from_ref(&failed),
-                0,
-            )
+            .record_shortage(order_id, &short, std::slice::from_ref(&failed))
             .await
             .unwrap();
         assert_eq!(first, ReserveOutcome::Short(short.to_vec()));
@@ -346,7 +314,7 @@ mod tests {
             at: Utc::now(),
         };
         let twice = [line("SKU-MUG", 1), line("SKU-MUG", 1)];
-        let refused = store.reserve(&twice, &key("k1"), &confirm).await;
+        let refused = store.reserve(&twice, &confirm).await;
         assert!(refused.is_err_and(|e| !e.is_transient()));
     }
 
