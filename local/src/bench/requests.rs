@@ -57,7 +57,10 @@ impl PathRequests {
 
     /// Every function's DynamoDB write request units on the path.
     pub fn total_write_units(&self) -> f64 {
-        self.write_units.values().sum()
+        // From +0.0: a float sum of nothing is -0.0, which the page would print.
+        self.write_units
+            .values()
+            .fold(0.0, |sum, units| sum + units)
     }
 }
 
