@@ -173,10 +173,7 @@ fn earlier_response(
         )
         .with_retry_after(retry_after_seconds)
     };
-    let Some(existing) = existing else {
-        return Err(in_progress(1));
-    };
-    match judge(Some(existing), payload_hash, now) {
+    match judge(existing, payload_hash, now) {
         Seen::New(()) => Err(in_progress(1)),
         Seen::AlreadyDone(stored) => {
             tracing::info!("idempotent replay");

@@ -76,7 +76,16 @@ impl IdempotencyRecord {
             status: IdempotencyStatus::InProgress,
             validation,
             data: None,
-            in_progress_expiration: Some(now_ms.saturating_add(millis(window))),
+            // Whole seconds, as the condition compares it with the claimant's clock in
+            // seconds: the claim never outlasts the window it was given. (Milliseconds
+            // to the millisecond held a claim up to a second longer, past the span of a
+            // message's receives that `make reliability` sizes to the window.)
+            in_progress_expiration: Some(
+                now_ms
+                    .div_euclid(1000)
+                    .saturating_add(secs(window))
+                    .saturating_mul(1000),
+            ),
             expiration: now_ms.div_euclid(1000).saturating_add(secs(DEFAULT_TTL)),
             owner: Some(uuid::Uuid::new_v4().to_string()),
         }
@@ -127,10 +136,6 @@ impl IdempotencyRecord {
     pub fn is_free(&self, now: i64) -> bool {
         self.status_at(now) == IdempotencyStatus::Expired || self.is_abandoned(now)
     }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn secs(duration: Duration) -> i64 {
@@ -271,8 +276,8 @@ mod tests {
         assert_eq!(stored["validation"], "h1");
         assert_eq!(
             stored["in_progress_expiration"],
-            NOW * 1000 + 30_250,
-            "milliseconds, as Powertools compares it with its :now_in_millis"
+            NOW * 1000 + 30_000,
+            "milliseconds, as Powertools compares it with its :now_in_millis, in whole seconds"
         );
         assert_eq!(stored["expiration"], NOW + 24 * 60 * 60, "seconds, for TTL");
         let done = serde_json::to_value(completed("h1")).unwrap();
