@@ -191,12 +191,8 @@ fn summary(doc: &mut String, r: &Results) {
         .max_by_key(|(_, f)| f.peak_mb)
         .map(|(name, f)| (name.clone(), f.peak_mb))
         .unwrap_or_default();
-    let happy = r
-        .paths
-        .iter()
-        .find(|p| p.path == "happy")
-        .map(|p| p.total())
-        .unwrap_or(0);
+    let happy_path = r.paths.iter().find(|p| p.path == "happy");
+    let happy = happy_path.map(|p| p.total()).unwrap_or(0);
     let happy_minimum = MINIMUM[0].1.unwrap_or_default();
     let t = &r.throughput;
     let ratio = t.orders_per_second / t.limit().max(1e-9);
@@ -238,12 +234,7 @@ fn summary(doc: &mut String, r: &Results) {
         "| AWS requests per happy order (functions) | {happy} (this design's minimum: {happy_minimum}) | ≤ {HAPPY_REQUESTS_GOAL} | {} |",
         verdict(happy <= HAPPY_REQUESTS_GOAL)
     );
-    let happy_write_units = r
-        .paths
-        .iter()
-        .find(|p| p.path == "happy")
-        .map(|p| p.total_write_units())
-        .unwrap_or(0.0);
+    let happy_write_units = happy_path.map(|p| p.total_write_units()).unwrap_or(0.0);
     let _ = writeln!(
         doc,
         "| DynamoDB write request units per happy order | {happy_write_units:.0} WRU | ≤ {WRITE_UNITS_GOAL:.0} WRU | {} |",
