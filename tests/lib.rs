@@ -151,7 +151,8 @@ impl Harness {
     async fn start_with(signed_as_functions: bool) -> Harness {
         let emulator = Emulator::start().await.expect("emulator starts");
         let sdk = emulator.sdk_config();
-        let template = Template::load(&Template::workspace_template()).expect("template loads");
+        let template =
+            Template::translate(&Template::workspace_template()).expect("template translates");
         let stack = provision(&sdk, &template)
             .await
             .expect("template provisions");

@@ -74,6 +74,15 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// The Python the local cloud runs its tools with (the emulator, SAM's translator): the
+/// project's `.venv`, or `$MOTO_PYTHON` (a copy of the repository without a `.venv` of
+/// its own, as the scaffolding tests make, names the original's).
+pub fn project_python() -> PathBuf {
+    std::env::var_os("MOTO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
+}
+
 impl Emulator {
     /// Starts moto on a free port: see [`Emulator::start_on`].
     pub async fn start() -> Result<Emulator, EmulatorError> {
@@ -235,8 +244,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, String
 impl Process {
     async fn start_on(port: u16) -> Result<Process, EmulatorError> {
         let root = workspace_root();
-        let python = std::env::var("MOTO_PYTHON")
-            .unwrap_or_else(|_| root.join(".venv/bin/python").to_string_lossy().into_owned());
+        let python = project_python().to_string_lossy().into_owned();
         let mut child = Command::new(&python)
             .arg(root.join("local/emulator/moto_launcher.py"))
             .env("MOTO_PORT", port.to_string())

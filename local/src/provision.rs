@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::emulator::{ACCOUNT_ID, REGION};
 use crate::filter::{Filter, FilterError};
 use crate::intrinsics::{Names, ResolveError, scalar_text};
-use crate::template::{FUNCTION, Resource, Template};
+use crate::template::{LAMBDA_FUNCTION, Resource, Template};
 
 /// Provisioning failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,8 @@ pub struct Stack {
     names: Names,
 }
 
-/// A DynamoDB stream event source mapping (a function event of `Type: DynamoDB`).
+/// A DynamoDB stream event source mapping (SAM's translation of a function event of
+/// `Type: DynamoDB`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamMapping {
     /// The function's logical id.
@@ -110,7 +111,7 @@ pub struct StreamMapping {
     pub on_failure_queue_url: Option<String>,
 }
 
-/// An SQS event source mapping (a function event of `Type: SQS`).
+/// An SQS event source mapping (SAM's translation of a function event of `Type: SQS`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueMapping {
     /// The function's logical id.
@@ -145,7 +146,8 @@ impl QueueMapping {
     }
 }
 
-/// An API event: a method and path template routed to a function.
+/// A route of a REST API's definition: a method and path template whose Lambda proxy
+/// integration invokes a function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRoute {
     /// The function's logical id.
@@ -154,6 +156,10 @@ pub struct ApiRoute {
     pub method: String,
     /// The path template, e.g. `/orders/{id}`.
     pub path: String,
+    /// The function lets API Gateway invoke it (an `AWS::Lambda::Permission` for
+    /// `apigateway.amazonaws.com`, which SAM makes from the function's Api event).
+    /// Without one, API Gateway answers every request on the route with a 500.
+    pub permitted: bool,
 }
 
 /// Creates every table, topic, queue and subscription of `template` on the emulator.
@@ -165,22 +171,45 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
     for (name, default) in &template.parameters {
         names.set_ref(name, default.clone());
     }
-    // Things that exist without provisioning: functions and the implicit API.
-    for (id, resource) in &template.resources {
-        if resource.kind == FUNCTION {
-            names.set_ref(id, id.as_str());
-            names.set_attribute(
-                id,
-                "Arn",
-                format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{id}"),
+    // Things that exist without provisioning. A function's name is its logical id; an
+    // alias or version is named by its function's ARN and a qualifier, as Lambda names
+    // them, so the event source mappings and the API's integrations that SAM points at
+    // the `live` alias lead back to the function.
+    for (id, _) in template.of_kind(LAMBDA_FUNCTION) {
+        names.set_ref(id, id);
+        names.set_attribute(id, "Arn", function_arn(id));
+    }
+    for (kind, qualifier) in [
+        ("AWS::Lambda::Version", None),
+        ("AWS::Lambda::Alias", Some("Name")),
+    ] {
+        for (id, resource) in template.of_kind(kind) {
+            let function = names
+                .resolve(
+                    resource
+                        .properties
+                        .get("FunctionName")
+                        .unwrap_or(&Value::Null),
+                )
+                .map_err(|source| ProvisionError::Resolve {
+                    resource: id.to_owned(),
+                    source,
+                })?;
+            let qualifier = qualifier
+                .and_then(|q| resource.properties.get(q))
+                .map_or("1".to_owned(), scalar_text);
+            let arn = format!(
+                "{}:{qualifier}",
+                function_arn(function_named(&scalar_text(&function)))
             );
+            names.set_ref(id, arn.as_str());
+            names.set_attribute(id, "Version", "1");
         }
     }
-    names.set_ref("ServerlessRestApi", "local");
-    // Resources with no local counterpart (log groups, alarms, policies) still have a
-    // name: their logical id, so references to them resolve.
+    // Resources with no local counterpart (roles, log groups, alarms, the API) still
+    // have a name: their logical id, so references to them resolve.
     for (id, resource) in &template.resources {
-        if resource.kind != FUNCTION && !PROVISIONED.contains(&resource.kind.as_str()) {
+        if !names.refs.contains_key(id) && !PROVISIONED.contains(&resource.kind.as_str()) {
             names.set_ref(id, id.as_str());
         }
     }
@@ -249,8 +278,44 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
         template: template.clone(),
         names,
     };
-    stack.check_filters()?;
+    stack.check_mappings()?;
     Ok(stack)
+}
+
+/// A function's ARN, locally: its name is its logical id.
+fn function_arn(function: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}")
+}
+
+/// The function a `FunctionName` names, as Lambda reads it: a name or an ARN, either
+/// possibly qualified by an alias or a version (`Payment:live`).
+fn function_named(value: &str) -> &str {
+    match value.strip_prefix("arn:") {
+        Some(arn) => arn.split(':').nth(5).unwrap_or_default(),
+        None => value.split(':').next().unwrap_or_default(),
+    }
+}
+
+/// The function an API integration's URI invokes
+/// (`arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<function arn>/invocations`).
+fn invoked_function(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once(":lambda:path/2015-03-31/functions/")?;
+    let function = rest.strip_suffix("/invocations")?;
+    Some(function_named(function))
+}
+
+/// What an event source mapping reads, told by its `EventSourceArn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Queue,
+    Stream,
+}
+
+/// One event source mapping, its properties resolved.
+struct Mapping {
+    function: String,
+    source: Source,
+    properties: Map<String, Value>,
 }
 
 struct Clients {
@@ -599,6 +664,16 @@ impl Clients {
         let topic = text(p, "TopicArn").unwrap_or_default();
         let protocol = text(p, "Protocol").unwrap_or_default();
         let endpoint = text(p, "Endpoint").unwrap_or_default();
+        if protocol == "lambda" {
+            // SAM's `SNS` event type. The emulator would accept it and then deliver
+            // nothing: stop here instead, naming it.
+            return Err(ProvisionError::Property {
+                resource: id.to_owned(),
+                message: format!(
+                    "an SNS subscription of a function ({endpoint}) is not run locally: subscribe an SQS queue and give the function an SQS event, as this project does"
+                ),
+            });
+        }
         // Idempotent: an existing subscription of the same endpoint is kept.
         let existing = self
             .sns
@@ -713,7 +788,7 @@ impl Stack {
     /// The logical ids of the template's functions.
     pub fn functions(&self) -> Vec<String> {
         self.template
-            .of_kind(FUNCTION)
+            .of_kind(LAMBDA_FUNCTION)
             .map(|(id, _)| id.to_owned())
             .collect()
     }
@@ -722,14 +797,15 @@ impl Stack {
         self.template
             .resources
             .get(id)
-            .filter(|r| r.kind == FUNCTION)
+            .filter(|r| r.kind == LAMBDA_FUNCTION)
             .ok_or_else(|| ProvisionError::Missing {
                 kind: "function",
                 id: id.to_owned(),
             })
     }
 
-    /// A function's resolved property (Globals merged), e.g. `Timeout`.
+    /// A function's property as SAM translated it (Globals applied), intrinsics
+    /// resolved, e.g. `Timeout`.
     pub fn function_property(
         &self,
         id: &str,
@@ -747,7 +823,7 @@ impl Stack {
             })
     }
 
-    /// A function's environment variables, Globals merged and intrinsics resolved.
+    /// A function's environment variables, Globals applied and intrinsics resolved.
     pub fn function_env(&self, id: &str) -> Result<BTreeMap<String, String>, ProvisionError> {
         let variables = self
             .function_property(id, "Environment")?
@@ -760,40 +836,78 @@ impl Stack {
             .collect())
     }
 
-    /// Every event source mapping's `FilterCriteria`, parsed: a pattern this host cannot
-    /// apply stops provisioning with the function's name and the operator, rather than
-    /// filter out every record where AWS would deliver them.
-    fn check_filters(&self) -> Result<(), ProvisionError> {
-        for kind in ["DynamoDB", "SQS"] {
-            for (function, p) in self.events(kind) {
-                filters(&p).map_err(|e| ProvisionError::Property {
-                    resource: function,
-                    message: e.to_string(),
-                })?;
-            }
+    /// Every event source mapping can run here: it reads a queue or a stream, and its
+    /// `FilterCriteria` parse. A pattern this host cannot apply stops provisioning with
+    /// the function's name and the operator, rather than filter out every record where
+    /// AWS would deliver them; a source it cannot read (Kinesis, Kafka, MQ) stops it too,
+    /// rather than leave the function idle.
+    fn check_mappings(&self) -> Result<(), ProvisionError> {
+        for mapping in self.mappings()? {
+            filters(&mapping.properties).map_err(|e| ProvisionError::Property {
+                resource: mapping.function,
+                message: e.to_string(),
+            })?;
         }
         Ok(())
     }
 
-    fn events(&self, kind: &str) -> Vec<(String, Map<String, Value>)> {
+    /// Every enabled event source mapping of the template, properties resolved.
+    fn mappings(&self) -> Result<Vec<Mapping>, ProvisionError> {
         let mut out = Vec::new();
-        for function in self.functions() {
-            let Ok(Some(Value::Object(events))) = self.function_property(&function, "Events")
-            else {
-                continue;
+        for (id, resource) in self.template.of_kind("AWS::Lambda::EventSourceMapping") {
+            let resolve_error = |source| ProvisionError::Resolve {
+                resource: id.to_owned(),
+                source,
             };
-            for event in events.values() {
-                if event.get("Type").and_then(Value::as_str) == Some(kind) {
-                    let properties = event
-                        .get("Properties")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
-                    out.push((function.clone(), properties));
-                }
+            if let Some(condition) = &resource.condition
+                && !self.names.condition(condition).map_err(resolve_error)?
+            {
+                continue;
             }
+            let properties = match self
+                .names
+                .resolve(&Value::Object(resource.properties.clone()))
+                .map_err(resolve_error)?
+            {
+                Value::Object(properties) => properties,
+                _ => Map::new(),
+            };
+            if properties.get("Enabled").and_then(Value::as_bool) == Some(false) {
+                continue;
+            }
+            let arn = text(&properties, "EventSourceArn").unwrap_or_default();
+            let source = match arn.split(':').nth(2) {
+                Some("sqs") => Source::Queue,
+                Some("dynamodb") if arn.contains("/stream/") => Source::Stream,
+                _ => {
+                    return Err(ProvisionError::Property {
+                        resource: id.to_owned(),
+                        message: format!(
+                            "the event source {arn} is not run locally (SQS queues and DynamoDB streams are)"
+                        ),
+                    });
+                }
+            };
+            let function =
+                function_named(&text(&properties, "FunctionName").unwrap_or_default()).to_owned();
+            out.push(Mapping {
+                function,
+                source,
+                properties,
+            });
         }
-        out
+        Ok(out)
+    }
+
+    /// The mappings of one source, as (function, properties): checked when the stack was
+    /// provisioned.
+    fn mappings_of(&self, source: Source) -> Vec<(String, Map<String, Value>)> {
+        self.mappings()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.source == source)
+            .map(|m| (m.function, m.properties))
+            .collect()
     }
 
     fn queue_url_for_arn(&self, arn: &str) -> Option<String> {
@@ -805,11 +919,11 @@ impl Stack {
 
     /// Every DynamoDB stream event source mapping.
     pub fn stream_mappings(&self) -> Vec<StreamMapping> {
-        self.events("DynamoDB")
+        self.mappings_of(Source::Stream)
             .into_iter()
             .map(|(function, p)| StreamMapping {
                 function,
-                stream_arn: text(&p, "Stream").unwrap_or_default(),
+                stream_arn: text(&p, "EventSourceArn").unwrap_or_default(),
                 starting_position: text(&p, "StartingPosition").unwrap_or("LATEST".into()),
                 batch_size: number(p.get("BatchSize")).unwrap_or(100).max(1) as usize,
                 batching_window_seconds: number(p.get("MaximumBatchingWindowInSeconds"))
@@ -837,10 +951,10 @@ impl Stack {
 
     /// Every SQS event source mapping.
     pub fn queue_mappings(&self) -> Vec<QueueMapping> {
-        self.events("SQS")
+        self.mappings_of(Source::Queue)
             .into_iter()
             .map(|(function, p)| {
-                let queue_arn = text(&p, "Queue").unwrap_or_default();
+                let queue_arn = text(&p, "EventSourceArn").unwrap_or_default();
                 QueueMapping {
                     function,
                     queue_url: self.queue_url_for_arn(&queue_arn).unwrap_or_default(),
@@ -861,16 +975,58 @@ impl Stack {
             .collect()
     }
 
-    /// Every API route.
+    /// Every route of the template's REST APIs whose integration invokes a function: read
+    /// from each API's definition (`Body`) as SAM leaves it, which is what API Gateway
+    /// routes by.
     pub fn api_routes(&self) -> Vec<ApiRoute> {
-        self.events("Api")
-            .into_iter()
-            .map(|(function, p)| ApiRoute {
-                function,
-                method: text(&p, "Method").unwrap_or("ANY".into()).to_uppercase(),
-                path: text(&p, "Path").unwrap_or("/".into()),
+        let permitted: Vec<String> = self
+            .template
+            .of_kind("AWS::Lambda::Permission")
+            .filter(|(_, p)| {
+                p.properties.get("Principal").map(scalar_text).as_deref()
+                    == Some("apigateway.amazonaws.com")
             })
-            .collect()
+            .filter_map(|(_, p)| self.names.resolve(p.properties.get("FunctionName")?).ok())
+            .map(|name| function_named(&scalar_text(&name)).to_owned())
+            .collect();
+        let mut routes = Vec::new();
+        for (_, api) in self.template.of_kind("AWS::ApiGateway::RestApi") {
+            let paths = api.properties.get("Body").and_then(|b| b.get("paths"));
+            for (path, item) in paths.and_then(Value::as_object).into_iter().flatten() {
+                for (method, operation) in item.as_object().into_iter().flatten() {
+                    let Some(uri) = operation
+                        .get("x-amazon-apigateway-integration")
+                        .and_then(|i| i.get("uri"))
+                        .and_then(|uri| self.names.resolve(uri).ok())
+                    else {
+                        continue;
+                    };
+                    let uri = scalar_text(&uri);
+                    let Some(function) = invoked_function(&uri) else {
+                        continue;
+                    };
+                    let method = match method.as_str() {
+                        "x-amazon-apigateway-any-method" => "ANY".to_owned(),
+                        other => other.to_uppercase(),
+                    };
+                    routes.push(ApiRoute {
+                        function: function.to_owned(),
+                        method,
+                        path: path.clone(),
+                        permitted: permitted.iter().any(|p| p == function),
+                    });
+                }
+            }
+        }
+        routes
+    }
+
+    /// The first REST API's definition, as SAM leaves it: the API's edge (request
+    /// validation, gateway responses) is read from it.
+    pub fn api_definition(&self) -> Option<&Value> {
+        self.template
+            .of_kind("AWS::ApiGateway::RestApi")
+            .find_map(|(_, api)| api.properties.get("Body"))
     }
 }
 

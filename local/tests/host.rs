@@ -331,6 +331,9 @@ async fn an_order_placed_over_http_flows_through_every_real_function() {
 }
 
 const MISBEHAVING_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function: {Runtime: provided.al2023, Handler: bootstrap}
 Resources:
   WorkDeadLetterQueue:
     Type: AWS::SQS::Queue

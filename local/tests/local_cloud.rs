@@ -19,7 +19,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 async fn the_repository_template_provisions_twice() {
     let emulator = Emulator::start().await.unwrap();
     let sdk = emulator.sdk_config();
-    let template = Template::load(&Template::workspace_template()).unwrap();
+    let template = Template::translate(&Template::workspace_template()).unwrap();
     provision(&sdk, &template).await.unwrap();
     let stack = provision(&sdk, &template)
         .await
@@ -80,7 +80,7 @@ async fn dynamodb_apart_serves_tables_and_streams_from_a_process_of_its_own() {
     let emulator = Emulator::start_with_dynamodb_apart(0).await.unwrap();
     assert_eq!(emulator.pids().len(), 2);
     let sdk = emulator.sdk_config();
-    let template = Template::load(&Template::workspace_template()).unwrap();
+    let template = Template::translate(&Template::workspace_template()).unwrap();
     let stack = provision(&sdk, &template).await.unwrap();
     let orders = stack.table_name("OrdersTable").unwrap().to_owned();
 
@@ -129,6 +129,9 @@ async fn dynamodb_apart_serves_tables_and_streams_from_a_process_of_its_own() {
 /// A template the project does not have: a new queue with a DLQ, subscribed to a topic
 /// with a filter, consumed by a new function. Nothing in local/ names any of it.
 const FANOUT_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function: {Runtime: provided.al2023, Handler: bootstrap}
 Resources:
   Events:
     Type: AWS::SNS::Topic
@@ -175,7 +178,7 @@ Resources:
 async fn a_new_queue_and_consumer_need_no_change_here() {
     let emulator = Emulator::start().await.unwrap();
     let sdk = emulator.sdk_config();
-    let stack = provision(&sdk, &Template::parse(FANOUT_TEMPLATE).unwrap())
+    let stack = provision(&sdk, &Template::translate_text(FANOUT_TEMPLATE).unwrap())
         .await
         .unwrap();
     let queue_url = stack.queue_url("ShippingQueue").unwrap().to_owned();
@@ -238,7 +241,182 @@ async fn a_new_queue_and_consumer_need_no_change_here() {
     assert_eq!(bodies, ["{\"type\":\"OrderConfirmed\"}"]);
 }
 
+/// A template that leans on SAM's rules: a list in Globals (joined with the function's
+/// own on AWS, where a hand-written merge had replaced it), a map in Globals merged key
+/// by key, one function with two event types, and an implicit API. The local stack is
+/// what SAM's translation says, with nothing in local/ reading `Globals` or `Events`.
+const SAM_RULES_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: provided.al2023
+    Handler: bootstrap
+    Layers: [arn:aws:lambda:us-east-1:123456789012:layer:everyone:1]
+    Environment:
+      Variables: {RUST_LOG: info, LEVEL: global}
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Work:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      AutoPublishAlias: live
+      Layers: [arn:aws:lambda:us-east-1:123456789012:layer:own:1]
+      Environment:
+        Variables: {LEVEL: own, QUEUE: !Ref Work}
+      Events:
+        Jobs:
+          Type: SQS
+          Properties: {Queue: !GetAtt Work.Arn, BatchSize: 4}
+        Changes:
+          Type: DynamoDB
+          Properties: {Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, BatchSize: 7}
+  Reader:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Read:
+          Type: Api
+          Properties: {Path: "/things/{id}", Method: get}
+"#;
+
+#[tokio::test]
+async fn the_local_stack_follows_sams_translation() {
+    let emulator = Emulator::start().await.unwrap();
+    let stack = provision(
+        &emulator.sdk_config(),
+        &Template::translate_text(SAM_RULES_TEMPLATE).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stack.function_property("Worker", "Layers").unwrap(),
+        Some(json!([
+            "arn:aws:lambda:us-east-1:123456789012:layer:everyone:1",
+            "arn:aws:lambda:us-east-1:123456789012:layer:own:1"
+        ])),
+        "a list in Globals is joined with the function's own"
+    );
+    let env = stack.function_env("Worker").unwrap();
+    assert_eq!(env["RUST_LOG"], "info");
+    assert_eq!(env["LEVEL"], "own");
+    assert_eq!(env["QUEUE"], stack.queue_url("Work").unwrap());
+
+    // Both events of Worker reach it through its `live` alias, as SAM wires them.
+    let queues = stack.queue_mappings();
+    assert_eq!(queues.len(), 1);
+    assert_eq!(
+        (queues[0].function.as_str(), queues[0].batch_size),
+        ("Worker", 4)
+    );
+    assert_eq!(queues[0].queue_url, stack.queue_url("Work").unwrap());
+    let streams = stack.stream_mappings();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(
+        (streams[0].function.as_str(), streams[0].batch_size),
+        ("Worker", 7)
+    );
+    assert_eq!(streams[0].stream_arn, stack.stream_arn("Table").unwrap());
+    assert_eq!(streams[0].starting_position, "LATEST");
+
+    // The implicit API's route, with the permission SAM grants API Gateway.
+    let routes = stack.api_routes();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(
+        (
+            routes[0].method.as_str(),
+            routes[0].path.as_str(),
+            routes[0].function.as_str()
+        ),
+        ("GET", "/things/{id}", "Reader")
+    );
+    assert!(routes[0].permitted);
+}
+
+/// An API whose definition routes to a function that grants API Gateway no permission
+/// (it has no Api event, so SAM makes none): on AWS every request on the route is a
+/// 500, and the local API says the same.
+#[tokio::test]
+async fn a_route_to_a_function_without_permission_is_marked_so() {
+    let template = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function: {Runtime: provided.al2023, Handler: bootstrap}
+Resources:
+  Lonely:
+    Type: AWS::Serverless::Function
+  Api:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: {title: t, version: "1"}
+        paths:
+          /lonely:
+            get:
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Lonely.Arn}/invocations"
+"#;
+    let emulator = Emulator::start().await.unwrap();
+    let stack = provision(
+        &emulator.sdk_config(),
+        &Template::translate_text(template).unwrap(),
+    )
+    .await
+    .unwrap();
+    let routes = stack.api_routes();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(
+        (routes[0].path.as_str(), routes[0].function.as_str()),
+        ("/lonely", "Lonely")
+    );
+    assert!(!routes[0].permitted, "no AWS::Lambda::Permission names it");
+
+    // Served, the route answers as API Gateway does, and the function never runs.
+    let invoked = Arc::new(Mutex::new(0));
+    let function = {
+        let invoked = invoked.clone();
+        from_fn(move |_: Value| {
+            *invoked.lock().unwrap() += 1;
+            async { Ok(json!({"statusCode": 200, "body": "ran"})) }
+        })
+    };
+    let routes = vec![local::host::api::Route {
+        route: routes[0].clone(),
+        function: Arc::new(function),
+    }];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = local::host::api::router(routes, None)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let answer = local::http_client::send(
+        http::Method::GET,
+        &format!("http://{address}/lonely"),
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 500);
+    assert_eq!(answer.body, r#"{"message":"Internal server error"}"#);
+    assert_eq!(*invoked.lock().unwrap(), 0);
+}
+
 const STREAM_TEMPLATE: &str = r#"
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function: {Runtime: provided.al2023, Handler: bootstrap}
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
@@ -274,10 +452,13 @@ async fn provisioning_error(template: &str, from: &str, to: &str) -> String {
     let changed = template.replace(from, to);
     assert_ne!(changed, template, "{from} is in the template");
     let emulator = Emulator::start().await.unwrap();
-    provision(&emulator.sdk_config(), &Template::parse(&changed).unwrap())
-        .await
-        .expect_err("provisioning fails")
-        .to_string()
+    provision(
+        &emulator.sdk_config(),
+        &Template::translate_text(&changed).unwrap(),
+    )
+    .await
+    .expect_err("provisioning fails")
+    .to_string()
 }
 
 /// A `FilterCriteria` operator the host does not know stops provisioning with the
@@ -322,7 +503,7 @@ struct Setup {
 async fn stream_setup(items: &[&str]) -> Setup {
     let emulator = Emulator::start().await.unwrap();
     let sdk = emulator.sdk_config();
-    let stack = provision(&sdk, &Template::parse(STREAM_TEMPLATE).unwrap())
+    let stack = provision(&sdk, &Template::translate_text(STREAM_TEMPLATE).unwrap())
         .await
         .unwrap();
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -514,7 +695,7 @@ struct Shipping {
 async fn shipping_queue_holding(body: &str) -> Shipping {
     let emulator = Emulator::start().await.unwrap();
     let sdk = emulator.sdk_config();
-    let stack = provision(&sdk, &Template::parse(FANOUT_TEMPLATE).unwrap())
+    let stack = provision(&sdk, &Template::translate_text(FANOUT_TEMPLATE).unwrap())
         .await
         .unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -595,7 +776,7 @@ async fn a_failed_message_comes_back_after_its_queues_visibility_timeout() {
     let emulator = Emulator::start().await.unwrap();
     let sdk = emulator.sdk_config();
     let template = FANOUT_TEMPLATE.replace("VisibilityTimeout: 60", "VisibilityTimeout: 3");
-    let stack = provision(&sdk, &Template::parse(&template).unwrap())
+    let stack = provision(&sdk, &Template::translate_text(&template).unwrap())
         .await
         .unwrap();
     aws_sdk_sqs::Client::new(&sdk)

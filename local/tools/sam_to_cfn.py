@@ -4,6 +4,9 @@ event source resources that only exist after translation).
 
 Usage: sam_to_cfn.py template.yaml out.json
 
+The local cloud runs the same translation (local/src/template.rs, `Template::translate`),
+so SAM's rules hold locally as on AWS.
+
 Snippets included with `Fn::Transform: AWS::Include` from a local file (the API's
 OpenAPI document) are inlined first, as CloudFormation does after `sam package` has
 uploaded them. Offline means: local CodeUri paths become placeholder S3 URIs (what `sam package` would
@@ -16,6 +19,7 @@ import logging
 import os
 import sys
 
+from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
@@ -63,10 +67,19 @@ def main(source, target):
         "AWS::AccountId": "123456789012",
         "AWS::Partition": "aws",
     }
-    translated = transform(template, parameters, NoManagedPolicies())
+    try:
+        translated = transform(template, parameters, NoManagedPolicies())
+    except InvalidDocumentException as e:
+        # The translator's own message names each resource and what is wrong with it.
+        raise SystemExit(
+            "; ".join(getattr(cause, "message", str(cause)) for cause in e.causes) or str(e)
+        ) from None
     with open(target, "w") as f:
         json.dump(translated, f, indent=1)
-    print(f"{source}: {len(translated['Resources'])} CloudFormation resources -> {target}")
+    print(
+        f"{source}: {len(translated['Resources'])} CloudFormation resources -> {target}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

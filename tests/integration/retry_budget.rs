@@ -13,7 +13,7 @@ use aws_adapters::sdk::load_sdk_config;
 use aws_adapters::{CONTENTION_MAX_PAUSE, CONTENTION_WINDOW};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use local::template::{FUNCTION, Resource, Template};
+use local::template::{LAMBDA_FUNCTION, Resource, Template};
 use serde_json::Value;
 
 /// The share of a function's timeout one call (or one contention retry loop) may use in
@@ -52,6 +52,13 @@ fn timeout_of(function: &Resource) -> f64 {
     }
 }
 
+/// template.yaml as CloudFormation deploys it: each function's timeout and environment
+/// with Globals applied, by SAM's own translator.
+fn deployed() -> Template {
+    Template::translate(&Template::workspace_template()).expect("template.yaml translates")
+}
+
+/// Whether a function, as written in the SAM source, is called only by the API.
 fn is_api_function(function: &Resource) -> bool {
     function
         .properties
@@ -102,10 +109,11 @@ async fn every_calls_worst_case_fits_its_functions_timeout_with_a_margin() {
     // A transaction cancelled by contention is tried again inside the invocation until
     // the window closes, and the last try still has a whole DynamoDB call's budget.
     let worst_contention = CONTENTION_WINDOW + CONTENTION_MAX_PAUSE + worst_calls[0].1;
-    let template = Template::load(&Template::workspace_template()).expect("template.yaml parses");
+    let source = Template::load(&Template::workspace_template()).expect("template.yaml parses");
+    let template = deployed();
     let mut checked = 0;
     let mut problems = Vec::new();
-    for (id, function) in template.of_kind(FUNCTION) {
+    for (id, function) in template.of_kind(LAMBDA_FUNCTION) {
         let timeout = timeout_of(function);
         let budget = Duration::from_secs_f64(timeout * SHARE);
         for (client, worst) in &worst_calls {
@@ -117,7 +125,7 @@ async fn every_calls_worst_case_fits_its_functions_timeout_with_a_margin() {
             }
         }
         // The API's functions never retry contention: create-order answers 409 or 503.
-        if !is_api_function(function) {
+        if !is_api_function(&source.resources[id]) {
             checked += 1;
             if worst_contention > budget {
                 problems.push(format!(
@@ -135,8 +143,7 @@ async fn every_calls_worst_case_fits_its_functions_timeout_with_a_margin() {
 
 #[test]
 fn no_function_turns_the_sdks_retries_off() {
-    let template = Template::load(&Template::workspace_template()).expect("template.yaml parses");
-    for (id, function) in template.of_kind(FUNCTION) {
+    for (id, function) in deployed().of_kind(LAMBDA_FUNCTION) {
         let variables = &function.properties["Environment"]["Variables"];
         let attempts = variables.get("AWS_MAX_ATTEMPTS").and_then(Value::as_str);
         assert!(

@@ -18,7 +18,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
 use integration_tests::nested;
 use local::emulator::workspace_root;
-use local::template::{FUNCTION, Resource, Template};
+use local::template::{FUNCTION, LAMBDA_FUNCTION, Resource, Template};
 use serde_json::Value;
 
 // ---------------------------------------------------------------- template rules (labs 6, 8)
@@ -44,8 +44,15 @@ fn referenced(value: &Value) -> Option<String> {
     }
 }
 
+/// template.yaml as written: the functions' `Events` and `DeploymentPreference`.
 fn repository_template() -> Template {
     Template::load(&Template::workspace_template()).expect("template.yaml parses")
+}
+
+/// template.yaml as CloudFormation deploys it, translated by SAM: each function's memory
+/// and timeout with Globals applied, its alias.
+fn deployed_template() -> Template {
+    Template::translate(&Template::workspace_template()).expect("template.yaml translates")
 }
 
 /// Lambda's default timeout when neither the function nor Globals set one.
@@ -59,10 +66,11 @@ const SQS_DEFAULT_VISIBILITY: u64 = 30;
 #[test]
 fn sizing_every_queue_outlasts_its_consumer_six_times() {
     let template = repository_template();
+    let deployed = deployed_template();
     let mut checked = 0;
     let mut problems = Vec::new();
     for (id, function) in template.of_kind(FUNCTION) {
-        let timeout = number(function, "Timeout", LAMBDA_DEFAULT_TIMEOUT);
+        let timeout = number(&deployed.resources[id], "Timeout", LAMBDA_DEFAULT_TIMEOUT);
         let events = function
             .properties
             .get("Events")
@@ -95,9 +103,9 @@ fn sizing_every_queue_outlasts_its_consumer_six_times() {
 /// it must say what template.yaml deploys, or the next person sizes from wrong numbers.
 #[test]
 fn sizing_the_documented_memory_and_timeouts_are_the_templates() {
-    let template = repository_template();
+    let template = deployed_template();
     let by_binary: BTreeMap<String, (&str, &Resource)> = template
-        .of_kind(FUNCTION)
+        .of_kind(LAMBDA_FUNCTION)
         .filter_map(|(id, f)| {
             let binary = f.metadata["BuildProperties"]["Binary"].as_str()?;
             Some((binary.to_owned(), (id, f)))
@@ -136,12 +144,17 @@ fn sizing_the_documented_memory_and_timeouts_are_the_templates() {
 #[test]
 fn canary_every_function_deploys_gradually_behind_its_errors_alarm() {
     let template = repository_template();
+    let deployed = deployed_template();
     let mut problems = Vec::new();
     let functions: Vec<_> = template.of_kind(FUNCTION).collect();
     assert!(functions.len() >= 6, "{} functions", functions.len());
     for (id, function) in functions {
         let properties = &function.properties;
-        if properties.get("AutoPublishAlias").and_then(Value::as_str) != Some("live") {
+        let live = deployed.of_kind("AWS::Lambda::Alias").any(|(_, alias)| {
+            alias.properties["Name"] == "live"
+                && referenced(&alias.properties["FunctionName"]).as_deref() == Some(id)
+        });
+        if !live {
             problems.push(format!("{id} does not publish behind the `live` alias"));
         }
         let preference = properties

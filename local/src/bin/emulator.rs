@@ -18,9 +18,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(5000);
+    let template = Template::translate(&Template::workspace_template())?;
     let emulator = Emulator::start_on(port).await?;
-    let template_path = Template::workspace_template();
-    let stack = provision(&emulator.sdk_config(), &Template::load(&template_path)?).await?;
+    let stack = provision(&emulator.sdk_config(), &template).await?;
 
     // `cargo lambda watch` gives every function one environment: merge them, and say
     // where two functions set the same variable differently (each function's own file

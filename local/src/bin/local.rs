@@ -73,12 +73,17 @@ async fn smoke(
 fn banner(host: &Host) {
     println!("emulator   {}", host.emulator.endpoint_url());
     println!(
-        "API        {}  (locally: no authentication and no edge validation; the functions still validate every request)",
+        "API        {}  (locally no authentication: IAM is not checked; API Gateway's request validation applies)",
         host.api_url()
     );
     for route in host.stack.api_routes() {
+        let refused = if route.permitted {
+            ""
+        } else {
+            "  (500: no permission lets API Gateway invoke it)"
+        };
         println!(
-            "           {:<6} {:<16} -> {}",
+            "           {:<6} {:<16} -> {}{refused}",
             route.method, route.path, route.function
         );
     }

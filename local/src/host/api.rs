@@ -212,6 +212,11 @@ async fn handle(
             plain(StatusCode::NOT_FOUND, "Missing Authentication Token")
         };
     };
+    if !route.route.permitted {
+        // What API Gateway answers when the function's resource policy does not let it
+        // invoke the function ("Invalid permissions on Lambda function" in its logs).
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+    }
     let (body, base64) = encode_body(&bytes);
     let (headers, multi_headers) = single_and_multi(&parts.headers);
     let (query, multi_query) = query(&parts.uri);

@@ -1,5 +1,6 @@
 //! API Gateway's edge, emulated: what a REST API does to a request before any function
-//! runs, read from the API definition the template includes (docs/openapi.yaml).
+//! runs, read from the REST API's definition as SAM's translation of the template holds
+//! it (docs/openapi.yaml, included).
 //!
 //! On AWS a request whose route the definition lacks never reaches a function: API
 //! Gateway answers it with its `MISSING_AUTHENTICATION_TOKEN` response (a 403, whatever
@@ -16,24 +17,14 @@
 //! responses only substitute variables, which is all this does).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
 use crate::host::api::match_path;
-use crate::template::Template;
 
-/// The API definition could not be read.
+/// The API definition cannot be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
-    /// The included file could not be read or parsed.
-    #[error("reading the API definition {path}: {message}")]
-    Definition {
-        /// The file.
-        path: String,
-        /// Why.
-        message: String,
-    },
     /// A body schema is not a valid JSON schema.
     #[error("{method} {path}: its request body schema: {message}")]
     Schema {
@@ -92,39 +83,6 @@ enum Refused {
 }
 
 impl Edge {
-    /// The edge of the first `AWS::Serverless::Api` in `template` whose definition is an
-    /// `AWS::Include` of a file (resolved against `template_dir`); none when there is no
-    /// such API, and every request goes to its function.
-    pub fn from_template(
-        template: &Template,
-        template_dir: &Path,
-    ) -> Result<Option<Edge>, EdgeError> {
-        let included = template
-            .resources
-            .values()
-            .filter(|r| r.kind == "AWS::Serverless::Api")
-            .find_map(|r| {
-                r.properties
-                    .get("DefinitionBody")?
-                    .get("Fn::Transform")?
-                    .get("Parameters")?
-                    .get("Location")?
-                    .as_str()
-                    .map(str::to_owned)
-            });
-        let Some(location) = included else {
-            return Ok(None);
-        };
-        let path = template_dir.join(&location);
-        let failed = |message: String| EdgeError::Definition {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| failed(e.to_string()))?;
-        let document: Value = serde_yaml_ng::from_str(&text).map_err(|e| failed(e.to_string()))?;
-        Edge::from_definition(&document).map(Some)
-    }
-
     /// The edge an OpenAPI document with API Gateway's extensions describes.
     pub fn from_definition(document: &Value) -> Result<Edge, EdgeError> {
         let validators = document["x-amazon-apigateway-request-validators"].as_object();

@@ -152,13 +152,15 @@ fn number(value: Option<Value>) -> Option<u64> {
 impl Host {
     /// Starts everything.
     pub async fn start(options: HostOptions, logs: Logs) -> Result<Host, HostError> {
+        // SAM's translation first: a template SAM refuses stops here, before anything
+        // starts, with SAM's own words.
+        let template = Template::translate(&options.template)?;
         let emulator = if options.dynamodb_apart {
             Emulator::start_with_dynamodb_apart(options.emulator_port).await?
         } else {
             Emulator::start_on(options.emulator_port).await?
         };
         let sdk = emulator.sdk_config();
-        let template = Template::load(&options.template)?;
         let stack = provision(&sdk, &template).await?;
 
         let queue_mappings = stack.queue_mappings();
@@ -304,11 +306,9 @@ impl Host {
         let api_address = listener
             .local_addr()
             .map_err(|source| HostError::Listen { address, source })?;
-        let edge = if options.edge {
-            let dir = options.template.parent().unwrap_or(Path::new("."));
-            Edge::from_template(&template, dir)?
-        } else {
-            None
+        let edge = match stack.api_definition() {
+            Some(definition) if options.edge => Some(Edge::from_definition(definition)?),
+            _ => None,
         };
         let app = api::router(routes, edge).into_make_service_with_connect_info::<SocketAddr>();
         tasks.push(tokio::spawn(async move {
