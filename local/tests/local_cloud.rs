@@ -461,6 +461,22 @@ async fn provisioning_error(template: &str, from: &str, to: &str) -> String {
     .to_string()
 }
 
+/// An event source the host cannot read (here a Kinesis stream) stops provisioning,
+/// naming the mapping SAM made and the source, rather than leave the function idle.
+#[tokio::test]
+async fn an_event_source_the_host_cannot_run_stops_provisioning_naming_it() {
+    let error = provisioning_error(
+        STREAM_TEMPLATE,
+        "          Type: DynamoDB\n          Properties:\n            Stream: !GetAtt Table.StreamArn",
+        "          Type: Kinesis\n          Properties:\n            Stream: arn:aws:kinesis:us-east-1:123456789012:stream/clicks",
+    )
+    .await;
+    assert!(
+        error.contains("ReaderChanges") && error.contains("stream/clicks is not run locally"),
+        "{error}"
+    );
+}
+
 /// A `FilterCriteria` operator the host does not know stops provisioning with the
 /// function and the operator named: the host never runs a filter that would quietly
 /// drop every record AWS delivers.
