@@ -233,8 +233,9 @@ fuzz: ## Fuzz request parsing and event decoding with cargo fuzz for FUZZ_SECOND
 	rustup toolchain list | grep -q ^nightly || rustup toolchain install nightly --profile minimal
 	cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install --locked cargo-fuzz@0.13.2
 	@mkdir -p target/fuzz/corpus/order_request target/fuzz/corpus/event_envelope
+	# --fuzz-dir: cargo-fuzz otherwise looks for fuzz/ at the workspace root, not here.
 	cd shared/fuzz && for t in order_request event_envelope; do \
-	  CARGO_TARGET_DIR=$(CURDIR)/target/fuzz cargo +nightly fuzz run --sanitizer none $$t \
+	  CARGO_TARGET_DIR=$(CURDIR)/target/fuzz cargo +nightly fuzz run --fuzz-dir . --sanitizer none $$t \
 	    $(CURDIR)/target/fuzz/corpus/$$t seeds/$$t -- -max_total_time=$(or $(FUZZ_SECONDS),60) -max_len=4096 \
 	    2>&1 | tee $(CURDIR)/target/fuzz/$$t.log | grep -E '^(#[0-9]+.*(DONE|pulse)|Done|==|SUMMARY|thread)' ; \
 	  test $${PIPESTATUS[0]} -eq 0 || { echo "fuzz target $$t found a crash: see shared/fuzz/artifacts/$$t"; exit 1; }; \
