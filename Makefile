@@ -115,19 +115,23 @@ lint-template: venv $(CHECKOV_STAMP) ## Check template.yaml and the CI workflows
 
 # The arm64 target Lambda runs on. rustup installs it with the toolchain
 # rust-toolchain.toml pins, but not into that toolchain when it is already there (nor at
-# all with RUSTUP_AUTO_INSTALL=0). cargo-lambda then checks `stable` for it and, under
-# `sam build --parallel`, six builds race to install it while the others compile: some
-# find no `std` for aarch64. Installing it once, first, for both, leaves them nothing to do.
+# all with RUSTUP_AUTO_INSTALL=0). cargo-lambda then checks `stable` for it, and builds
+# started side by side raced to install it: some found no `std` for aarch64. Installing
+# it once, first, for both, leaves them nothing to do.
 ARM64 := aarch64-unknown-linux-gnu
 .PHONY: arm64-target
 arm64-target:
 	@rustup target list --installed | grep -qx '$(ARM64)' || rustup target add '$(ARM64)'
 	@if rustup toolchain list | grep -q '^stable'; then rustup +stable target list --installed | grep -qx '$(ARM64)' || rustup +stable target add '$(ARM64)'; fi
 
+# One function at a time, not `--parallel`: cargo's lock on the target directory made
+# the six builds take turns anyway, and on a machine's first arm64 build their
+# simultaneous first runs of zig (cargo-zigbuild's wrappers, zig's cache under
+# ~/.cache) raced: one failed with "File exists (os error 17)".
 .PHONY: sam-build
 sam-build: venv arm64-target ## sam build from a clean build dir, then check one arm64 bootstrap per function
 	rm -rf target/sam-build
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --build-dir target/sam-build --parallel
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --build-dir target/sam-build
 	$(VENV)/bin/python local/tools/check_bootstraps.py template.yaml target/sam-build
 
 .PHONY: build
