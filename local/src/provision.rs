@@ -203,7 +203,10 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
                 function_arn(function_named(&scalar_text(&function)))
             );
             names.set_ref(id, arn.as_str());
-            names.set_attribute(id, "Version", "1");
+            if kind == "AWS::Lambda::Version" {
+                // A version's `Fn::GetAtt Version`, which SAM's alias points at.
+                names.set_attribute(id, "Version", "1");
+            }
         }
     }
     // Resources with no local counterpart (roles, log groups, alarms, the API) still
@@ -245,9 +248,8 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
                     continue;
                 }
             }
-            let properties = match names.resolve(&Value::Object(resource.properties.clone())) {
-                Ok(Value::Object(properties)) => properties,
-                Ok(_) => Map::new(),
+            let properties = match resolved_properties(&names, resource) {
+                Ok(properties) => properties,
                 Err(source) => {
                     last_error = Some(ProvisionError::Resolve {
                         resource: id.to_owned(),
@@ -280,6 +282,17 @@ pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Stack,
     };
     stack.check_mappings()?;
     Ok(stack)
+}
+
+/// A resource's `Properties` with every intrinsic resolved.
+fn resolved_properties(
+    names: &Names,
+    resource: &Resource,
+) -> Result<Map<String, Value>, ResolveError> {
+    match names.resolve(&Value::Object(resource.properties.clone()))? {
+        Value::Object(properties) => Ok(properties),
+        _ => Ok(Map::new()),
+    }
 }
 
 /// A function's ARN, locally: its name is its logical id.
@@ -864,14 +877,7 @@ impl Stack {
             {
                 continue;
             }
-            let properties = match self
-                .names
-                .resolve(&Value::Object(resource.properties.clone()))
-                .map_err(resolve_error)?
-            {
-                Value::Object(properties) => properties,
-                _ => Map::new(),
-            };
+            let properties = resolved_properties(&self.names, resource).map_err(resolve_error)?;
             if properties.get("Enabled").and_then(Value::as_bool) == Some(false) {
                 continue;
             }
