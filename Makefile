@@ -90,8 +90,8 @@ test: venv nextest cargo-deny lint-template functions ## Format check, clippy, s
 .PHONY: emulator-contract
 emulator-contract: venv nextest
 	$(VENV)/bin/python -m unittest discover -s local/emulator -p 'test_*.py'
-	LOCAL_EMULATOR_SPEED_PATCHES=off cargo nextest run -p local --test local_cloud --locked --no-fail-fast \
-	  -E 'not (test(=a_connection_carries_request_after_request_even_past_an_injected_fault) | test(=concurrent_deletes_remove_exactly_the_messages_they_name))'
+	LOCAL_EMULATOR_SPEED_PATCHES=off cargo nextest run -p emulator -p lambda-host --locked --no-fail-fast \
+	  -E '(package(emulator) | binary_id(lambda-host::event_sources)) and not (test(=a_connection_carries_request_after_request_even_past_an_injected_fault) | test(=concurrent_deletes_remove_exactly_the_messages_they_name))'
 
 .PHONY: lab-test
 lab-test: venv nextest functions ## For the workshop: format check, clippy and every test, without the template lint and the arm64 build (about 8 minutes warm on 2 cores)
@@ -141,7 +141,7 @@ build: venv arm64-target ## Release arm64 bootstraps for Lambda, as `sam build` 
 .PHONY: redrive
 redrive: ## List a DLQ's messages with their reasons: make redrive DLQ=<url> [TO=<queue url> to move them back]
 	@test -n "$(DLQ)" || { echo "usage: make redrive DLQ=<dlq url> [TO=<queue url>]"; exit 2; }
-	cargo run --quiet --locked -p local --bin redrive -- "$(DLQ)" $(if $(TO),--to "$(TO)")
+	cargo run --quiet --locked -p proving --bin redrive -- "$(DLQ)" $(if $(TO),--to "$(TO)")
 
 .PHONY: access
 access: ## Regenerate docs/access.md (who can do what) from template.yaml, after a change to a role or a policy
@@ -175,7 +175,7 @@ clean: ## Remove build output and the .venv
 
 .PHONY: emulator
 emulator: venv ## Run the emulator on :5000 with template.yaml provisioned (for cargo lambda watch/invoke)
-	cargo run --quiet -p local --bin emulator
+	cargo run --quiet -p emulator --bin emulator
 
 .PHONY: functions
 functions:
@@ -183,16 +183,16 @@ functions:
 
 .PHONY: demo
 demo: venv functions ## Run the whole pipeline locally: scripted orders, timeline, summary (exit 0 = pass)
-	cargo run --quiet --locked -p local --bin local -- demo
+	cargo run --quiet --locked -p proving --bin local -- demo
 
 .PHONY: smoke
 smoke: ## Prove a deployed stack works: make smoke STACK=<name> [SECONDS=120] (signed orders, their final states, empty DLQs, no alarm in ALARM; your AWS credentials)
 	@test -n "$(STACK)" || { echo "usage: make smoke STACK=<stack name> (see samconfig.toml)"; exit 2; }
-	cargo run --quiet --locked -p local --bin local -- smoke "$(STACK)" $(SECONDS)
+	cargo run --quiet --locked -p proving --bin local -- smoke "$(STACK)" $(SECONDS)
 
 .PHONY: dev
 dev: venv functions ## Run every function locally (API on 127.0.0.1:3000) with readable logs until Ctrl-C
-	cargo run --quiet --locked -p local --bin local -- dev
+	cargo run --quiet --locked -p proving --bin local -- dev
 
 # The pipeline runs optimised, as on Lambda: the functions and the host in the `timing`
 # profile that `make bench` builds too (one build serves both). Debug builds of the
@@ -227,7 +227,7 @@ bench: ## Measure init, package size, memory, AWS requests per order, throughput
 # the profile or the dependencies change.
 .PHONY: bench-choices
 bench-choices: venv ## Measure what each release-profile and feature choice buys (about 25 min); writes docs/release-profile.md
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo run --quiet --locked -p local --bin local -- bench-choices
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo run --quiet --locked -p proving --bin local -- bench-choices
 
 # cargo fuzz needs nightly Rust; its build goes to target/fuzz, its findings to
 # shared/fuzz/artifacts. FUZZ_SECONDS per target (default 60). No sanitizer: the code is
@@ -265,7 +265,7 @@ lab-check: ## Check a workshop lab (docs/workshop/): make lab-check LAB=<1-8>
 .PHONY: lab-1-check lab-2-check lab-3-check lab-4-check lab-5-check lab-6-check lab-7-check lab-8-check
 # Lab 1: the demo passes, and one order is followed through every function by its logs.
 lab-1-check: venv nextest functions
-	$(LAB_NEXTEST) -p local -E 'test(=the_demo_passes) | test(=one_order_is_followed_through_every_function_by_its_json_logs_and_metrics)'
+	$(LAB_NEXTEST) -p proving -p lambda-host -E 'test(=the_demo_passes) | test(=one_order_is_followed_through_every_function_by_its_json_logs_and_metrics)'
 
 # Lab 2: the gift-message tests the lab adds, in the domain crate and end to end.
 lab-2-check: venv nextest

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use local::emulator::workspace_root;
+use emulator::workspace_root;
 
 /// Variables a test harness or an outer `make` sets, which a nested build must not see.
 const HARNESS_PREFIXES: [&str; 7] = [

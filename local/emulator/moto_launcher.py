@@ -31,7 +31,7 @@ Why not plain `moto_server`:
   (`serialize_dynamodb_results_directly`), condition expressions are lexed once per
   text (`lex_each_condition_expression_once`) and SQS sends skip counting the queue
   (`send_without_counting_the_queue`). The reliability runs also start a second
-  launcher for DynamoDB alone (local/src/emulator.rs), so the emulator can use both
+  launcher for DynamoDB alone (local/emulator/src/lib.rs), so the emulator can use both
   cores.
 - `make bench`'s cost model needs the DynamoDB capacity units each function would
   consume on AWS: `CapacityMeter` sizes the items each request touches by DynamoDB's

@@ -28,7 +28,8 @@ NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 # Names cargo or Rust would refuse or confuse: the workspace's own packages and bins,
 # Rust's built-in crates and keywords (the library is imported as `name_with_underscores`).
 RESERVED = {
-    "shared", "domain", "aws-adapters", "local", "tests", "integration-tests", "emulator", "redrive", "std", "core",
+    "shared", "domain", "aws-adapters", "local", "tests", "integration-tests", "emulator", "lambda-host", "proving",
+    "redrive", "hello-floor", "std", "core",
     "alloc", "proc-macro", "proc_macro", "test", "self", "super", "crate", "as", "async", "await", "break", "const",
     "continue", "dyn", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match",
     "mod", "move", "mut", "pub", "ref", "return", "static", "struct", "trait", "true", "type", "unsafe", "use",

@@ -4,7 +4,7 @@ event source resources that only exist after translation).
 
 Usage: sam_to_cfn.py template.yaml out.json
 
-The local cloud runs the same translation (local/src/template.rs, `Template::translate`),
+The local cloud runs the same translation (local/emulator/src/template.rs, `Template::translate`),
 so SAM's rules hold locally as on AWS.
 
 Snippets included with `Fn::Transform: AWS::Include` from a local file (the API's

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use emulator::template::{FUNCTION, Template};
 use integration_tests::contract::Contract;
 use integration_tests::{Harness, new_key, order_body};
-use local::template::{FUNCTION, Template};
 use serde_json::{Value, json};
 
 const REQUEST_SCHEMA: &str = "#/components/schemas/CreateOrderRequest";
@@ -223,11 +223,11 @@ async fn the_edge_and_the_function_refuse_the_same_malformed_orders() {
 /// Every gateway response the contract declares renders, as API Gateway fills it in, a
 /// problem that matches the contract's own Problem schema: a typo in a template would
 /// otherwise reach clients as broken JSON, and only on AWS. The local API renders them
-/// with the same code (`local::host::edge`).
+/// with the same code (`lambda_host::edge`).
 #[test]
 fn every_gateway_response_renders_a_documented_problem() {
     let contract = Contract::get();
-    let edge = local::host::edge::Edge::from_definition(contract.document()).unwrap();
+    let edge = lambda_host::edge::Edge::from_definition(contract.document()).unwrap();
     let kinds = edge.gateway_response_types();
     assert!(kinds.len() >= 5, "{kinds:?}");
     for kind in kinds {

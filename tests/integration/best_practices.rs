@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use local::template::Template;
+use emulator::template::Template;
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))

@@ -1,7 +1,7 @@
 //! What DynamoDB does under contention and the emulator, which serialises DynamoDB, never
 //! would on its own: transactions cancelled because another one touches the same item,
 //! transactions cancelled by throttling. The emulator's fault injector produces them
-//! (`local::emulator::DynamoDbFault`) for requests the functions sign, and each test
+//! (`emulator::DynamoDbFault`) for requests the functions sign, and each test
 //! checks what a user would see: the API's answer, the stored order, the stock, the DLQ.
 
 use aws_adapters::tables;
@@ -10,8 +10,8 @@ use domain::events::{Envelope, Event, InventoryFailed};
 use domain::ids::{CorrelationId, CustomerId, OrderId, Sku};
 use domain::money::{Currency, Money};
 use domain::ports::{ReserveOutcome, StockStore};
+use emulator::DynamoDbFault;
 use integration_tests::{Harness, new_key, notification_kinds, order_body, order_with};
-use local::emulator::DynamoDbFault;
 use serde_json::{Value, json};
 
 async fn place(h: &Harness, body: &Value) -> String {

@@ -32,7 +32,7 @@ async fn every_event_delivered_twice_still_has_one_effect() {
     let relay = functions["EventRelayFunction"].clone();
     functions.insert(
         "EventRelayFunction".into(),
-        std::sync::Arc::new(local::invoke::from_fn(move |event: Value| {
+        std::sync::Arc::new(lambda_host::invoke::from_fn(move |event: Value| {
             let relay = relay.clone();
             async move {
                 relay.invoke(event.clone()).await?;
@@ -40,7 +40,7 @@ async fn every_event_delivered_twice_still_has_one_effect() {
             }
         })),
     );
-    let mut pipeline = local::pipeline::Pipeline::new(&h.sdk, &h.stack, &functions);
+    let mut pipeline = lambda_host::pipeline::Pipeline::new(&h.sdk, &h.stack, &functions);
 
     let id = place(&h, &order_with(&[("SKU-MUG", 3)], "tok_visa")).await;
     h.settle(&mut pipeline).await;
@@ -238,7 +238,7 @@ async fn events_out_of_order_never_move_an_order_backwards() {
     );
 }
 
-/// Hostile bodies (`local::hostile`), each in the same batch as a good event: every one
+/// Hostile bodies (`proving::hostile`), each in the same batch as a good event: every one
 /// ends in the DLQ with the reason it can never be processed, and the good event is
 /// handled regardless.
 #[tokio::test]
@@ -247,16 +247,16 @@ async fn hostile_bodies_end_in_the_dlq_with_their_reasons_and_block_nothing() {
     let (mut pipeline, _consumers) = h.pipeline().await;
     let notifications = h.watch_notifications().await;
     let (queue, dlq) = queue_and_dlq(&h, "Notification");
-    let good = local::hostile::envelope(
+    let good = proving::hostile::envelope(
         "OrderPlaced",
         json!(1),
-        local::hostile::order_placed_payload(),
+        proving::hostile::order_placed_payload(),
     );
     let good_order = serde_json::from_str::<Value>(&good).unwrap()["order_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let hostile = local::hostile::bodies();
+    let hostile = proving::hostile::bodies();
     for body in std::iter::once(&good).chain(hostile.iter().map(|h| &h.body)) {
         h.sqs
             .send_message()
@@ -283,7 +283,7 @@ async fn hostile_bodies_end_in_the_dlq_with_their_reasons_and_block_nothing() {
         "every hostile body, once: {:?}",
         dead.iter().map(reason_of).collect::<Vec<_>>()
     );
-    for local::hostile::Hostile { name, body, reason } in &hostile {
+    for proving::hostile::Hostile { name, body, reason } in &hostile {
         let message = dead
             .iter()
             .find(|m| m.body() == Some(body.as_str()))
@@ -315,22 +315,27 @@ async fn redrive_lists_dead_letters_with_reasons_and_moves_them_back() {
         .unwrap();
     h.settle(&mut pipeline).await;
 
-    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+    let letters = proving::redrive::list(&h.sqs, &dlq).await.unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].body, body);
     let reason = letters[0].reason.clone().unwrap_or_default();
     assert!(reason.contains("unknown event type"), "{reason}");
     assert_eq!(
-        local::redrive::list(&h.sqs, &dlq).await.unwrap().len(),
+        proving::redrive::list(&h.sqs, &dlq).await.unwrap().len(),
         1,
         "listing takes nothing"
     );
 
-    let moved = local::redrive::move_back(&h.sqs, &dlq, &queue)
+    let moved = proving::redrive::move_back(&h.sqs, &dlq, &queue)
         .await
         .unwrap();
     assert_eq!(moved, 1);
-    assert!(local::redrive::list(&h.sqs, &dlq).await.unwrap().is_empty());
+    assert!(
+        proving::redrive::list(&h.sqs, &dlq)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let back = h.drain(&queue).await;
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].body(), Some(body.as_str()));
@@ -345,7 +350,7 @@ async fn redrive_lists_dead_letters_with_reasons_and_moves_them_back() {
 
 /// Visible and in-flight messages of a queue.
 async fn depth(h: &Harness, queue_url: &str) -> (u64, u64) {
-    let depth = local::queues::depth(&h.sqs, queue_url).await.unwrap();
+    let depth = lambda_host::queues::depth(&h.sqs, queue_url).await.unwrap();
     (depth.waiting, depth.in_flight)
 }
 
@@ -367,7 +372,7 @@ async fn redrive_lists_every_dead_letter_once_however_many_there_are() {
             .unwrap();
     }
 
-    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+    let letters = proving::redrive::list(&h.sqs, &dlq).await.unwrap();
 
     let mut listed: Vec<String> = letters.iter().map(|l| l.body.clone()).collect();
     listed.sort();
@@ -386,7 +391,10 @@ async fn redrive_lists_every_dead_letter_once_however_many_there_are() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(local::redrive::list(&h.sqs, &dlq).await.unwrap().len(), 25);
+    assert_eq!(
+        proving::redrive::list(&h.sqs, &dlq).await.unwrap().len(),
+        25
+    );
 }
 
 /// Moving dead letters back is only to the queue they came from: a target whose redrive
@@ -406,11 +414,11 @@ async fn redrive_refuses_to_move_dead_letters_to_a_queue_that_is_not_their_sourc
 
     // Another consumer's queue, and the DLQ itself (it has no redrive policy).
     for wrong in [&notification_queue, &payment_dlq] {
-        let refused = local::redrive::move_back(&h.sqs, &payment_dlq, wrong)
+        let refused = proving::redrive::move_back(&h.sqs, &payment_dlq, wrong)
             .await
             .unwrap_err();
         assert!(
-            matches!(refused, local::redrive::RedriveError::NotTheSource { .. }),
+            matches!(refused, proving::redrive::RedriveError::NotTheSource { .. }),
             "{refused:?}"
         );
         let said = refused.to_string();
@@ -420,7 +428,7 @@ async fn redrive_refuses_to_move_dead_letters_to_a_queue_that_is_not_their_sourc
         );
     }
 
-    let letters = local::redrive::list(&h.sqs, &payment_dlq).await.unwrap();
+    let letters = proving::redrive::list(&h.sqs, &payment_dlq).await.unwrap();
     assert_eq!(letters.len(), 1, "nothing moved: {letters:?}");
     assert!(h.drain(&notification_queue).await.is_empty());
     assert!(h.drain(&payment_queue).await.is_empty());
@@ -440,7 +448,7 @@ async fn redrive_describes_a_hostile_body_with_its_control_characters_escaped() 
         .await
         .unwrap();
 
-    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+    let letters = proving::redrive::list(&h.sqs, &dlq).await.unwrap();
 
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].body, "café\u{1b}[2J\rall good", "kept unchanged");
@@ -469,7 +477,7 @@ async fn redrive_lists_a_forwarded_letter_by_the_id_its_error_line_names() {
     let original = sent.message_id.unwrap();
     h.settle(&mut pipeline).await;
 
-    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+    let letters = proving::redrive::list(&h.sqs, &dlq).await.unwrap();
 
     assert_eq!(letters.len(), 1, "{letters:?}");
     let letter = &letters[0];
@@ -543,7 +551,7 @@ async fn redrive_counts_the_receives_before_the_listing_of_a_letter_the_redrive_
             .unwrap();
     }
 
-    let letters = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+    let letters = proving::redrive::list(&h.sqs, &dlq).await.unwrap();
 
     assert_eq!(letters.len(), 1, "{letters:?}");
     let letter = &letters[0];
@@ -569,7 +577,7 @@ async fn redrive_counts_the_receives_before_the_listing_of_a_letter_the_redrive_
         )),
         "{shown}"
     );
-    let again = local::redrive::list(&h.sqs, &dlq).await.unwrap();
+    let again = proving::redrive::list(&h.sqs, &dlq).await.unwrap();
     assert_eq!(
         again[0].received_before,
         Some(max_receives + 1),

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use local::emulator::workspace_root;
+use emulator::workspace_root;
 use serde_yaml_ng::Value;
 
 /// `action_runtimes.txt`: action -> the first major version on Node 24 (`None`: no Node).

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use local::template::{FUNCTION, Template};
+use emulator::template::{FUNCTION, Template};
 use serde_json::Value;
 
 type Grants = BTreeSet<(String, String)>;
@@ -172,7 +172,7 @@ fn function_crates(template: &Template) -> Vec<(String, PathBuf)> {
             "1",
             "--offline",
         ])
-        .current_dir(local::emulator::workspace_root())
+        .current_dir(emulator::workspace_root())
         .output()
         .expect("cargo metadata runs");
     assert!(metadata.status.success(), "cargo metadata: {metadata:?}");
@@ -289,7 +289,7 @@ fn a_dropped_action_fails_the_check() {
 #[test]
 fn only_the_relay_may_publish_order_events() {
     let template = Template::load(&Template::workspace_template()).unwrap();
-    let policies: Vec<&local::template::Resource> = template
+    let policies: Vec<&emulator::template::Resource> = template
         .resources
         .values()
         .filter(|r| {
@@ -439,7 +439,7 @@ fn every_function_touches_only_its_own_idempotency_keys() {
 fn plain_http_violations(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     for (queue, _) in template.of_kind("AWS::SQS::Queue") {
-        let policies: Vec<(&str, &local::template::Resource)> = template
+        let policies: Vec<(&str, &emulator::template::Resource)> = template
             .of_kind("AWS::SQS::QueuePolicy")
             .filter(|(_, p)| {
                 as_list(&p.properties["Queues"])
@@ -646,7 +646,7 @@ fn the_access_table_in_the_docs_is_the_templates() {
         table.contains("dynamodb:LeadingKeys ForAllValues:StringLike `notification#*`"),
         "{table}"
     );
-    let path = local::emulator::workspace_root().join("docs/access.md");
+    let path = emulator::workspace_root().join("docs/access.md");
     let doc = std::fs::read_to_string(&path).expect("docs/access.md exists");
     let (before, rest) = doc
         .split_once(BEGIN)

@@ -3,7 +3,7 @@
 //! them `panic = "abort"`, which would kill a warm process on a panic instead of letting
 //! `lambda_runtime` report the invocation's error), so every such key is set on purpose.
 
-use local::emulator::workspace_root;
+use emulator::workspace_root;
 
 /// The keys `cargo lambda` 1.x sets when the release profile does not.
 const FILLED_IN_BY_CARGO_LAMBDA: &[&str] = &["strip", "lto", "codegen-units", "panic"];

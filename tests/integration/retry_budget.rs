@@ -13,7 +13,7 @@ use aws_adapters::sdk::load_sdk_config;
 use aws_adapters::{CONTENTION_MAX_PAUSE, CONTENTION_WINDOW};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use local::template::{LAMBDA_FUNCTION, Resource, Template};
+use emulator::template::{LAMBDA_FUNCTION, Resource, Template};
 use serde_json::Value;
 
 /// The share of a function's timeout one call (or one contention retry loop) may use in

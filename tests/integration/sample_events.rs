@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
+use emulator::template::{FUNCTION, Template};
 use integration_tests::{Harness, nested};
-use local::host::logs::Logs;
-use local::host::{Host, HostOptions};
-use local::invoke::Invoke;
-use local::template::{FUNCTION, Template};
+use lambda_host::invoke::Invoke;
+use lambda_host::logs::Logs;
+use lambda_host::{Host, HostOptions};
 use serde_json::{Value, json};
 
 fn sample(name: &str) -> String {

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use emulator::http_client;
+use emulator::template::Template;
+use emulator::workspace_root;
 use http::Method;
 use integration_tests::nested;
-use local::emulator::workspace_root;
-use local::host::logs::Logs;
-use local::host::{Host, HostOptions};
-use local::http_client;
-use local::invoke::Invoke;
-use local::template::Template;
+use lambda_host::invoke::Invoke;
+use lambda_host::logs::Logs;
+use lambda_host::{Host, HostOptions};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -172,18 +172,18 @@ async fn scaffolded_sqs_and_http_functions_build_pass_their_tests_and_join_the_t
         "a refusal changes nothing"
     );
 
-    // `local` compiles the repository's path into itself (`workspace_root`, where the
+    // `emulator` compiles the repository's path into itself (`workspace_root`, where the
     // tests find template.yaml; `make new-function` runs one, `make access`). A version
     // of its own gives the copies a build of their own, and a source file newer than that
     // build rebuilds it for this copy's path.
-    let manifest = copy.read("local/Cargo.toml");
+    let manifest = copy.read("local/emulator/Cargo.toml");
     let manifest = manifest.replacen("version = \"0.1.0\"", "version = \"0.1.0-copy\"", 1);
-    std::fs::write(copy.root.join("local/Cargo.toml"), manifest).unwrap();
+    std::fs::write(copy.root.join("local/emulator/Cargo.toml"), manifest).unwrap();
     std::fs::File::options()
         .write(true)
-        .open(copy.root.join("local/src/lib.rs"))
+        .open(copy.root.join("local/emulator/src/lib.rs"))
         .and_then(|file| file.set_modified(std::time::SystemTime::now()))
-        .expect("touch local/src/lib.rs");
+        .expect("touch local/emulator/src/lib.rs");
 
     let made = make(&["new-function", "NAME=loyalty-points", "TRIGGER=sqs"]);
     assert!(made.status.success(), "{}", stderr(&made));

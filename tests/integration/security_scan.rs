@@ -2,7 +2,7 @@
 //! resource's own `Metadata` with a written reason, so the reasons are reviewed with the
 //! resource they excuse. This keeps them honest.
 
-use local::template::Template;
+use emulator::template::Template;
 use serde_json::Value;
 
 #[test]

@@ -13,7 +13,7 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use domain::events::{Envelope, EventType};
 use domain::ids::OrderId;
 use integration_tests::{CapturedLogs, DEADLINE, Harness, new_key, order_with};
-use local::pipeline::Pipeline;
+use lambda_host::pipeline::Pipeline;
 use serde_json::Value;
 
 /// The approved card (the demo's happy orders) and the declined one (the demo's
@@ -186,7 +186,7 @@ async fn the_card_token_is_nowhere_but_on_the_pending_order() {
     // Every queue and DLQ of the template, peeked at without taking anything.
     let mut dead_letters = 0;
     for (queue, url) in h.stack.queues() {
-        let letters = local::redrive::list(&h.sqs, &url).await.expect("list");
+        let letters = proving::redrive::list(&h.sqs, &url).await.expect("list");
         for letter in &letters {
             assert_no_token(&format!("{queue}'s message"), &letter.body);
             assert_no_token(&format!("{queue}'s redrive printout"), &letter.describe());

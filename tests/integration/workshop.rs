@@ -16,9 +16,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
+use emulator::template::{FUNCTION, LAMBDA_FUNCTION, Resource, Template};
+use emulator::workspace_root;
 use integration_tests::nested;
-use local::emulator::workspace_root;
-use local::template::{FUNCTION, LAMBDA_FUNCTION, Resource, Template};
 use serde_json::Value;
 
 // ---------------------------------------------------------------- template rules (labs 6, 8)
@@ -476,17 +476,23 @@ impl Scratch {
         }
         // Cargo's artifact names do not depend on where a workspace lives, so without
         // this the copy's builds would overwrite the repository's own (its test binary
-        // while `make test` runs it; `local`, which compiles its path into itself). A
+        // while `make test` runs it; `emulator`, which compiles its path into itself). A
         // version of their own gives the copy's crates artifacts of their own.
-        for manifest in ["shared/domain", "shared/aws-adapters", "local", "tests"]
-            .into_iter()
-            .map(|member| root.join(member).join("Cargo.toml"))
-            .chain(
-                std::fs::read_dir(root.join("functions"))
-                    .expect("functions/ in the copy")
-                    .map(|entry| entry.expect("directory entry").path().join("Cargo.toml")),
-            )
-        {
+        for manifest in [
+            "shared/domain",
+            "shared/aws-adapters",
+            "local/emulator",
+            "local/host",
+            "local/proving",
+            "tests",
+        ]
+        .into_iter()
+        .map(|member| root.join(member).join("Cargo.toml"))
+        .chain(
+            std::fs::read_dir(root.join("functions"))
+                .expect("functions/ in the copy")
+                .map(|entry| entry.expect("directory entry").path().join("Cargo.toml")),
+        ) {
             let text = std::fs::read_to_string(&manifest).expect("read a member's Cargo.toml");
             let versioned = text.lines().position(|l| l.starts_with("version = \""));
             let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();

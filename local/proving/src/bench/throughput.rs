@@ -1,0 +1,320 @@
+//! Orders per second through the local pipeline, against the limit the emulator sets.
+//!
+//! Everything runs on one machine, and the emulator (moto, one Python process) serves
+//! every AWS request. Python runs one thread at a time, so the emulator can do at most
+//! one CPU-second of work per second: its capacity is the requests it served per second
+//! of its own CPU time, and the pipeline's limit is that capacity divided by the
+//! requests one order needs (the functions' and the event source pollers'). The ratio of
+//! the measured rate to that limit is how busy the pipeline kept the emulator.
+//!
+//! The same run gives each function's peak memory (from the host's reports, warm
+//! processes taking batches of up to ten records), its invocations and their durations,
+//! and the bytes it logged: the cost model's inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{BenchError, until_functions_still};
+use crate::audit::{Audit, Expected, Stores};
+use crate::heartbeat::Heartbeat;
+use crate::reliability::{place, stock_for};
+use emulator::{CapacityUnits, RequestCounts};
+use lambda_host::Host;
+
+/// Linux reports process CPU time in ticks of 1/100 s (`USER_HZ`).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// One function's share of the run.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionRun {
+    /// Invocations.
+    pub invocations: u64,
+    /// Their mean duration, in milliseconds.
+    pub mean_ms: f64,
+    /// The most resident memory any of its processes reached, in MB.
+    pub peak_mb: u64,
+    /// SQS messages delivered to it.
+    pub delivered: u64,
+    /// Bytes of log lines it wrote.
+    pub log_bytes: u64,
+}
+
+/// What the run measured.
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    /// Orders placed (a mix: happy, declined, out of stock, duplicate submissions).
+    pub orders: usize,
+    /// Orders accepted per second, from the first acceptance to the last final state.
+    pub orders_per_second: f64,
+    /// Median and 99th percentile time from acceptance to final state, in ms.
+    pub p50_ms: i64,
+    /// See `p50_ms`.
+    pub p99_ms: i64,
+    /// The window the emulator was measured over (first order to last function request).
+    pub window: Duration,
+    /// Requests the emulator served in the window, per caller and operation.
+    pub requests: RequestCounts,
+    /// The functions' requests per order.
+    pub function_requests_per_order: f64,
+    /// The event source pollers' requests per order (SQS receives and deletes, stream reads).
+    pub poller_requests_per_order: f64,
+    /// The emulator's CPU time in the window.
+    pub emulator_cpu: Duration,
+    /// CPU time of this process (API, pollers, the load itself) in the window.
+    pub host_cpu: Duration,
+    /// CPU time of the whole machine (both cores) in the window.
+    pub machine_cpu: Duration,
+    /// DynamoDB read capacity units the functions' requests would consume on AWS.
+    pub read_units: f64,
+    /// DynamoDB write capacity units, likewise.
+    pub write_units: f64,
+    /// Per function.
+    pub functions: BTreeMap<String, FunctionRun>,
+    /// The audit of the run's stores: the pipeline stayed correct while measured.
+    pub audit: Audit,
+}
+
+impl Throughput {
+    /// Requests the emulator serves per second of its CPU time.
+    pub fn emulator_capacity(&self) -> f64 {
+        let served: u64 = self.requests.values().flat_map(|ops| ops.values()).sum();
+        served as f64 / self.emulator_cpu.as_secs_f64().max(1e-9)
+    }
+
+    /// The orders per second the emulator could serve if it never waited.
+    pub fn limit(&self) -> f64 {
+        self.emulator_capacity()
+            / (self.function_requests_per_order + self.poller_requests_per_order).max(1e-9)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    at: Instant,
+    emulator: f64,
+    host: f64,
+    machine: f64,
+}
+
+fn process_cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is the first;
+    // utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
+}
+
+fn machine_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return 0.0;
+    };
+    let values: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    let total: f64 = values.iter().take(8).sum();
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    (total - idle) / TICKS_PER_SECOND
+}
+
+fn sample(host: &Host) -> CpuSample {
+    let emulator = host
+        .emulator
+        .pids()
+        .iter()
+        .map(|pid| process_cpu_seconds(&pid.to_string()))
+        .sum();
+    CpuSample {
+        at: Instant::now(),
+        emulator,
+        host: process_cpu_seconds("self"),
+        machine: machine_cpu_seconds(),
+    }
+}
+
+fn difference(after: &RequestCounts, before: &RequestCounts) -> RequestCounts {
+    let mut out = RequestCounts::new();
+    for (caller, ops) in after {
+        for (op, n) in ops {
+            let was = before
+                .get(caller)
+                .and_then(|o| o.get(op))
+                .copied()
+                .unwrap_or(0);
+            if *n > was {
+                out.entry(caller.clone())
+                    .or_default()
+                    .insert(op.clone(), n - was);
+            }
+        }
+    }
+    out
+}
+
+/// Places `orders` orders, `concurrency` at a time, on `host` and measures the run.
+pub async fn measure(
+    host: &Host,
+    stores: &Arc<Stores>,
+    orders: usize,
+    concurrency: usize,
+) -> Result<Throughput, BenchError> {
+    let functions: BTreeSet<String> = host.functions().map(|f| f.name().to_owned()).collect();
+    let stock = stock_for(orders);
+    stores
+        .seed_stock(&stock)
+        .await
+        .map_err(|e| BenchError(e.to_string()))?;
+    let logs_before = host.logs.lines().len();
+    let counts_before = host
+        .emulator
+        .request_counts()
+        .await
+        .map_err(BenchError::from)?;
+    let delivered_before = host.delivered();
+    let units_before = host
+        .emulator
+        .capacity_units()
+        .await
+        .map_err(BenchError::from)?;
+    let start = sample(host);
+
+    // Its counts are read as `audit`, not as a function: they stay out of the figures.
+    let heartbeat = Heartbeat::print("throughput", stores.clone(), orders);
+    let placed = place(&host.api_url(), orders, concurrency).await;
+    let refused: Vec<String> = placed.iter().flat_map(|p| p.refused.clone()).collect();
+    if let Some(first) = refused.first() {
+        return Err(BenchError(format!(
+            "{} orders refused, first: {first}",
+            refused.len()
+        )));
+    }
+    let accepted: BTreeSet<String> = placed.iter().flat_map(|p| p.order_ids.clone()).collect();
+
+    // The window ends at the functions' last request, and the CPU readings with it.
+    let (counts_after, end) = until_functions_still(
+        host,
+        Duration::from_secs(3),
+        Duration::from_secs(600),
+        || sample(host),
+    )
+    .await?;
+
+    let delivered_after = host.delivered();
+    let units_after = host
+        .emulator
+        .capacity_units()
+        .await
+        .map_err(BenchError::from)?;
+    let units = |kind: &str| -> f64 {
+        let total = |all: &CapacityUnits| -> f64 {
+            all.iter()
+                .filter(|(caller, _)| functions.contains(*caller))
+                .filter_map(|(_, units)| units.get(kind))
+                .sum()
+        };
+        total(&units_after) - total(&units_before)
+    };
+    let (read_units, write_units) = (units("read"), units("write"));
+
+    if !stores
+        .wait_until_quiet(&accepted, Duration::from_secs(120))
+        .await
+        .map_err(|e| BenchError(e.to_string()))?
+    {
+        return Err(BenchError("orders left unfinished".into()));
+    }
+    drop(heartbeat);
+    stores
+        .collect_notifications()
+        .await
+        .map_err(|e| BenchError(e.to_string()))?;
+    let audit = stores
+        .audit(&Expected {
+            accepted: accepted.clone(),
+            initial_stock: stock,
+            dead_letters: 0,
+            faults_injected: false,
+        })
+        .await
+        .map_err(|e| BenchError(e.to_string()))?;
+
+    let requests = difference(&counts_after, &counts_before);
+    let per_order = |callers: &dyn Fn(&str) -> bool| {
+        requests
+            .iter()
+            .filter(|(caller, _)| callers(caller))
+            .flat_map(|(_, ops)| ops.values())
+            .sum::<u64>() as f64
+            / accepted.len().max(1) as f64
+    };
+    let function_requests_per_order = per_order(&|c| functions.contains(c));
+    let poller_requests_per_order = per_order(&|c| c == "test");
+
+    let mut per_function: BTreeMap<String, FunctionRun> = BTreeMap::new();
+    let mut total_ms: BTreeMap<String, f64> = BTreeMap::new();
+    for line in host.logs.lines().iter().skip(logs_before) {
+        if !functions.contains(&line.function) {
+            continue;
+        }
+        let entry = per_function.entry(line.function.clone()).or_default();
+        match line.json() {
+            Some(json) if json["type"] == "platform.report" => {
+                let metrics = &json["record"]["metrics"];
+                entry.invocations += 1;
+                *total_ms.entry(line.function.clone()).or_default() +=
+                    metrics["durationMs"].as_f64().unwrap_or_default();
+                entry.peak_mb = entry
+                    .peak_mb
+                    .max(metrics["maxMemoryUsedMB"].as_u64().unwrap_or(0));
+            }
+            _ => entry.log_bytes += line.text.len() as u64 + 1,
+        }
+    }
+    for (function, run) in &mut per_function {
+        run.mean_ms =
+            total_ms.get(function).copied().unwrap_or_default() / run.invocations.max(1) as f64;
+        let count = |map: &BTreeMap<String, u64>| map.get(function).copied().unwrap_or(0);
+        run.delivered = count(&delivered_after).saturating_sub(count(&delivered_before));
+    }
+
+    let percentile = |p: f64| {
+        let times = &audit.time_to_final_ms;
+        times
+            .get(((times.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let seconds = |d: f64| Duration::from_secs_f64(d.max(0.0));
+    Ok(Throughput {
+        orders: accepted.len(),
+        orders_per_second: accepted.len() as f64 * 1000.0 / audit.busy_ms.max(1) as f64,
+        p50_ms: percentile(0.5),
+        p99_ms: percentile(0.99),
+        window: end.at - start.at,
+        requests,
+        function_requests_per_order,
+        poller_requests_per_order,
+        emulator_cpu: seconds(end.emulator - start.emulator),
+        host_cpu: seconds(end.host - start.host),
+        machine_cpu: seconds(end.machine - start.machine),
+        read_units,
+        write_units,
+        functions: per_function,
+        audit,
+    })
+}
