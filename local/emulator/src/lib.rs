@@ -148,6 +148,12 @@ impl Emulator {
         self.processes().filter_map(|p| p.child.id()).collect()
     }
 
+    /// Whether DynamoDB runs in a process of its own: then [`Emulator::pids`] names the
+    /// process of every other service first, DynamoDB's second.
+    pub fn runs_dynamodb_apart(&self) -> bool {
+        self.dynamodb.is_some()
+    }
+
     /// The emulator's port on 127.0.0.1 (every service but DynamoDB's, when it runs
     /// apart).
     pub fn port(&self) -> u16 {

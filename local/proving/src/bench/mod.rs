@@ -287,6 +287,9 @@ pub async fn start(binaries: &Path) -> Result<(Host, Arc<Stores>), BenchError> {
             // the queue's visibility timeout: the run would time that wait, not the
             // pipeline. Shortened here, as the reliability runs do.
             redelivery: Redelivery::After(REDELIVERY),
+            // As in `make reliability`: DynamoDB in an emulator process of its own, so
+            // the emulator has both cores and the bound is the busier process's.
+            dynamodb_apart: true,
             ..HostOptions::default()
         },
         Logs::default(),

@@ -1,11 +1,13 @@
 //! Orders per second through the local pipeline, against the limit the emulator sets.
 //!
-//! Everything runs on one machine, and the emulator (moto, one Python process) serves
-//! every AWS request. Python runs one thread at a time, so the emulator can do at most
-//! one CPU-second of work per second: its capacity is the requests it served per second
-//! of its own CPU time, and the pipeline's limit is that capacity divided by the
-//! requests one order needs (the functions' and the event source pollers'). The ratio of
-//! the measured rate to that limit is how busy the pipeline kept the emulator.
+//! Everything runs on one machine, and the emulator serves every AWS request: two moto
+//! processes, as in `make reliability`, one for DynamoDB and its streams and one for
+//! everything else. Python runs one thread at a time, so each process can do at most one
+//! CPU-second of work per second: its capacity is the requests it served per second of
+//! its own CPU time, and its limit is that capacity divided by the requests one order
+//! asks of it (the functions' and the event source pollers'). The pipeline's limit is
+//! the smaller of the two: the busier process bounds it. The ratio of the measured rate
+//! to that limit is how busy the pipeline kept the emulator.
 //!
 //! The same run gives each function's peak memory (from the host's reports, warm
 //! processes taking batches of up to ten records), its invocations and their durations,
@@ -40,6 +42,31 @@ pub struct FunctionRun {
     pub log_bytes: u64,
 }
 
+/// One emulator process's share of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmulatorLoad {
+    /// The services it serves, for the report.
+    pub serves: &'static str,
+    /// Requests it served in the window, every caller's.
+    pub served: u64,
+    /// Its CPU time in the window.
+    pub cpu: Duration,
+    /// The requests one order asks of it: the functions' and the pollers'.
+    pub requests_per_order: f64,
+}
+
+impl EmulatorLoad {
+    /// Requests it serves per second of its CPU time.
+    pub fn capacity(&self) -> f64 {
+        self.served as f64 / self.cpu.as_secs_f64().max(1e-9)
+    }
+
+    /// The orders per second it could serve if it never waited.
+    pub fn limit(&self) -> f64 {
+        self.capacity() / self.requests_per_order.max(1e-9)
+    }
+}
+
 /// What the run measured.
 #[derive(Debug, Clone)]
 pub struct Throughput {
@@ -59,8 +86,8 @@ pub struct Throughput {
     pub function_requests_per_order: f64,
     /// The event source pollers' requests per order (SQS receives and deletes, stream reads).
     pub poller_requests_per_order: f64,
-    /// The emulator's CPU time in the window.
-    pub emulator_cpu: Duration,
+    /// Each emulator process's requests and CPU time in the window.
+    pub emulator: Vec<EmulatorLoad>,
     /// CPU time of this process (API, pollers, the load itself) in the window.
     pub host_cpu: Duration,
     /// CPU time of the whole machine (both cores) in the window.
@@ -76,23 +103,28 @@ pub struct Throughput {
 }
 
 impl Throughput {
-    /// Requests the emulator serves per second of its CPU time.
-    pub fn emulator_capacity(&self) -> f64 {
-        let served: u64 = self.requests.values().flat_map(|ops| ops.values()).sum();
-        served as f64 / self.emulator_cpu.as_secs_f64().max(1e-9)
+    /// The emulator's CPU time in the window, all its processes together.
+    pub fn emulator_cpu(&self) -> Duration {
+        self.emulator.iter().map(|load| load.cpu).sum()
     }
 
-    /// The orders per second the emulator could serve if it never waited.
+    /// The orders per second the emulator could serve if it never waited: the limit of
+    /// its busiest process.
     pub fn limit(&self) -> f64 {
-        self.emulator_capacity()
-            / (self.function_requests_per_order + self.poller_requests_per_order).max(1e-9)
+        self.emulator
+            .iter()
+            .filter(|load| load.requests_per_order > 0.0)
+            .map(EmulatorLoad::limit)
+            .reduce(f64::min)
+            .unwrap_or(0.0)
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct CpuSample {
     at: Instant,
-    emulator: f64,
+    /// Per emulator process, in the order of [`emulator::Emulator::pids`].
+    emulator: Vec<f64>,
     host: f64,
     machine: f64,
 }
@@ -138,7 +170,7 @@ fn sample(host: &Host) -> CpuSample {
         .pids()
         .iter()
         .map(|pid| process_cpu_seconds(&pid.to_string()))
-        .sum();
+        .collect();
     CpuSample {
         at: Instant::now(),
         emulator,
@@ -164,6 +196,56 @@ fn difference(after: &RequestCounts, before: &RequestCounts) -> RequestCounts {
         }
     }
     out
+}
+
+/// An emulator process's role: the services it serves (for the report), and whether an
+/// operation (`dynamodb.PutItem`) is one of theirs.
+type Role = (&'static str, fn(&str) -> bool);
+
+/// What each emulator process served and spent: with DynamoDB apart, the first process
+/// serves every service but DynamoDB (and its streams, signed as `dynamodb` too), the
+/// second only those. `ordered` picks the callers whose requests an order asks for.
+fn emulator_loads(
+    dynamodb_apart: bool,
+    requests: &RequestCounts,
+    ordered: &dyn Fn(&str) -> bool,
+    orders: usize,
+    cpu_before: &[f64],
+    cpu_after: &[f64],
+) -> Vec<EmulatorLoad> {
+    let roles: Vec<Role> = if dynamodb_apart {
+        vec![
+            ("every service but DynamoDB", |op| {
+                !op.starts_with("dynamodb.")
+            }),
+            ("DynamoDB and its streams", |op| op.starts_with("dynamodb.")),
+        ]
+    } else {
+        vec![("every service", |_| true)]
+    };
+    roles
+        .into_iter()
+        .enumerate()
+        .map(|(i, (serves, serves_operation))| {
+            let count = |callers: &dyn Fn(&str) -> bool| -> u64 {
+                requests
+                    .iter()
+                    .filter(|(caller, _)| callers(caller))
+                    .flat_map(|(_, ops)| ops.iter())
+                    .filter(|(op, _)| serves_operation(op))
+                    .map(|(_, n)| n)
+                    .sum()
+            };
+            let cpu = cpu_after.get(i).copied().unwrap_or(0.0)
+                - cpu_before.get(i).copied().unwrap_or(0.0);
+            EmulatorLoad {
+                serves,
+                served: count(&|_| true),
+                cpu: Duration::from_secs_f64(cpu.max(0.0)),
+                requests_per_order: count(ordered) as f64 / orders.max(1) as f64,
+            }
+        })
+        .collect()
 }
 
 /// Places `orders` orders, `concurrency` at a time, on `host` and measures the run.
@@ -264,6 +346,14 @@ pub async fn measure(
     };
     let function_requests_per_order = per_order(&|c| functions.contains(c));
     let poller_requests_per_order = per_order(&|c| c == "test");
+    let emulator = emulator_loads(
+        host.emulator.runs_dynamodb_apart(),
+        &requests,
+        &|caller| functions.contains(caller) || caller == "test",
+        accepted.len(),
+        &start.emulator,
+        &end.emulator,
+    );
 
     let mut per_function: BTreeMap<String, FunctionRun> = BTreeMap::new();
     let mut total_ms: BTreeMap<String, f64> = BTreeMap::new();
@@ -309,7 +399,7 @@ pub async fn measure(
         requests,
         function_requests_per_order,
         poller_requests_per_order,
-        emulator_cpu: seconds(end.emulator - start.emulator),
+        emulator,
         host_cpu: seconds(end.host - start.host),
         machine_cpu: seconds(end.machine - start.machine),
         read_units,
@@ -317,4 +407,49 @@ pub async fn measure(
         functions: per_function,
         audit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With DynamoDB apart each process is charged with the requests it served: an
+    /// operation's service (`dynamodb.` for tables and streams alike) says which.
+    #[test]
+    fn each_process_is_charged_with_the_requests_it_served() {
+        let requests = RequestCounts::from([
+            (
+                "PaymentFunction".to_owned(),
+                BTreeMap::from([
+                    ("dynamodb.TransactWriteItems".to_owned(), 20),
+                    ("sqs.SendMessage".to_owned(), 2),
+                ]),
+            ),
+            (
+                "test".to_owned(),
+                BTreeMap::from([
+                    ("dynamodb.GetRecords".to_owned(), 10),
+                    ("sqs.ReceiveMessage".to_owned(), 30),
+                ]),
+            ),
+            (
+                "audit".to_owned(),
+                BTreeMap::from([("dynamodb.Scan".to_owned(), 5)]),
+            ),
+        ]);
+        let ordered = |caller: &str| caller != "audit";
+        let loads = emulator_loads(true, &requests, &ordered, 10, &[1.0, 2.0], &[4.0, 3.0]);
+        assert_eq!(loads.len(), 2);
+        assert_eq!((loads[0].served, loads[0].requests_per_order), (32, 3.2));
+        assert_eq!(loads[0].cpu, Duration::from_secs(3));
+        assert_eq!((loads[1].served, loads[1].requests_per_order), (35, 3.0));
+        assert_eq!(loads[1].cpu, Duration::from_secs(1));
+
+        let together = emulator_loads(false, &requests, &ordered, 10, &[1.0], &[4.0]);
+        assert_eq!(together.len(), 1);
+        assert_eq!(
+            (together[0].served, together[0].requests_per_order),
+            (67, 6.2)
+        );
+    }
 }
