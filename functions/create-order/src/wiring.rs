@@ -3,6 +3,7 @@
 
 use aws_adapters::DynamoDbOrderStore;
 use aws_adapters::config::Permissions;
+use aws_adapters::init_phases::timed;
 use aws_adapters::runtime::Error;
 use aws_config::SdkConfig;
 use serde::Deserialize;
@@ -24,7 +25,7 @@ pub type LiveApp = App<DynamoDbOrderStore>;
 
 /// Builds the live function from an SDK configuration and its settings.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let dynamodb = timed("client.dynamodb", || aws_sdk_dynamodb::Client::new(&sdk));
     Ok(App::new(
         DynamoDbOrderStore::new(dynamodb, &config.orders_table)
             .with_idempotency_table(&config.idempotency_table),

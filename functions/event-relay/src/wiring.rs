@@ -1,6 +1,7 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
 use aws_adapters::config::Permissions;
+use aws_adapters::init_phases::timed;
 use aws_adapters::runtime::Error;
 use aws_adapters::{SnsEventPublisher, SqsDeadLetters};
 use aws_config::SdkConfig;
@@ -25,8 +26,9 @@ pub type LiveRelay = Relay<SnsEventPublisher, SqsDeadLetters>;
 
 /// The relay wired to SNS and SQS.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveRelay, Error> {
+    let sns = timed("client.sns", || aws_sdk_sns::Client::new(&sdk));
     Ok(Relay {
-        publisher: SnsEventPublisher::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn),
+        publisher: SnsEventPublisher::new(sns, &config.topic_arn),
         dead_letters: SqsDeadLetters::new(&sdk, &config.dead_letter_queue_url),
     })
 }

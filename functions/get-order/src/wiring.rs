@@ -2,6 +2,7 @@
 
 use aws_adapters::DynamoDbOrderStore;
 use aws_adapters::config::Permissions;
+use aws_adapters::init_phases::timed;
 use aws_adapters::runtime::Error;
 use aws_config::SdkConfig;
 use serde::Deserialize;
@@ -21,8 +22,9 @@ pub type LiveApp = App<DynamoDbOrderStore>;
 
 /// Builds the live function from an SDK configuration and its settings.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
+    let dynamodb = timed("client.dynamodb", || aws_sdk_dynamodb::Client::new(&sdk));
     Ok(App::new(DynamoDbOrderStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        dynamodb,
         &config.orders_table,
     )))
 }

@@ -1,6 +1,7 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
 use aws_adapters::config::Permissions;
+use aws_adapters::init_phases::timed;
 use aws_adapters::runtime::Error;
 use aws_adapters::{DynamoDbOrderStore, DynamoDbStockStore, SqsDeadLetters};
 use aws_config::SdkConfig;
@@ -25,7 +26,7 @@ pub type LiveApp = App<DynamoDbStockStore, SqsDeadLetters>;
 
 /// Builds the live function.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let dynamodb = timed("client.dynamodb", || aws_sdk_dynamodb::Client::new(&sdk));
     Ok(App::new(
         DynamoDbStockStore::new(
             dynamodb.clone(),

@@ -1,6 +1,7 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
 use aws_adapters::config::Permissions;
+use aws_adapters::init_phases::timed;
 use aws_adapters::runtime::Error;
 use aws_adapters::{DynamoDbIdempotencyStore, SnsEventPublisher, SqsDeadLetters};
 use aws_config::SdkConfig;
@@ -26,12 +27,11 @@ pub type LiveApp = App<SnsEventPublisher, DynamoDbIdempotencyStore, SqsDeadLette
 
 /// Builds the live function.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
+    let sns = timed("client.sns", || aws_sdk_sns::Client::new(&sdk));
+    let dynamodb = timed("client.dynamodb", || aws_sdk_dynamodb::Client::new(&sdk));
     Ok(App::new(
-        SnsEventPublisher::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn),
-        DynamoDbIdempotencyStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            &config.idempotency_table,
-        ),
+        SnsEventPublisher::new(sns, &config.topic_arn),
+        DynamoDbIdempotencyStore::new(dynamodb, &config.idempotency_table),
         SqsDeadLetters::new(&sdk, &config.dead_letter_queue_url),
     ))
 }

@@ -1,6 +1,7 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
 use aws_adapters::config::Permissions;
+use aws_adapters::init_phases::{timed, timed_async};
 use aws_adapters::runtime::Error;
 use aws_adapters::{DynamoDbOrderStore, SqsDeadLetters};
 use aws_config::SdkConfig;
@@ -36,18 +37,22 @@ pub type LiveApp = App<DynamoDbOrderStore, SimulatedGateway, SqsDeadLetters>;
 /// Builds the live function: fetches the provider's API key once (per cold start) and
 /// keeps it in memory for every invocation of this process.
 pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
-    let api_key = aws_sdk_secretsmanager::Client::new(&sdk)
+    let secrets = timed("client.secretsmanager", || {
+        aws_sdk_secretsmanager::Client::new(&sdk)
+    });
+    let fetch = secrets
         .get_secret_value()
         .secret_id(&config.gateway_secret_arn)
         .send()
         .instrument(aws_adapters::sdk::call_span(
             "SecretsManager.GetSecretValue",
-        ))
+        ));
+    let api_key = timed_async("secret", fetch)
         .await
         .map_err(|e| SecretError(aws_adapters::sdk::describe(&e)))?
         .secret_string
         .ok_or_else(|| SecretError("the secret has no string value".into()))?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let dynamodb = timed("client.dynamodb", || aws_sdk_dynamodb::Client::new(&sdk));
     Ok(App::new(
         DynamoDbOrderStore::new(dynamodb.clone(), &config.orders_table),
         SimulatedGateway::new(dynamodb, &config.payments_table, api_key),

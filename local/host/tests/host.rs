@@ -483,6 +483,38 @@ async fn one_order_is_followed_through_every_function_by_its_json_logs_and_metri
         .filter(|j| j["message"].is_string() && j["_aws"].is_null() && j["type"].is_null())
         .collect();
     assert!(!app_lines.is_empty());
+    // The functions one order goes through, in order.
+    let pipeline = [
+        "CreateOrderFunction",
+        "EventRelayFunction",
+        "PaymentFunction",
+        "InventoryFunction",
+        "NotificationFunction",
+    ];
+    // Each process says where its init went, before its first invocation
+    // (`aws_adapters::init_phases`, what `make bench` reads).
+    for function in pipeline {
+        let phases: Vec<&str> = app_lines
+            .iter()
+            .filter(|j| j["function"] == function && j["message"] == "init phases")
+            .filter_map(|j| j["phases_us"].as_str())
+            .collect();
+        assert!(!phases.is_empty(), "{function} logs its init phases");
+        for line in phases {
+            let names: Vec<&str> = line
+                .split_whitespace()
+                .filter_map(|pair| pair.split_once('=').map(|(name, _)| name))
+                .collect();
+            let client = if function == "EventRelayFunction" {
+                "client.sns"
+            } else {
+                "client.dynamodb"
+            };
+            for phase in ["telemetry", "config", "sdk_config", client, "wiring"] {
+                assert!(names.contains(&phase), "{function} times {phase}: {line}");
+            }
+        }
+    }
     for line in &app_lines {
         for field in ["timestamp", "level", "function"] {
             assert!(line[field].is_string(), "{field} in {line}");
@@ -518,13 +550,7 @@ async fn one_order_is_followed_through_every_function_by_its_json_logs_and_metri
         .filter(|j| j["correlation_id"] == "obs-order-1")
         .filter_map(|j| j["function"].as_str())
         .collect();
-    for function in [
-        "CreateOrderFunction",
-        "EventRelayFunction",
-        "PaymentFunction",
-        "InventoryFunction",
-        "NotificationFunction",
-    ] {
+    for function in pipeline {
         assert!(
             path.contains(function),
             "{function} logs the correlation id; found in {path:?}"

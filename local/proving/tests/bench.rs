@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use emulator::workspace_root;
 use proving::audit::Audit;
-use proving::bench::cold_start::{median, time_cold_starts};
+use proving::bench::cold_start::{median, time_cold_starts, time_cold_starts_by_phase};
 use proving::bench::cost;
 use proving::bench::report::MINIMUM;
 use proving::bench::requests::count_paths;
@@ -16,10 +16,18 @@ use tokio::process::Command;
 
 /// A stand-in "function" in bash: it connects to the Runtime API and asks for `path`.
 fn asks_for(path: &'static str) -> impl Fn(std::net::SocketAddr) -> Command {
+    logs_then_asks_for("", path)
+}
+
+/// [`asks_for`], after printing `line` on its standard output, as a function logs.
+fn logs_then_asks_for(
+    line: &'static str,
+    path: &'static str,
+) -> impl Fn(std::net::SocketAddr) -> Command {
     move |api| {
         let mut command = Command::new("bash");
         command.arg("-c").arg(format!(
-            "exec 3<>/dev/tcp/{}/{}; printf 'GET {path} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; sleep 5",
+            "printf '%s\\n' '{line}'; exec 3<>/dev/tcp/{}/{}; printf 'GET {path} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; sleep 5",
             api.ip(),
             api.port()
         ));
@@ -45,6 +53,39 @@ async fn a_cold_start_is_timed_from_spawn_to_the_first_next_request() {
         "median of an unsorted slice is not asked"
     );
     assert_eq!(median(&[1.0, 2.0, 3.0, 4.0]), 2.5);
+}
+
+/// A function's own account of its init (`aws_adapters::init_phases`), read from its log
+/// line: each phase's median over the runs, in milliseconds, in the order written.
+#[tokio::test]
+async fn each_init_phase_a_function_logs_is_read_back_as_its_median() {
+    let (times, phases) = time_cold_starts_by_phase(
+        "stand-in",
+        logs_then_asks_for(
+            r#"{"level":"INFO","message":"init phases","phases_us":"telemetry=400 client.dynamodb=50 wiring=1500"}"#,
+            "/2018-06-01/runtime/invocation/next",
+        ),
+        3,
+    )
+    .await
+    .unwrap();
+    assert_eq!(times.len(), 3);
+    assert_eq!(
+        phases,
+        vec![
+            ("telemetry".to_owned(), 0.4),
+            ("client.dynamodb".to_owned(), 0.05),
+            ("wiring".to_owned(), 1.5),
+        ]
+    );
+    let (_, none) =
+        time_cold_starts_by_phase("silent", asks_for("/2018-06-01/runtime/invocation/next"), 1)
+            .await
+            .unwrap();
+    assert!(
+        none.is_empty(),
+        "a program that logs no phases has none: {none:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 //!   the environment ([`config`]).
 //! - The way a function runs: [`runtime`] (one call in `main`), [`consumer`] (the SQS
 //!   batch loop), [`http_api`] (what every HTTP function shares), [`telemetry`] and
-//!   [`metrics`].
+//!   [`metrics`], and [`init_phases`] (where a cold start's time goes).
 
 pub mod config;
 pub mod consumer;
@@ -18,6 +18,7 @@ mod dynamodb_idempotency;
 mod dynamodb_orders;
 mod dynamodb_stock;
 pub mod http_api;
+pub mod init_phases;
 pub mod metrics;
 pub mod runtime;
 pub mod sdk;

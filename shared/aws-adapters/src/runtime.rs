@@ -5,7 +5,8 @@
 //! metrics collector) first, so that even a failing start is logged; then the
 //! function's settings from its environment ([`crate::config`]); then the SDK
 //! configuration; then the function itself, built once by `build` (its `wiring::live`),
-//! whose clients and connection pools every warm invocation reuses. A missing setting
+//! whose clients and connection pools every warm invocation reuses. Each step is timed
+//! and the times written on one log line ([`crate::init_phases`]). A missing setting
 //! or a failing `build` (an unreadable secret) fails the cold start, visibly, before
 //! any event is taken. Each invocation then runs inside the invocation span that marks
 //! the process's cold start ([`crate::telemetry::invocation`]).
@@ -26,6 +27,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::http_api;
+use crate::init_phases::{self, timed, timed_async};
 use crate::telemetry::{init, invocation};
 
 /// A function an event source invokes: an SQS queue's batches, a DynamoDB stream's.
@@ -91,7 +93,7 @@ where
     B: FnOnce(SdkConfig, C) -> Fut,
     Fut: Future<Output = Result<A, Error>>,
 {
-    let metrics = init()?;
+    let metrics = timed("telemetry", init)?;
     let function = build_once(build).await?;
     let function = &function;
     crate::telemetry::run(
@@ -115,7 +117,7 @@ where
     B: FnOnce(SdkConfig, C) -> Fut,
     Fut: Future<Output = Result<A, Error>>,
 {
-    let metrics = init()?;
+    let metrics = timed("telemetry", init)?;
     let function = build_once(build).await?;
     let function = &function;
     crate::telemetry::run_http(
@@ -136,9 +138,15 @@ where
     B: FnOnce(SdkConfig, C) -> Fut,
     Fut: Future<Output = Result<A, Error>>,
 {
-    let config = crate::config::load(&crate::config::process_env)?;
-    check_trust_store(std::env::var_os(TRUST_STORE_VARIABLE))?;
-    build(crate::sdk::load_sdk_config().await, config).await
+    let config = timed("config", || {
+        let config = crate::config::load(&crate::config::process_env)?;
+        check_trust_store(std::env::var_os(TRUST_STORE_VARIABLE))?;
+        Ok::<_, Error>(config)
+    })?;
+    let sdk = timed_async("sdk_config", crate::sdk::load_sdk_config()).await;
+    let function = timed_async("wiring", build(sdk, config)).await?;
+    init_phases::report();
+    Ok(function)
 }
 
 /// Where the TLS stack reads the certificate authorities it trusts (template.yaml's

@@ -100,6 +100,9 @@ pub struct ColdStarts {
     pub function: String,
     /// The Rust binary's.
     pub rust_ms: Vec<f64>,
+    /// The median of each init phase the Rust binary reported, in milliseconds, in the
+    /// order it reported them (`aws_adapters::init_phases`).
+    pub phases_ms: Vec<(String, f64)>,
     /// The Rust binary's with no CA certificates to load (`SSL_CERT_FILE` an empty file,
     /// an empty `SSL_CERT_DIR`): the difference is what loading this machine's trust store costs.
     pub without_ca_ms: Vec<f64>,
@@ -165,7 +168,7 @@ pub async fn run(settings: Settings) -> Result<Results, BenchError> {
     let mut cold_starts = Vec::new();
     for spec in &specs {
         println!("cold starts: {}...", spec.name);
-        let rust_ms = cold_start::time_cold_starts(
+        let (rust_ms, phases_ms) = cold_start::time_cold_starts_by_phase(
             &spec.name,
             |api| command(spec, api),
             settings.cold_starts,
@@ -212,6 +215,7 @@ pub async fn run(settings: Settings) -> Result<Results, BenchError> {
         cold_starts.push(ColdStarts {
             function: spec.name.clone(),
             rust_ms,
+            phases_ms,
             without_ca_ms,
             python_ms,
             python_clients: clients,

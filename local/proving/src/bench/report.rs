@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::ColdStarts;
 use super::cold_start::median;
 use super::cost::{self, PRICES, PRICES_AS_OF};
 use super::requests::PER_COLD_START;
@@ -269,6 +270,110 @@ fn summary(doc: &mut String, r: &Results) {
     );
 }
 
+/// One function's init, phase by phase, in milliseconds (medians).
+struct InitPhases {
+    /// The measured init less every phase the function timed itself: the process
+    /// starting, Tokio, the Runtime API client's first request.
+    runtime: f64,
+    telemetry: f64,
+    settings: f64,
+    sdk_config: f64,
+    clients: f64,
+    secret: f64,
+    /// The wiring less its clients and its secret.
+    wiring_rest: f64,
+}
+
+impl InitPhases {
+    fn of(c: &ColdStarts) -> Option<InitPhases> {
+        if c.phases_ms.is_empty() {
+            return None;
+        }
+        let sum = |wanted: &dyn Fn(&str) -> bool| -> f64 {
+            c.phases_ms
+                .iter()
+                .filter(|(name, _)| wanted(name))
+                .map(|(_, ms)| ms)
+                .sum::<f64>()
+                + 0.0 // an empty sum is -0.0
+        };
+        let phase = |name: &str| sum(&|n| n == name);
+        let clients = sum(&|n| n.starts_with("client."));
+        let secret = phase("secret");
+        let wiring = phase("wiring");
+        let timed = phase("telemetry") + phase("config") + phase("sdk_config") + wiring;
+        Some(InitPhases {
+            runtime: (median(&c.rust_ms) - timed).max(0.0),
+            telemetry: phase("telemetry"),
+            settings: phase("config"),
+            sdk_config: phase("sdk_config"),
+            clients,
+            secret,
+            wiring_rest: (wiring - clients - secret).max(0.0),
+        })
+    }
+
+    /// Each phase with the words the report gives it.
+    fn named(&self) -> [(&'static str, f64); 7] {
+        [
+            (
+                "the runtime (process start, Tokio, the Runtime API client)",
+                self.runtime,
+            ),
+            (
+                "telemetry (JSON logs, the metrics collector)",
+                self.telemetry,
+            ),
+            ("the settings", self.settings),
+            ("the SDK configuration", self.sdk_config),
+            ("the SDK clients", self.clients),
+            ("the secret", self.secret),
+            ("the rest of the wiring", self.wiring_rest),
+        ]
+    }
+
+    /// The phase that costs the most.
+    fn largest(&self) -> (&'static str, f64) {
+        self.named()
+            .into_iter()
+            .fold(("", f64::MIN), |a, b| if b.1 > a.1 { b } else { a })
+    }
+}
+
+fn init_phases(doc: &mut String, r: &Results) {
+    doc.push_str(
+        "### Init, phase by phase
+
+\
+         Each function times its own init steps and writes them on one log line, `init \
+         phases` (`aws_adapters::init_phases`); the runtime's share is the measured init \
+         less those steps. Medians, in ms; the clients and the secret are built inside the \
+         wiring, and are shown apart from the rest of it.\n\n\
+         | function | runtime | telemetry | settings | SDK configuration | SDK clients | secret | rest of the wiring | measured init | largest |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for c in &r.cold_starts {
+        let Some(p) = InitPhases::of(c) else {
+            continue;
+        };
+        let _ = writeln!(
+            doc,
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            c.function,
+            p.runtime,
+            p.telemetry,
+            p.settings,
+            p.sdk_config,
+            p.clients,
+            p.secret,
+            p.wiring_rest,
+            median(&c.rust_ms),
+            p.largest().0,
+        );
+    }
+    doc.push('\n');
+}
+
 fn init(doc: &mut String, r: &Results) {
     let floor = median(&r.floor_ms);
     let _ = writeln!(
@@ -308,39 +413,62 @@ fn init(doc: &mut String, r: &Results) {
         );
     }
     doc.push('\n');
+    init_phases(doc, r);
     let (ratio, worst) = worst_init_ratio(r);
-    if let Some(c) = r.cold_starts.iter().find(|c| c.function == worst)
-        && ratio > INIT_FLOOR_RATIO_GOAL
-    {
-        let rust = median(&c.rust_ms);
-        let without_ca = median(&c.without_ca_ms);
-        let _ = writeln!(
+    let Some(c) = r.cold_starts.iter().find(|c| c.function == worst) else {
+        return;
+    };
+    if ratio <= INIT_FLOOR_RATIO_GOAL {
+        return;
+    }
+    let rust = median(&c.rust_ms);
+    let without_ca = median(&c.without_ca_ms);
+    let _ = write!(
+        doc,
+        "**The floor goal ({INIT_FLOOR_RATIO_GOAL}×) is not met**, and the phases say where \
+         the time goes. {worst} takes {rust:.1} ms, the floor {floor:.1} ms."
+    );
+    if let Some(p) = InitPhases::of(c) {
+        let (largest, largest_ms) = p.largest();
+        let _ = write!(
             doc,
-            "**The floor goal ({INIT_FLOOR_RATIO_GOAL}×) is not met**, and this is where the time \
-             goes. {worst} takes {rust:.1} ms: the floor's {floor:.1} ms (process start, Tokio, \
-             the Runtime API client), {:.1} ms loading this machine's CA certificates, and \
-             {:.1} ms for the rest of its init: `aws_config` reading the environment and \
-             looking for profile files, the SDK clients, the JSON log and metrics setup{}. \
-             The SDK's HTTPS client loads the system's trust store (`rustls-native-certs`) when \
-             its first client is built; it reads the bundle file and then every file in the \
-             certificate directory, which on this Debian machine is some 290 hashed links. \
-             Lambda's Amazon Linux 2023 image keeps its certificates in a bundle or two, so \
-             there the share is smaller. What it would take to reach the goal: a trust store \
-             of only the Amazon root CAs compiled in (a hand-maintained list of roots, which \
-             this reference prefers not to teach), and building the SDK configuration \
-             without its environment and profile lookups. Deferring the clients to the first \
-             invocation would only move the time into that invocation, and Lambda bills the \
-             init phase too.\n",
-            (rust - without_ca).max(0.0),
-            (without_ca - floor).max(0.0),
-            if worst.starts_with("Payment") {
-                ", and fetching the secret from the emulator (one HTTP round trip to a Python \
-                 process)"
+            " Its largest phase is {largest}: {largest_ms:.1} ms. The runtime's share is \
+             {:.1} ms: the floor's process start, Tokio and Runtime API client, with a larger \
+             binary to load. The SDK configuration takes {:.1} ms (`aws_config` reading the \
+             environment and looking for profile files), its clients {:.1} ms, telemetry \
+             {:.1} ms{}.",
+            p.runtime,
+            p.sdk_config,
+            p.clients,
+            p.telemetry,
+            if p.secret > 0.0 {
+                format!(
+                    ", and the secret {:.1} ms: one HTTP round trip to the emulator, and the \
+                     first request of the SDK's HTTPS client, which is when it loads the \
+                     trust store",
+                    p.secret
+                )
             } else {
-                ""
+                String::new()
             }
         );
     }
+    let _ = writeln!(
+        doc,
+        " The SDK's HTTPS client loads the system's trust store (`rustls-native-certs`) on \
+         its first request, not when it is built (`aws-smithy-http-client`'s `build_https`): \
+         the bundle file, then every file in the certificate directory, some 290 hashed links \
+         on this Debian machine. With none to load, {worst}'s init is {:.1} ms shorter (the \
+         column above); a function whose init makes no request pays it on its first \
+         invocation instead. Lambda's Amazon Linux 2023 image keeps its certificates in a \
+         bundle or two, so there the share is smaller. What it would take to reach the goal: \
+         a trust store of only the Amazon root CAs compiled in (a hand-maintained list of \
+         roots, which this reference prefers not to teach), and building the SDK \
+         configuration without its environment and profile lookups. Deferring the secret to \
+         the first invocation would only move the time into that invocation, and Lambda \
+         bills the init phase too.\n",
+        (rust - without_ca).max(0.0),
+    );
 }
 
 fn packages(doc: &mut String, r: &Results) {
