@@ -1,7 +1,7 @@
 //! How the function is assembled from its settings: shared by `main` and the tests.
 
 use aws_adapters::config::Permissions;
-use aws_adapters::init_phases::{timed, timed_async};
+use aws_adapters::init_phases::{SECRET, timed, timed_async};
 use aws_adapters::runtime::Error;
 use aws_adapters::{DynamoDbOrderStore, SqsDeadLetters};
 use aws_config::SdkConfig;
@@ -47,7 +47,7 @@ pub async fn live(sdk: SdkConfig, config: Config) -> Result<LiveApp, Error> {
         .instrument(aws_adapters::sdk::call_span(
             "SecretsManager.GetSecretValue",
         ));
-    let api_key = timed_async("secret", fetch)
+    let api_key = timed_async(SECRET, fetch)
         .await
         .map_err(|e| SecretError(aws_adapters::sdk::describe(&e)))?
         .secret_string

@@ -87,6 +87,13 @@ struct Process {
 /// and its stream live in the same moto backend.
 const DYNAMODB_SERVICE_IDS: [&str; 2] = ["DynamoDB", "DynamoDB Streams"];
 
+/// Whether a counted request (a [`RequestCounts`] key, `dynamodb.PutItem`) is one the
+/// DynamoDB process serves when it runs apart: tables and their streams both sign as
+/// `dynamodb`.
+pub fn served_by_dynamodb_process(counted: &str) -> bool {
+    counted.starts_with("dynamodb.")
+}
+
 /// The repository root (the workspace this crate belongs to: it lives in `local/emulator/`).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -18,7 +18,7 @@ use lambda_host::{Host, HostOptions};
 use serde_json::{Value, json};
 
 mod support;
-use support::{get_order_as, pipeline_host, post_order, seed_stock};
+use support::{get_order_as, order_reaches, pipeline_host, post_order, seed_stock};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -255,23 +255,7 @@ async fn an_order_placed_over_http_flows_through_every_real_function() {
         .unwrap()
         .to_string();
 
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let read = http_client::send(
-            Method::GET,
-            &format!("{}/orders/{id}", host.api_url()),
-            &[],
-            None,
-        )
-        .await
-        .unwrap();
-        let status = serde_json::from_str::<Value>(&read.body).unwrap()["status"].clone();
-        if status == "CONFIRMED" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "order stuck in {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    order_reaches(&host, &id, "CONFIRMED").await;
     // Unknown routes answer like a REST API: 403, Missing Authentication Token.
     let missing = http_client::send(
         Method::GET,

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 #[path = "../../host/tests/support/mod.rs"]
 mod support;
-use support::{depth_reaches, pipeline_host, post_order, seed_stock};
+use support::{depth_reaches, order_reaches, pipeline_host, post_order, seed_stock};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -598,22 +598,7 @@ async fn lab_1_samples_are_what_the_demo_and_make_dev_print() {
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let read = http_client::send(
-            Method::GET,
-            &format!("{}/orders/{id}", host.api_url()),
-            &[],
-            None,
-        )
-        .await
-        .unwrap();
-        if read.body.contains(r#""status":"CONFIRMED""#) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never confirmed: {}", read.body);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    order_reaches(&host, &id, "CONFIRMED").await;
     let replayed = post_order(&host, &order, &key, &correlation).await;
     assert_eq!(replayed.status, 201);
     assert_eq!(replayed.headers["idempotent-replayed"], "true");

@@ -16,6 +16,20 @@ use std::time::{Duration, Instant};
 /// The message of the log line that lists the phases (its `phases_us` field).
 pub const LINE: &str = "init phases";
 
+/// The phases every function's init has, named once for the writer ([`crate::runtime`])
+/// and the reader (`make bench`): the JSON logs and the metrics collector;
+pub const TELEMETRY: &str = "telemetry";
+/// the settings from the environment;
+pub const SETTINGS: &str = "config";
+/// the SDK configuration;
+pub const SDK_CONFIG: &str = "sdk_config";
+/// and the function's wiring, which holds its clients and its secret:
+pub const WIRING: &str = "wiring";
+/// a client is `client.` and its service (`client.dynamodb`);
+pub const CLIENT: &str = "client.";
+/// a secret read at init.
+pub const SECRET: &str = "secret";
+
 /// The phases timed so far, in the order they ended; `None` once [`report`] wrote them,
 /// so a client built later, on first use, is not taken for init.
 static PHASES: Mutex<Option<Vec<(&'static str, Duration)>>> = Mutex::new(Some(Vec::new()));

@@ -93,7 +93,7 @@ where
     B: FnOnce(SdkConfig, C) -> Fut,
     Fut: Future<Output = Result<A, Error>>,
 {
-    let metrics = timed("telemetry", init)?;
+    let metrics = timed(init_phases::TELEMETRY, init)?;
     let function = build_once(build).await?;
     let function = &function;
     crate::telemetry::run(
@@ -117,7 +117,7 @@ where
     B: FnOnce(SdkConfig, C) -> Fut,
     Fut: Future<Output = Result<A, Error>>,
 {
-    let metrics = timed("telemetry", init)?;
+    let metrics = timed(init_phases::TELEMETRY, init)?;
     let function = build_once(build).await?;
     let function = &function;
     crate::telemetry::run_http(
@@ -138,13 +138,13 @@ where
     B: FnOnce(SdkConfig, C) -> Fut,
     Fut: Future<Output = Result<A, Error>>,
 {
-    let config = timed("config", || {
+    let config = timed(init_phases::SETTINGS, || {
         let config = crate::config::load(&crate::config::process_env)?;
         check_trust_store(std::env::var_os(TRUST_STORE_VARIABLE))?;
         Ok::<_, Error>(config)
     })?;
-    let sdk = timed_async("sdk_config", crate::sdk::load_sdk_config()).await;
-    let function = timed_async("wiring", build(sdk, config)).await?;
+    let sdk = timed_async(init_phases::SDK_CONFIG, crate::sdk::load_sdk_config()).await;
+    let function = timed_async(init_phases::WIRING, build(sdk, config)).await?;
     init_phases::report();
     Ok(function)
 }

@@ -1,6 +1,6 @@
 //! What the host's tests and the proving tools' tests share (each test binary uses some):
 //! the repository's pipeline on a local host, the requests that place and read orders and
-//! seed stock, and how full a queue is.
+//! seed stock and wait for an order's status, and how full a queue is.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
@@ -64,6 +64,31 @@ pub async fn seed_stock(host: &Host, sku: &str, units: u64) {
         .send()
         .await
         .unwrap();
+}
+
+/// Reads `/orders/{id}` from the host's API until the order's status is `status`; its
+/// last answer, then. Fails at the deadline with the last answer read.
+pub async fn order_reaches(host: &Host, id: &str, status: &str) -> http_client::Response {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let read = http_client::send(
+            Method::GET,
+            &format!("{}/orders/{id}", host.api_url()),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+        if serde_json::from_str::<Value>(&read.body).unwrap()["status"] == status {
+            return read;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {id} never reached {status}: {}",
+            read.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `GET /orders/{id}` from the host's API, as the caller `x-local-caller` names.

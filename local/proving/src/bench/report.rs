@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use aws_adapters::init_phases;
+
 use super::ColdStarts;
 use super::cold_start::median;
 use super::cost::{self, PRICES, PRICES_AS_OF};
@@ -298,15 +300,18 @@ impl InitPhases {
                 + 0.0 // an empty sum is -0.0
         };
         let phase = |name: &str| sum(&|n| n == name);
-        let clients = sum(&|n| n.starts_with("client."));
-        let secret = phase("secret");
-        let wiring = phase("wiring");
-        let timed = phase("telemetry") + phase("config") + phase("sdk_config") + wiring;
+        let clients = sum(&|n| n.starts_with(init_phases::CLIENT));
+        let secret = phase(init_phases::SECRET);
+        let wiring = phase(init_phases::WIRING);
+        let timed = phase(init_phases::TELEMETRY)
+            + phase(init_phases::SETTINGS)
+            + phase(init_phases::SDK_CONFIG)
+            + wiring;
         Some(InitPhases {
             runtime: (median(&c.rust_ms) - timed).max(0.0),
-            telemetry: phase("telemetry"),
-            settings: phase("config"),
-            sdk_config: phase("sdk_config"),
+            telemetry: phase(init_phases::TELEMETRY),
+            settings: phase(init_phases::SETTINGS),
+            sdk_config: phase(init_phases::SDK_CONFIG),
             clients,
             secret,
             wiring_rest: (wiring - clients - secret).max(0.0),

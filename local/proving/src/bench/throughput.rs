@@ -21,7 +21,7 @@ use super::{BenchError, until_functions_still};
 use crate::audit::{Audit, Expected, Stores};
 use crate::heartbeat::Heartbeat;
 use crate::reliability::{place, stock_for};
-use emulator::{CapacityUnits, RequestCounts};
+use emulator::{CapacityUnits, RequestCounts, served_by_dynamodb_process};
 use lambda_host::Host;
 
 /// Linux reports process CPU time in ticks of 1/100 s (`USER_HZ`).
@@ -203,8 +203,8 @@ fn difference(after: &RequestCounts, before: &RequestCounts) -> RequestCounts {
 type Role = (&'static str, fn(&str) -> bool);
 
 /// What each emulator process served and spent: with DynamoDB apart, the first process
-/// serves every service but DynamoDB (and its streams, signed as `dynamodb` too), the
-/// second only those. `ordered` picks the callers whose requests an order asks for.
+/// serves every service but DynamoDB and its streams, the second only those
+/// ([`served_by_dynamodb_process`]). `ordered` picks the callers whose requests an order asks for.
 fn emulator_loads(
     dynamodb_apart: bool,
     requests: &RequestCounts,
@@ -216,9 +216,9 @@ fn emulator_loads(
     let roles: Vec<Role> = if dynamodb_apart {
         vec![
             ("every service but DynamoDB", |op| {
-                !op.starts_with("dynamodb.")
+                !served_by_dynamodb_process(op)
             }),
-            ("DynamoDB and its streams", |op| op.starts_with("dynamodb.")),
+            ("DynamoDB and its streams", served_by_dynamodb_process),
         ]
     } else {
         vec![("every service", |_| true)]
